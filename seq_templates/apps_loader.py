@@ -1,0 +1,92 @@
+"""Finding and loading apps: bundled templates by task name, or any app file by path.
+
+The package never imports an app; it loads one by path, so a copied and edited
+app (``seq-templates new sentiment ./my_app``) runs exactly like a bundled one.
+An app module exposes ``load_raw_data``, ``build_preprocessing``, ``build_model``,
+``build_serving``, ``evaluate`` and ``main(argv=None)``.
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+from seq_templates import errors
+
+APP_FUNCTIONS = ("load_raw_data", "build_preprocessing", "build_model", "build_serving", "evaluate",
+                 "main")
+
+
+def apps_directory():
+    """Returns the folder of bundled apps (installed copy or the checkout's ``apps/``)."""
+    package_folder = pathlib.Path(__file__).resolve().parent
+    for candidate in (package_folder / "apps", package_folder.parent / "apps"):
+        if candidate.is_dir() and any(candidate.glob("*/*_app.py")):
+            return candidate
+    raise errors.SeqTemplatesError(
+        "No bundled apps found; reinstall seq-templates (pip install .) from a full checkout."
+    )
+
+
+def list_templates():
+    """Returns the names of the bundled templates, sorted."""
+    return sorted(path.parent.name for path in apps_directory().glob("*/*_app.py")
+                  if path.stem == f"{path.parent.name}_app")
+
+
+def template_folder(task):
+    """Returns the folder of a bundled template.
+
+    Raises:
+        SeqTemplatesError: No template has that name.
+    """
+    folder = apps_directory() / task
+    if not (folder / f"{task}_app.py").is_file():
+        raise errors.SeqTemplatesError(
+            f"Unknown template '{task}'; available templates are {', '.join(list_templates())}, "
+            "or pass the path of an app file (something_app.py)."
+        )
+    return folder
+
+
+def app_path(task_or_path):
+    """Resolves a template name or an app file path to the app file."""
+    candidate = pathlib.Path(task_or_path)
+    if candidate.suffix == ".py":
+        if not candidate.is_file():
+            raise errors.SeqTemplatesError(f"App file '{candidate}' does not exist; check the path.")
+        return candidate.resolve()
+    return template_folder(str(task_or_path)) / f"{task_or_path}_app.py"
+
+
+def load_app(task_or_path):
+    """Imports an app module from its file and checks it has the app functions.
+
+    Args:
+        task_or_path: A bundled template name (``sentiment``) or an app file path.
+
+    Returns:
+        The module.
+
+    Raises:
+        SeqTemplatesError: The file is missing or lacks an app function.
+    """
+    path = app_path(task_or_path)
+    module_name = f"seq_templates_app_{path.stem}_{abs(hash(str(path)))}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[module_name]
+        raise
+    missing = [name for name in APP_FUNCTIONS if not callable(getattr(module, name, None))]
+    if missing:
+        del sys.modules[module_name]
+        raise errors.SeqTemplatesError(
+            f"{path} is not an app: it lacks {', '.join(missing)}; start from "
+            "`seq-templates new TASK DIR`."
+        )
+    return module

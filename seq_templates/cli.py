@@ -1,0 +1,261 @@
+"""The ``seq-templates`` command: list, train, evaluate, predict, export, new.
+
+Mistakes a user can fix print one line (``error: ...``) and exit with status 2;
+nothing half-written is left behind. TensorFlow is imported only by the verbs
+that need it, so ``list``, ``new`` and ``--help`` answer at once.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import sys
+
+from seq_templates import __version__
+from seq_templates import errors
+
+USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_main(function, argv=None):
+    """Runs ``function(argv)``, turning user errors into one line and exit status 2.
+
+    Args:
+        function: An app's ``main`` or a CLI verb.
+        argv: Its arguments.
+
+    Returns:
+        The exit status.
+    """
+    try:
+        return function(argv) or 0
+    except errors.SeqTemplatesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        print("interrupted: the partial run (<output-dir>.partial) keeps its last checkpoint; "
+              "continue with --resume --output-dir <output-dir>", file=sys.stderr)
+        return INTERRUPTED_EXIT
+
+
+def _command_list(arguments):
+    from seq_templates import apps_loader
+    from seq_templates.data import registry
+
+    print("templates:")
+    for task in apps_loader.list_templates():
+        print(f"  {task:<24} {apps_loader.template_folder(task) / (task + '_app.py')}")
+    print("datasets:")
+    for recipe in registry.list_recipes():
+        print(f"  {recipe['name']:<24} {recipe.get('task', ''):<16} {registry.availability(recipe):<22} "
+              f"{recipe.get('title', '')}")
+    return 0
+
+
+def _command_train(arguments, rest):
+    from seq_templates import apps_loader
+
+    _quiet_tensorflow()
+    app = apps_loader.load_app(arguments.task)
+    return app.main(rest)
+
+
+def _load_run_app(run_path):
+    from seq_templates import apps_loader
+    from seq_templates import run_directory
+
+    info = run_directory.read_run_info(run_path)
+    app_file = pathlib.Path(info.get("app", ""))
+    return apps_loader.load_app(str(app_file) if app_file.is_file() else info["task"])
+
+
+def _command_evaluate(arguments):
+    _quiet_tensorflow()
+    from seq_templates import config as config_module
+    from seq_templates import export
+    from seq_templates import run_directory
+
+    run_path = pathlib.Path(arguments.run)
+    app = _load_run_app(run_path)
+    config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
+    raw_data = app.load_raw_data(config["data"])
+    function, input_specs = export.load_serving_function(run_path)
+    (input_name,) = input_specs
+    metrics = app.evaluate(app.predictor(lambda batch: function(**{input_name: batch})), raw_data,
+                           config, run_path)
+    run_directory.write_json(metrics, run_path / "metrics.json")
+    print(json.dumps({key: value for key, value in metrics.items()}, indent=2, default=str))
+    return 0
+
+
+def _command_export(arguments):
+    _quiet_tensorflow()
+    import keras
+
+    from seq_templates import config as config_module
+    from seq_templates import export
+    from seq_templates.preprocessing import state
+
+    run_path = pathlib.Path(arguments.run)
+    app = _load_run_app(run_path)
+    config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
+    model = keras.saving.load_model(run_path / "model.keras")
+    preprocessing = state.load(run_path / "preprocessing.json")
+    archive, _ = app.build_serving(model, preprocessing, config)
+    assets = {"config.json": config_module.to_dict(config)}
+    if "label_lookup" in preprocessing:
+        assets["labels.txt"] = "\n".join(preprocessing["label_lookup"].get_vocabulary()) + "\n"
+    if (run_path / "metrics.json").is_file():
+        assets["metrics.json"] = json.loads((run_path / "metrics.json").read_text())
+    version_path = export.write(archive, pathlib.Path(arguments.export_dir or run_path / "export"), assets)
+    print(f"Exported SavedModel: {version_path}")
+    return 0
+
+
+def _parse_input(value, spec):
+    if spec.dtype.name == "string":
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise errors.SeqTemplatesError(
+            f"Input {value!r} is not valid JSON; the model expects {spec.dtype.name} values, e.g. "
+            "'[1.0, 2.5, 3.0]'."
+        ) from None
+
+
+def _command_predict(arguments):
+    _quiet_tensorflow()
+    import tensorflow as tf
+
+    from seq_templates import export
+
+    inputs = list(arguments.inputs)
+    if arguments.input_file:
+        path = pathlib.Path(arguments.input_file)
+        from seq_templates.data import readers
+
+        inputs += [line for line in readers.read_lines(path).splitlines() if line.strip()]
+    if not inputs:
+        raise errors.SeqTemplatesError("No inputs: give INPUT arguments or --input-file FILE.")
+    version_path = export.find_version(arguments.model)
+    function, input_specs = export.load_serving_function(version_path)
+    if len(input_specs) != 1:
+        raise errors.SeqTemplatesError(
+            f"The export takes several inputs ({', '.join(input_specs)}); send them through the REST API."
+        )
+    (input_name, spec), = input_specs.items()
+    values = [_parse_input(value, spec) for value in inputs]
+    try:
+        tensor = tf.constant(values, dtype=spec.dtype)
+    except (ValueError, TypeError) as error:
+        raise errors.SeqTemplatesError(f"Inputs do not fit the export's '{input_name}' input: {error}") from None
+    outputs = export.to_numpy(function(**{input_name: tensor}))
+    label_names = export.read_assets(version_path).get("labels.txt")
+    for index, value in enumerate(inputs):
+        record = {"input": value}
+        for name, array in outputs.items():
+            item = array[index].tolist() if hasattr(array[index], "tolist") else array[index]
+            if name == "probabilities" and label_names and len(item) == len(label_names):
+                item = {label: round(float(probability), 6) for label, probability in zip(label_names, item)}
+            record[name] = item
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def _command_new(arguments):
+    from seq_templates import apps_loader
+
+    source = apps_loader.template_folder(arguments.task)
+    destination = pathlib.Path(arguments.directory)
+    if destination.exists() and any(destination.iterdir()):
+        raise errors.SeqTemplatesError(
+            f"'{destination}' exists and is not empty; choose a new folder for the app."
+        )
+    temporary = destination.with_name(f".{destination.name}.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    shutil.copytree(source, temporary, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "__init__.py"))
+    if destination.exists():
+        destination.rmdir()
+    temporary.rename(destination)
+    app_file = destination / f"{arguments.task}_app.py"
+    print(f"Copied the {arguments.task} template to {destination}/")
+    print(f"Edit {app_file}, then run: seq-templates train {app_file}   (or: python {app_file})")
+    return 0
+
+
+def build_parser():
+    """Returns the ``seq-templates`` argument parser."""
+    from seq_templates import train_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="seq-templates",
+        description="Keras 3 / TensorFlow RNN templates for sequence problems.",
+    )
+    parser.add_argument("--version", action="version", version=f"seq-templates {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    verbs.add_parser("list", help="list templates and datasets",
+                     description="List the bundled templates and the registered datasets.")
+
+    train = verbs.add_parser(
+        "train", help="train a template or app file", epilog=train_arguments.EPILOG,
+        description="Train TASK (a bundled template) or APP.py (an app file) into a run directory: "
+                    "config.yaml, model.keras, export/1/, metrics.json, history.json, plots/, logs/.")
+    train.add_argument("task", metavar="TASK|APP.py")
+    train_arguments.add_arguments(train)
+
+    evaluate = verbs.add_parser("evaluate", help="re-evaluate a run's export on its test split",
+                                description="Score RUN's exported model on the test split; "
+                                            "rewrites RUN/metrics.json.")
+    evaluate.add_argument("run", metavar="RUN")
+
+    predict = verbs.add_parser(
+        "predict", help="predict through an exported SavedModel",
+        description="Feed raw INPUTs to the SavedModel of RUN (or an export folder) and print one "
+                    "JSON line per input. Uses only the export, as TF Serving would.")
+    predict.add_argument("model", metavar="RUN|EXPORT")
+    predict.add_argument("inputs", metavar="INPUT", nargs="*")
+    predict.add_argument("--input-file", metavar="FILE", help="read one input per line from FILE")
+
+    export = verbs.add_parser("export", help="export a run's model.keras as a new SavedModel version",
+                              description="Rebuild the serving graph from RUN/model.keras and "
+                                          "RUN/preprocessing.json; write the next version under "
+                                          "RUN/export (or --export-dir).")
+    export.add_argument("run", metavar="RUN")
+    export.add_argument("--export-dir", metavar="DIR", help="folder of versions (default RUN/export)")
+
+    new = verbs.add_parser("new", help="copy a template out to adapt",
+                           description="Copy the TASK template (app file, README, configs) into DIR.")
+    new.add_argument("task", metavar="TASK")
+    new.add_argument("directory", metavar="DIR")
+    return parser
+
+
+def _dispatch(argv):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "train":
+        # `train` forwards everything after TASK to the app's own main().
+        arguments, _ = parser.parse_known_args(argv[:2] if len(argv) >= 2 and not argv[1].startswith("-")
+                                               else argv)
+        return _command_train(arguments, argv[2:])
+    arguments = parser.parse_args(argv)
+    commands = {"list": _command_list, "evaluate": _command_evaluate, "predict": _command_predict,
+                "export": _command_export, "new": _command_new}
+    return commands[arguments.verb](arguments)
+
+
+def main(argv=None):
+    """Entry point of the ``seq-templates`` command; returns the exit status."""
+    return run_main(_dispatch, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Configuration: small dataclasses per section, YAML files and ``--set`` overrides.
+
+A run's configuration has three sections, ``data``, ``model`` and ``train``. Each
+app declares its own ``data`` and ``model`` dataclasses; ``train`` is the shared
+:class:`TrainConfig` (an app may subclass it). Values are resolved with one
+precedence, lowest first:
+
+1. the dataclass defaults of the app,
+2. each ``--config FILE`` in the order given (later files win),
+3. each ``--set section.key=value`` in the order given (later wins),
+
+and the resolved configuration is saved as ``config.yaml`` in the run directory,
+so ``--config runs/x/config.yaml`` reproduces a run.
+
+Every value is checked against the field's type (``int``, ``float``, ``str``,
+``bool``, optional and list types) and against ``choices``/``minimum`` given in the
+field's metadata; unknown keys are errors, never silently ignored.
+"""
+
+import dataclasses
+import pathlib
+import types
+import typing
+
+import yaml
+
+from seq_templates import errors
+
+SECTION_NAMES = ("data", "model", "train")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options shared by every template's training loop.
+
+    Attributes:
+        epochs: Maximum number of passes over the training split.
+        batch_size: Examples per batch (sequences are bucketed by length).
+        learning_rate: Adam learning rate.
+        clipnorm: Gradient clipping by norm; ``null`` turns it off.
+        early_stopping_patience: Epochs without validation improvement before
+            stopping; 0 turns early stopping off.
+        seed: Seed for Python, NumPy, TensorFlow and data shuffling.
+        bucket_boundaries: Sequence-length boundaries for ``bucket_by_sequence_length``.
+        shuffle_buffer_size: Examples in the shuffle buffer; 0 shuffles the whole split.
+        tensorboard: Write TensorBoard logs to ``logs/`` in the run directory.
+        verbose: Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+    """
+
+    epochs: int = dataclasses.field(default=10, metadata={"minimum": 1})
+    batch_size: int = dataclasses.field(default=64, metadata={"minimum": 1})
+    learning_rate: float = dataclasses.field(default=1e-3, metadata={"minimum": 0.0})
+    clipnorm: typing.Optional[float] = 1.0
+    early_stopping_patience: int = dataclasses.field(default=2, metadata={"minimum": 0})
+    seed: int = 42
+    bucket_boundaries: typing.List[int] = dataclasses.field(
+        default_factory=lambda: [8, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    )
+    shuffle_buffer_size: int = dataclasses.field(default=0, metadata={"minimum": 0})
+    tensorboard: bool = True
+    verbose: int = dataclasses.field(default=2, metadata={"choices": (0, 1, 2)})
+
+
+def defaults(section_classes):
+    """Returns a configuration made of each section's defaults.
+
+    Args:
+        section_classes: Mapping of section name to dataclass type.
+
+    Returns:
+        A dict of section name to dataclass instance.
+    """
+    return {name: section_class() for name, section_class in section_classes.items()}
+
+
+def to_dict(config):
+    """Converts a configuration (dict of dataclass instances) to plain dicts."""
+    return {name: dataclasses.asdict(section) for name, section in config.items()}
+
+
+def resolve(section_classes, config_paths=(), overrides=(), base=None):
+    """Builds a configuration from defaults, YAML files and ``--set`` overrides.
+
+    Args:
+        section_classes: Mapping of section name to dataclass type.
+        config_paths: YAML files, merged left to right.
+        overrides: Strings ``section.key=value``; the value is parsed as YAML
+            (``3`` is an int, ``null`` is None, ``[8, 16]`` is a list).
+        base: Optional configuration to start from instead of the defaults
+            (used by ``--resume``).
+
+    Returns:
+        A dict of section name to dataclass instance.
+
+    Raises:
+        SeqTemplatesError: A file is missing or malformed, a key is unknown, or
+            a value has the wrong type or is out of range.
+    """
+    values = to_dict(base) if base is not None else to_dict(defaults(section_classes))
+    for path in config_paths:
+        document = _read_yaml(path)
+        for section_name, section_values in document.items():
+            if section_name not in section_classes:
+                raise errors.SeqTemplatesError(
+                    f"{path}: unknown config section '{section_name}'; expected one of "
+                    f"{', '.join(section_classes)}."
+                )
+            if section_values is None:
+                continue
+            if not isinstance(section_values, dict):
+                raise errors.SeqTemplatesError(
+                    f"{path}: section '{section_name}' must be a mapping of keys to values, "
+                    f"received {type(section_values).__name__}."
+                )
+            for key, value in section_values.items():
+                _assign(values, section_classes, section_name, key, value, source=str(path))
+    for override in overrides:
+        section_name, key, value = _parse_override(override)
+        _assign(values, section_classes, section_name, key, value, source=f"--set {override}")
+    return {
+        name: section_class(**values[name]) for name, section_class in section_classes.items()
+    }
+
+
+def save(config, path):
+    """Writes a configuration as YAML (via a temp file, then rename)."""
+    path = pathlib.Path(path)
+    temporary_path = path.with_name(path.name + ".tmp")
+    temporary_path.write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    temporary_path.replace(path)
+
+
+def load(section_classes, path):
+    """Reads a configuration saved by :func:`save`."""
+    return resolve(section_classes, config_paths=[path])
+
+
+def _read_yaml(path):
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise errors.SeqTemplatesError(
+            f"Config file '{path}' does not exist; check the path given to --config."
+        )
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise errors.SeqTemplatesError(
+            f"{path}:{where}: invalid YAML ({problem}); fix the syntax of that line."
+        ) from None
+    except UnicodeDecodeError as error:
+        raise errors.SeqTemplatesError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the config file as UTF-8."
+        ) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise errors.SeqTemplatesError(
+            f"{path}: expected a mapping with sections {', '.join(SECTION_NAMES)}, "
+            f"received {type(document).__name__}."
+        )
+    return document
+
+
+def _parse_override(override):
+    name, separator, raw_value = override.partition("=")
+    section_name, dot, key = name.strip().partition(".")
+    if not separator or not dot or not key:
+        raise errors.SeqTemplatesError(
+            f"--set expects section.key=value (e.g. train.epochs=3), received '{override}'."
+        )
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError:
+        value = raw_value
+    return section_name, key, value
+
+
+def _assign(values, section_classes, section_name, key, value, source):
+    if section_name not in section_classes:
+        raise errors.SeqTemplatesError(
+            f"{source}: unknown config section '{section_name}'; expected one of "
+            f"{', '.join(section_classes)}."
+        )
+    fields = {field.name: field for field in dataclasses.fields(section_classes[section_name])}
+    if key not in fields:
+        raise errors.SeqTemplatesError(
+            f"{source}: unknown key '{section_name}.{key}'; known keys are "
+            f"{', '.join(section_name + '.' + name for name in fields)}."
+        )
+    field = fields[key]
+    field_type = typing.get_type_hints(section_classes[section_name])[key]
+    values[section_name][key] = _check_value(
+        value, field_type, field.metadata, f"{section_name}.{key}", source
+    )
+
+
+def _check_value(value, field_type, metadata, name, source):
+    coerced = _coerce(value, field_type)
+    if coerced is _INVALID:
+        raise errors.SeqTemplatesError(
+            f"{source}: '{name}' expects {_describe(field_type)}, received {value!r}."
+        )
+    choices = metadata.get("choices")
+    if choices is not None and coerced not in choices:
+        raise errors.SeqTemplatesError(
+            f"{source}: '{name}' expects one of {', '.join(map(str, choices))}, received {value!r}."
+        )
+    minimum = metadata.get("minimum")
+    if minimum is not None and coerced is not None and coerced < minimum:
+        raise errors.SeqTemplatesError(
+            f"{source}: '{name}' expects a value of at least {minimum}, received {value!r}."
+        )
+    return coerced
+
+
+_INVALID = object()
+
+
+def _coerce(value, field_type):
+    origin = typing.get_origin(field_type)
+    if origin in (typing.Union, types.UnionType):
+        arguments = typing.get_args(field_type)
+        if value is None and type(None) in arguments:
+            return None
+        for argument in arguments:
+            if argument is type(None):
+                continue
+            coerced = _coerce(value, argument)
+            if coerced is not _INVALID:
+                return coerced
+        return _INVALID
+    if origin in (list, typing.List):
+        (item_type,) = typing.get_args(field_type) or (typing.Any,)
+        if not isinstance(value, (list, tuple)):
+            return _INVALID
+        items = [_coerce(item, item_type) for item in value]
+        return _INVALID if any(item is _INVALID for item in items) else items
+    if field_type is typing.Any:
+        return value
+    if field_type is bool:
+        return value if isinstance(value, bool) else _INVALID
+    if field_type is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+    if field_type is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return _INVALID
+    if field_type is str:
+        return value if isinstance(value, str) else _INVALID
+    return value
+
+
+def _describe(field_type):
+    origin = typing.get_origin(field_type)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_describe(argument) for argument in typing.get_args(field_type)]
+        return " or ".join(part for part in parts)
+    if origin in (list, typing.List):
+        (item_type,) = typing.get_args(field_type) or (typing.Any,)
+        return f"a list of {_describe(item_type)} values"
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "null",
+    }.get(field_type, getattr(field_type, "__name__", str(field_type)))

@@ -1,0 +1,1 @@
+"""Data: file readers, the dataset registry and generated offline datasets."""

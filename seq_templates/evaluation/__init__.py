@@ -1,0 +1,1 @@
+"""Evaluation on plain numpy/Python outputs: metrics, baselines, reports and plots."""

@@ -1,0 +1,63 @@
+"""PNG plots with matplotlib (Agg backend, no display needed)."""
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import pyplot  # noqa: E402  (the backend must be chosen first)
+
+
+def _save(figure, path):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary_path = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(temporary_path, dpi=110, bbox_inches="tight")
+    pyplot.close(figure)
+    temporary_path.replace(path)
+    return path
+
+
+def training_curves(history, path):
+    """Plots each metric of a Keras history (train and validation) in its own panel.
+
+    Args:
+        history: Dict of metric name to per-epoch values (``val_`` prefixed for
+            validation), as in ``history.json``.
+        path: Output PNG path.
+
+    Returns:
+        The path written.
+    """
+    names = [name for name in history if not name.startswith("val_") and name != "learning_rate"]
+    figure, axes = pyplot.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.5),
+                                   squeeze=False)
+    for axis, name in zip(axes[0], names):
+        epochs = range(1, len(history[name]) + 1)
+        axis.plot(epochs, history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            axis.plot(epochs, history[f"val_{name}"], marker="o", label="validation")
+        axis.set_title(name)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    return _save(figure, path)
+
+
+def confusion_matrix(matrix, label_names, path, title="Confusion matrix"):
+    """Plots a confusion matrix (rows true, columns predicted) with counts in cells."""
+    size = max(4.0, 0.6 * len(label_names) + 2)
+    figure, axis = pyplot.subplots(figsize=(size, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(label_names)), label_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    peak = max((max(row) for row in matrix), default=0)
+    for row_index, row in enumerate(matrix):
+        for column_index, value in enumerate(row):
+            axis.text(column_index, row_index, str(value), ha="center", va="center",
+                      color="white" if value > peak / 2 else "black")
+    return _save(figure, path)

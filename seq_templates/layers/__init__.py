@@ -1,0 +1,1 @@
+"""Layer factories and custom layers shared by the templates."""

@@ -1,0 +1,1 @@
+"""Preprocessing as Keras layers and tf.data transforms, shared by training and serving."""

@@ -1,0 +1,85 @@
+"""Saving and restoring adapted preprocessing layers (vocabularies) as JSON.
+
+A run directory keeps ``preprocessing.json`` so ``seq-templates export RUN`` and
+``--resume`` rebuild exactly the layers the model was trained with, without
+adapting again. Supported: ``TextVectorization`` and ``StringLookup`` (their
+vocabularies) and ``Normalization`` (its mean and variance).
+"""
+
+import json
+import pathlib
+
+import keras
+import numpy as np
+
+
+def layer_state(layer):
+    """Returns a JSON-serializable description of an adapted preprocessing layer."""
+    config = dict(layer.get_config())
+    state = {"class_name": type(layer).__name__}
+    if isinstance(layer, keras.layers.TextVectorization):
+        config["vocabulary"] = None
+        state["vocabulary"] = [str(token) for token in layer.get_vocabulary()]
+    elif isinstance(layer, keras.layers.StringLookup):
+        config["vocabulary"] = None
+        vocabulary = [str(token) for token in layer.get_vocabulary()]
+        state["vocabulary"] = vocabulary[layer.num_oov_indices:]
+    elif isinstance(layer, keras.layers.Normalization):
+        state["mean"] = np.asarray(layer.mean).tolist()
+        state["variance"] = np.asarray(layer.variance).tolist()
+        config.pop("mean", None)
+        config.pop("variance", None)
+    else:
+        raise TypeError(f"Expected a TextVectorization, StringLookup or Normalization layer, "
+                        f"received {type(layer).__name__}.")
+    state["config"] = json.loads(json.dumps(config, default=_jsonable))
+    return state
+
+
+def restore_layer(state):
+    """Rebuilds a layer described by :func:`layer_state`."""
+    class_name = state["class_name"]
+    config = dict(state["config"])
+    if class_name == "TextVectorization":
+        config["vocabulary"] = state["vocabulary"][2:]  # without padding "" and "[UNK]"
+        return keras.layers.TextVectorization(**_constructor_arguments(config))
+    if class_name == "StringLookup":
+        config["vocabulary"] = state["vocabulary"]
+        return keras.layers.StringLookup(**_constructor_arguments(config))
+    if class_name == "Normalization":
+        config["mean"] = state["mean"]
+        config["variance"] = state["variance"]
+        return keras.layers.Normalization(**_constructor_arguments(config))
+    raise TypeError(f"Cannot restore a preprocessing layer of class {class_name}.")
+
+
+def save(layers, path):
+    """Writes ``{name: layer}`` to a JSON file (temp file, then rename)."""
+    path = pathlib.Path(path)
+    document = {name: layer_state(layer) for name, layer in layers.items()}
+    temporary_path = path.with_name(path.name + ".tmp")
+    temporary_path.write_text(json.dumps(document), encoding="utf-8")
+    temporary_path.replace(path)
+
+
+def load(path):
+    """Reads layers saved by :func:`save`; returns ``{name: layer}``."""
+    document = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    return {name: restore_layer(state) for name, state in document.items()}
+
+
+def _constructor_arguments(config):
+    config = dict(config)
+    for key in ("trainable", "dtype", "vocabulary_size", "idf_weights"):
+        config.pop(key, None)
+    if config.get("idf_weights") is None:
+        config.pop("idf_weights", None)
+    return config
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)

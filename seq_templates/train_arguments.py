@@ -1,0 +1,97 @@
+"""Command-line arguments of scripted training, shared by every app's ``main``.
+
+``seq-templates train TASK ...`` and ``python TASK_app.py ...`` accept the same
+options. The configuration precedence, lowest first: the app's defaults, then
+``--config`` files left to right, then ``--set`` overrides left to right, then
+``--data``/``--dataset``. With ``--resume`` the interrupted run's saved
+``config.yaml`` replaces the defaults.
+"""
+
+import argparse
+import dataclasses
+import pathlib
+
+from seq_templates import config as config_module
+from seq_templates import run_directory
+
+EPILOG = (
+    "Precedence, lowest first: app defaults < --config files (left to right) < --set "
+    "(left to right) < --data/--dataset. The resolved configuration is saved as config.yaml "
+    "in the run directory."
+)
+
+
+@dataclasses.dataclass
+class TrainArguments:
+    """Parsed training arguments.
+
+    Attributes:
+        config: Dict of section name to dataclass instance.
+        output_dir: Final run directory.
+        resume: Whether to continue an interrupted run.
+    """
+
+    config: dict
+    output_dir: pathlib.Path
+    resume: bool
+
+
+def add_arguments(parser):
+    """Adds the scripted-training options to an ``argparse`` parser."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="PATH",
+                        help="a local data file (CSV/TSV/JSONL for sentiment); sets data.path")
+    source.add_argument("--dataset", metavar="NAME",
+                        help="a registered dataset (see `seq-templates list`); sets data.dataset")
+    parser.add_argument("--output-dir", metavar="DIR",
+                        help="run directory (default runs/<task>-<timestamp>)")
+    parser.add_argument("--config", metavar="FILE", action="append", default=[],
+                        help="YAML config file with sections data/model/train; repeatable")
+    parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        dest="overrides", help="override one value, e.g. train.epochs=3; repeatable")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in --output-dir from its last checkpoint")
+    return parser
+
+
+def build_parser(prog, description):
+    """Returns a parser with the training options."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG)
+    return add_arguments(parser)
+
+
+def parse(argv, section_classes, task, prog=None, description=None):
+    """Parses training arguments and resolves the configuration.
+
+    Args:
+        argv: Argument list (None for ``sys.argv[1:]``).
+        section_classes: Mapping of section name to dataclass type.
+        task: Template name, used for the default output directory.
+        prog: Program name shown in ``--help``.
+        description: Description shown in ``--help``.
+
+    Returns:
+        A :class:`TrainArguments`.
+
+    Raises:
+        SeqTemplatesError: For a bad config file, key or value, or an output
+            directory that cannot be used.
+    """
+    parser = build_parser(prog or f"seq-templates train {task}", description)
+    arguments = parser.parse_args(argv)
+    if arguments.resume and not arguments.output_dir:
+        parser.error("--resume needs --output-dir, the run to continue")
+    output_dir = pathlib.Path(arguments.output_dir or run_directory.default_output_dir(task))
+    run_directory.check_can_start(output_dir, arguments.resume)
+    base = None
+    if arguments.resume:
+        saved = run_directory.partial_path(output_dir) / "config.yaml"
+        if saved.is_file():
+            base = config_module.load(section_classes, saved)
+    config = config_module.resolve(section_classes, arguments.config, arguments.overrides, base=base)
+    # The app's data section has `path` and `dataset` fields; a local file wins over a name.
+    if arguments.data:
+        config["data"] = dataclasses.replace(config["data"], path=arguments.data, dataset=None)
+    if arguments.dataset:
+        config["data"] = dataclasses.replace(config["data"], dataset=arguments.dataset, path=None)
+    return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume)

@@ -1,0 +1,133 @@
+"""Training: seeds, optimizer, callbacks, checkpoint/resume and history.
+
+:func:`fit` wraps ``model.fit`` with what every template needs: a progress bar
+(or one line per epoch in scripted mode), early stopping on validation loss,
+a checkpoint after every epoch (``checkpoints/last.keras`` + ``state.json``) so
+``--resume`` continues an interrupted run, TensorBoard logs, and ``history.json``
+plus ``plots/training_curves.png`` at the end.
+"""
+
+import json
+import pathlib
+import shutil
+import sys
+import warnings
+
+import keras
+
+from seq_templates.evaluation import plots
+
+CHECKPOINT_FOLDER = "checkpoints"
+
+
+def set_seed(seed):
+    """Seeds Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)."""
+    keras.utils.set_random_seed(seed)
+
+
+def build_optimizer(train_config):
+    """Returns Adam with the configured learning rate and gradient clipping by norm."""
+    return keras.optimizers.Adam(learning_rate=train_config.learning_rate,
+                                 clipnorm=train_config.clipnorm)
+
+
+def resolve_verbosity(verbose):
+    """Keras verbosity: the configured value, else a bar on a terminal and a line per epoch otherwise."""
+    if verbose is not None:
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the model and the history so far after every epoch (temp file, then rename).
+
+    Args:
+        folder: Checkpoint folder.
+        previous_history: History of epochs completed before a resume.
+    """
+
+    def __init__(self, folder, previous_history=None):
+        super().__init__()
+        self.folder = pathlib.Path(folder)
+        self.history = {name: list(values) for name, values in (previous_history or {}).items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary_model = self.folder / ".last.tmp.keras"
+        self.model.save(temporary_model)
+        temporary_model.replace(self.folder / "last.keras")
+        temporary_state = self.folder / ".state.tmp.json"
+        temporary_state.write_text(json.dumps({"epochs_completed": epoch + 1, "history": self.history}))
+        temporary_state.replace(self.folder / "state.json")
+
+
+def load_checkpoint(run_directory):
+    """Returns ``(model, epochs_completed, history)`` from a run's checkpoint, or None."""
+    folder = pathlib.Path(run_directory) / CHECKPOINT_FOLDER
+    if not (folder / "last.keras").is_file() or not (folder / "state.json").is_file():
+        return None
+    state = json.loads((folder / "state.json").read_text())
+    model = keras.saving.load_model(folder / "last.keras")
+    return model, int(state["epochs_completed"]), state["history"]
+
+
+def fit(model, train_dataset, validation_dataset, train_config, run_directory, initial_epoch=0,
+        previous_history=None):
+    """Trains a compiled model and records its history.
+
+    Args:
+        model: A compiled ``keras.Model``.
+        train_dataset: Batched training ``tf.data.Dataset``.
+        validation_dataset: Batched validation dataset (early stopping watches
+            ``val_loss``), or None.
+        train_config: A :class:`seq_templates.config.TrainConfig`.
+        run_directory: Where checkpoints, logs, ``history.json`` and plots go.
+        initial_epoch: Epochs already completed (when resuming).
+        previous_history: History of those epochs (when resuming).
+
+    Returns:
+        The history: a dict of metric name to per-epoch values, including any
+        epochs completed before a resume.
+    """
+    run_directory = pathlib.Path(run_directory)
+    checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, previous_history)
+    callbacks = [checkpoint]
+    if validation_dataset is not None and train_config.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=train_config.early_stopping_patience,
+            restore_best_weights=True, verbose=1,
+        ))
+    if train_config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_directory / "logs")))
+    # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    if initial_epoch < train_config.epochs:
+        model.fit(
+            train_dataset,
+            validation_data=validation_dataset,
+            epochs=train_config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=resolve_verbosity(train_config.verbose),
+            shuffle=False,  # the tf.data pipeline shuffles before bucketing
+        )
+    history = checkpoint.history
+    write_history(history, run_directory)
+    return history
+
+
+def write_history(history, run_directory):
+    """Writes ``history.json`` and ``plots/training_curves.png``."""
+    run_directory = pathlib.Path(run_directory)
+    temporary_path = run_directory / ".history.tmp.json"
+    temporary_path.write_text(json.dumps(history, indent=2))
+    temporary_path.replace(run_directory / "history.json")
+    if history:
+        plots.training_curves(history, run_directory / "plots" / "training_curves.png")
+
+
+def remove_checkpoints(run_directory):
+    """Deletes the checkpoint folder once the run is complete."""
+    shutil.rmtree(pathlib.Path(run_directory) / CHECKPOINT_FOLDER, ignore_errors=True)
