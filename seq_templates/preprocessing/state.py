@@ -11,6 +11,7 @@ import pathlib
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 def layer_state(layer):
@@ -37,7 +38,14 @@ def layer_state(layer):
 
 
 def restore_layer(state):
-    """Rebuilds a layer described by :func:`layer_state`."""
+    """Rebuilds a layer described by :func:`layer_state`, built and ready to export."""
+    layer = _construct(state)
+    if isinstance(layer, (keras.layers.TextVectorization, keras.layers.StringLookup)):
+        layer(tf.constant([state["vocabulary"][-1]]))  # builds the layer (export needs it built)
+    return layer
+
+
+def _construct(state):
     class_name = state["class_name"]
     config = dict(state["config"])
     if class_name == "TextVectorization":

@@ -1,0 +1,206 @@
+"""Sentiment benchmark on SST-2: quality of the template and training speed.
+
+Quality: trains the sentiment template exactly as ``seq-templates train sentiment
+--config apps/sentiment/configs/sst2.yaml`` does (2 x BiLSTM-64 from scratch, no
+pretrained embeddings) and reports the accuracy on the labelled GLUE dev split
+beside the TF-IDF + logistic-regression baseline, with the wall-clock time
+(target: >= 0.85 within 15 minutes on a 2-core CPU).
+
+Speed: trains the same 2 x BiLSTM-64 two ways in this one process, on the same
+examples: (a) the template's pipeline (right padding + mask, ragged
+TextVectorization, tf.data bucket_by_sequence_length) and (b) the way the Keras
+IMDB example does it (every sentence pre-padded to 200 tokens, numpy arrays,
+no mask). Each repeat times one epoch of each, alternating, after a warm-up
+epoch; the report quotes medians and their ratio (target: >= 5x).
+
+Usage:
+    SEQ_TEMPLATES_DATA=../shared/data python benchmarks/sentiment.py
+
+Results are written to docs/benchmarks.md (the section between this benchmark's
+markers is replaced) and printed.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from seq_templates import apps_loader  # noqa: E402
+from seq_templates import config as config_module  # noqa: E402
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+SST2_CONFIG = REPOSITORY / "apps" / "sentiment" / "configs" / "sst2.yaml"
+BEGIN_MARKER = "<!-- sentiment benchmark: begin -->"
+END_MARKER = "<!-- sentiment benchmark: end -->"
+
+
+def run_quality(app, output_dir):
+    """Runs the app's main() on SST-2; returns (metrics, seconds)."""
+    started = time.perf_counter()
+    status = app.main(["--config", str(SST2_CONFIG), "--output-dir", str(output_dir),
+                       "--set", "train.tensorboard=false"])
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"training failed with status {status}")
+    return json.loads((output_dir / "metrics.json").read_text()), seconds
+
+
+def imdb_example_model(vocabulary_size, model_config, num_classes):
+    """The same 2 x BiLSTM-64 as the template, fed pre-padded ids with no mask (Keras IMDB example)."""
+    token_ids = keras.Input(shape=(None,), dtype="int64")
+    hidden = keras.layers.Embedding(vocabulary_size, model_config.embedding_dim)(token_ids)
+    hidden = keras.layers.Dropout(model_config.dropout_rate)(hidden)
+    for index in range(model_config.num_layers):
+        last = index == model_config.num_layers - 1
+        hidden = keras.layers.Bidirectional(keras.layers.LSTM(model_config.units,
+                                                              return_sequences=not last))(hidden)
+        hidden = keras.layers.Dropout(model_config.dropout_rate)(hidden)
+    probabilities = keras.layers.Dense(num_classes, activation="softmax")(hidden)
+    model = keras.Model(token_ids, probabilities)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def timed_epoch(model, *fit_arguments, **fit_keywords):
+    started = time.perf_counter()
+    model.fit(*fit_arguments, epochs=1, verbose=0, **fit_keywords)
+    return time.perf_counter() - started
+
+
+def run_speed(app, num_examples, repeats):
+    """Returns a dict with per-repeat samples/s of both pipelines and the ratio of medians."""
+    config = config_module.resolve(app.CONFIG_SECTIONS, [SST2_CONFIG],
+                                   ["model.pooling=last", "train.verbose=0", "train.tensorboard=false"])
+    raw = app.load_raw_data(config["data"])
+    texts, labels = raw["train"][0][:num_examples], raw["train"][1][:num_examples]
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    template_model = app.build_model(config, preprocessing)
+    template_dataset = app.make_dataset((texts, labels), preprocessing, config, shuffle=True)
+
+    vectorizer, lookup = preprocessing["text_vectorizer"], preprocessing["label_lookup"]
+    id_lists = vectorizer(tf.constant(texts)).to_list()
+    padded = keras.utils.pad_sequences(id_lists, maxlen=200)  # pre-padding and pre-truncation
+    label_ids = lookup(tf.constant(labels)).numpy()
+    baseline_model = imdb_example_model(vectorizer.vocabulary_size(), config["model"],
+                                        lookup.vocabulary_size())
+    batch_size = config["train"].batch_size
+
+    timed_epoch(template_model, template_dataset)  # warm-up: tracing, caching
+    timed_epoch(baseline_model, padded, label_ids, batch_size=batch_size)
+    template_rates, baseline_rates = [], []
+    for _ in range(repeats):
+        template_rates.append(num_examples / timed_epoch(template_model, template_dataset))
+        baseline_rates.append(num_examples / timed_epoch(baseline_model, padded, label_ids,
+                                                         batch_size=batch_size))
+    template_median = statistics.median(template_rates)
+    baseline_median = statistics.median(baseline_rates)
+    return {
+        "num_examples": num_examples, "repeats": repeats, "batch_size": batch_size,
+        "template_samples_per_second": template_rates, "baseline_samples_per_second": baseline_rates,
+        "template_median": template_median, "baseline_median": baseline_median,
+        "ratio": template_median / baseline_median,
+        "mean_tokens": float(np.mean([len(ids) for ids in id_lists])),
+    }
+
+
+def render(command, quality, seconds, speed):
+    lines = [BEGIN_MARKER, "## Sentiment (SST-2)", ""]
+    lines += [f"Command: `{command}`  ", f"Date: {datetime.date.today().isoformat()}; machine: "
+              f"{os.cpu_count()} CPU cores, {platform.machine()}, Python {platform.python_version()}, "
+              f"TensorFlow {tf.__version__}, Keras {keras.__version__}.", ""]
+    if quality is not None:
+        model_accuracy = quality["model"]["accuracy"]
+        lines += [
+            "### Quality: SST-2 dev accuracy, 2 x BiLSTM-64 from scratch (target >= 0.85 within 15 min)",
+            "",
+            "| model | accuracy | macro-F1 |",
+            "|---|---:|---:|",
+            f"| template (`apps/sentiment/configs/sst2.yaml`) | {model_accuracy:.4f} | "
+            f"{quality['model']['macro_f1']:.4f} |",
+            f"| TF-IDF word 1-2-grams + logistic regression | {quality['baseline']['accuracy']:.4f} | "
+            f"{quality['baseline']['macro_f1']:.4f} |",
+            f"| majority class | {quality['majority_class_accuracy']:.4f} | |",
+            "",
+            f"Training + evaluation + export wall-clock: {seconds / 60:.1f} min. "
+            f"Target met: {'yes' if model_accuracy >= 0.85 and seconds <= 900 else 'no'}.",
+            "",
+        ]
+    if speed is not None:
+        lines += [
+            "### Speed: training samples/s, same 2 x BiLSTM-64 (target >= 5x)",
+            "",
+            f"{speed['num_examples']} SST-2 training examples (mean {speed['mean_tokens']:.1f} tokens), "
+            f"batch size {speed['batch_size']}, one epoch per measurement after a warm-up epoch, "
+            f"{speed['repeats']} alternating repeats in one process.",
+            "",
+            "| pipeline | median samples/s | all repeats |",
+            "|---|---:|---|",
+            f"| template: right padding + mask, ragged vectorizer, bucketed tf.data | "
+            f"{speed['template_median']:.0f} | "
+            f"{', '.join(f'{rate:.0f}' for rate in speed['template_samples_per_second'])} |",
+            f"| Keras IMDB example: pre-padded to 200 tokens, numpy arrays | "
+            f"{speed['baseline_median']:.0f} | "
+            f"{', '.join(f'{rate:.0f}' for rate in speed['baseline_samples_per_second'])} |",
+            "",
+            f"Ratio of medians: **{speed['ratio']:.1f}x**. "
+            f"Target met: {'yes' if speed['ratio'] >= 5 else 'no'}.",
+            "",
+        ]
+    lines.append(END_MARKER)
+    return "\n".join(lines)
+
+
+def write_section(path, section):
+    path = pathlib.Path(path)
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    if BEGIN_MARKER in text and END_MARKER in text:
+        before, rest = text.split(BEGIN_MARKER, 1)
+        text = before + section + rest.split(END_MARKER, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    temporary_path = path.with_name(f".{path.name}.tmp")
+    temporary_path.write_text(text, encoding="utf-8")
+    temporary_path.replace(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speed-examples", type=int, default=8000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--output", default=str(REPOSITORY / "docs" / "benchmarks.md"))
+    arguments = parser.parse_args(argv)
+    if not os.environ.get("SEQ_TEMPLATES_DATA"):
+        print("note: SEQ_TEMPLATES_DATA is unset; sst2 must be in the cache or downloadable",
+              file=sys.stderr)
+    app = apps_loader.load_app("sentiment")
+    quality = seconds = speed = None
+    if not arguments.skip_quality:
+        with tempfile.TemporaryDirectory() as folder:
+            quality, seconds = run_quality(app, pathlib.Path(folder) / "run")
+    if not arguments.skip_speed:
+        keras.utils.set_random_seed(0)
+        speed = run_speed(app, arguments.speed_examples, arguments.repeats)
+    command = "SEQ_TEMPLATES_DATA=../shared/data python benchmarks/sentiment.py" + (
+        " " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    section = render(command, quality, seconds, speed)
+    write_section(arguments.output, section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

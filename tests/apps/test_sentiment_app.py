@@ -1,0 +1,83 @@
+"""Sentiment-specific behaviour: tf.data path equals the direct call, options, labels."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq_templates import apps_loader
+from seq_templates import config as config_module
+from seq_templates import errors
+from seq_templates.preprocessing import text
+
+app = apps_loader.load_app("sentiment")
+
+
+def quick_config(*overrides):
+    return config_module.resolve(app.CONFIG_SECTIONS, [], ["train.verbose=0", *overrides])
+
+
+def test_tf_data_path_equals_direct_call_on_raw_strings():
+    config = quick_config("train.bucket_boundaries=[]", "train.batch_size=16")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    model = app.build_model(config, preprocessing)
+    texts, labels = raw["test"][0][:16], raw["test"][1][:16]
+    ids, label_ids = next(iter(app.make_dataset((texts, labels), preprocessing, config)))
+    _, serve = app.build_serving(model, preprocessing, config)
+    served = serve(tf.constant(texts))
+    np.testing.assert_allclose(model(ids, training=False).numpy(), served["probabilities"].numpy(), atol=1e-6)
+    names = preprocessing["label_lookup"].get_vocabulary()
+    assert [names[i] for i in label_ids.numpy()] == labels
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.cell=simple_rnn", "model.pooling=last", "model.bidirectional=false"],
+    ["model.cell=gru", "model.pooling=mean", "model.num_layers=2", "model.residual=true"],
+    ["model.cell=lstm", "model.pooling=attention", "data.level=char"],
+])
+def test_model_options_build_and_answer_every_input(overrides):
+    config = quick_config(*overrides, "data.max_train_samples=200")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    model = app.build_model(config, preprocessing)
+    _, serve = app.build_serving(model, preprocessing, config)
+    outputs = serve(tf.constant(["the plot was good", "", "?!", "word " * 400]))
+    probabilities = outputs["probabilities"].numpy()
+    assert probabilities.shape == (4, 2) and np.all(np.isfinite(probabilities))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert set(outputs["label"].numpy().astype(str)) <= {"negative", "positive"}
+    cell_layers = [layer for layer in model.layers if "recurrent" in layer.name]
+    assert cell_layers
+
+
+def test_multi_class_labels(tmp_path):
+    rows = [("good", "positive"), ("bad", "negative"), ("okay", "neutral")] * 30
+    path = tmp_path / "three.csv"
+    path.write_text("text,label\n" + "\n".join(f"{t},{l}" for t, l in rows) + "\n")
+    config = quick_config(f"data.path={path}", "data.dataset=null")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    assert preprocessing["label_lookup"].get_vocabulary() == ["negative", "neutral", "positive"]
+    model = app.build_model(config, preprocessing)
+    assert model.output_shape == (None, 3)
+
+
+def test_unknown_test_label_is_a_user_error(tmp_path):
+    train = tmp_path / "train.tsv"
+    train.write_text("text\tlabel\n" + "good\tpos\nbad\tneg\n" * 10)
+    test = tmp_path / "test.tsv"
+    test.write_text("text\tlabel\nokay\tneutral\n")
+    config = quick_config(f"data.path={train}", f"data.test_path={test}", "data.dataset=null")
+    with pytest.raises(errors.SeqTemplatesError, match="test split has labels not seen in training"):
+        app.load_raw_data(config["data"])
+
+
+def test_sst2_loads_from_the_shared_folder(shared_data):
+    if not (shared_data / "sst2").is_dir():
+        pytest.skip("sst2 is not in SEQ_TEMPLATES_DATA")
+    config = quick_config("data.dataset=sst2")
+    raw = app.load_raw_data(config["data"])
+    assert len(raw["test"][0]) == 872
+    assert len(raw["train"][0]) + len(raw["validation"][0]) == 67349
+    assert set(raw["test"][1]) == {"negative", "positive"}

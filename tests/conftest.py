@@ -1,0 +1,57 @@
+"""Shared fixtures: an isolated cache, the shared real datasets, tiny data files, CLI runner."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+TEST_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test uses a fresh cache folder instead of ~/.cache/seq_templates."""
+    cache = tmp_path_factory.mktemp("seq_templates_cache")
+    os.environ["SEQ_TEMPLATES_CACHE"] = str(cache)
+    os.environ.update(TEST_ENVIRONMENT)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The folder of real datasets ($SEQ_TEMPLATES_DATA), or skip with the reason."""
+    configured = os.environ.get("SEQ_TEMPLATES_DATA")
+    if not configured:
+        pytest.skip("SEQ_TEMPLATES_DATA is not set (point it at ../shared/data to run real-data tests)")
+    folder = pathlib.Path(configured)
+    if not folder.is_dir():
+        pytest.skip(f"SEQ_TEMPLATES_DATA={configured} is not a folder")
+    return folder
+
+
+def write_sentiment_file(path, rows, header="text\tlabel"):
+    """Writes a small TSV of (text, label) rows."""
+    lines = [header] + [f"{text}\t{label}" for text, label in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sentiment_file(tmp_path_factory):
+    """A 400-row TSV drawn from the generated sentiment data (word order matters)."""
+    from seq_templates.data import synthetic
+
+    texts, labels = synthetic.sentiment_splits(num_train=400, num_validation=0, num_test=0, seed=7)["train"]
+    return write_sentiment_file(tmp_path_factory.mktemp("data") / "tiny.tsv", zip(texts, labels))
+
+
+def run_cli(*arguments, cwd=None, environment=None, timeout=600):
+    """Runs the `seq-templates` command in a subprocess; returns the CompletedProcess."""
+    command = [sys.executable, "-m", "seq_templates.cli", *map(str, arguments)]
+    env = dict(os.environ)
+    env.update(TEST_ENVIRONMENT)
+    env.update(environment or {})
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

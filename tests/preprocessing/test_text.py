@@ -1,0 +1,70 @@
+"""Text vectorizers, label lookups, saved state and length bucketing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq_templates import errors
+from seq_templates.preprocessing import bucketing
+from seq_templates.preprocessing import labels
+from seq_templates.preprocessing import state
+from seq_templates.preprocessing import text
+
+TEXTS = ["the plot was good", "the plot was not good", "bad", "a long long long long film indeed"]
+
+
+def test_word_and_char_vectorizers_are_ragged_and_reserve_padding_and_oov():
+    word = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 100), TEXTS)
+    ids = word(tf.constant(["the plot was good", "unseen words"]))
+    assert isinstance(ids, tf.RaggedTensor)
+    assert ids.row_lengths().numpy().tolist() == [4, 2]
+    assert ids[1].numpy().tolist() == [text.OOV_ID, text.OOV_ID]
+    assert word.get_vocabulary()[:2] == ["", "[UNK]"]
+    char = text.adapt_text_vectorizer(text.build_text_vectorizer("char", 100), TEXTS)
+    assert char(tf.constant(["bad"])).row_lengths().numpy().tolist() == [3]
+
+
+def test_truncate_and_fill_never_leaves_an_empty_row():
+    ragged = tf.ragged.constant([[5, 6, 7, 8], [], [9]], dtype=tf.int64)
+    assert text.truncate_and_fill(ragged, max_length=2).to_list() == [[5, 6], [text.OOV_ID], [9]]
+
+
+def test_bad_level_is_a_user_error():
+    with pytest.raises(errors.SeqTemplatesError, match="text level"):
+        text.build_text_vectorizer("sentence")
+
+
+def test_labels_sort_numerically_and_unknown_labels_are_named():
+    assert labels.label_vocabulary(["10", "2", "1", "2"]) == ["1", "2", "10"]
+    with pytest.raises(errors.SeqTemplatesError, match="at least 2 distinct labels"):
+        labels.label_vocabulary(["pos", "pos"])
+    with pytest.raises(errors.SeqTemplatesError, match="test split has labels not seen in training: 'neutral'"):
+        labels.check_known_labels(["pos", "neutral"], ["neg", "pos"], "test")
+
+
+def test_saved_state_restores_identical_layers(tmp_path):
+    vectorizer = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 100, "lower"), TEXTS)
+    lookup = labels.build_label_lookup(["neg", "pos"])
+    state.save({"text_vectorizer": vectorizer, "label_lookup": lookup}, tmp_path / "preprocessing.json")
+    restored = state.load(tmp_path / "preprocessing.json")
+    probe = tf.constant(["The plot, WAS good!", "zzz", ""])
+    assert restored["text_vectorizer"](probe).to_list() == vectorizer(probe).to_list()
+    assert restored["text_vectorizer"].get_vocabulary() == vectorizer.get_vocabulary()
+    assert restored["label_lookup"](tf.constant(["pos", "neg"])).numpy().tolist() == [1, 0]
+
+
+def test_bucketed_batches_group_similar_lengths_and_pad_right():
+    lengths = [1, 2, 3, 10, 11, 12] * 20
+    inputs = tf.constant([" ".join(["w"] * length) for length in lengths])
+    vectorizer = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 10), ["w x"])
+    dataset = bucketing.sequence_dataset(
+        inputs, tf.constant(lengths), lambda batch, targets: (vectorizer(batch), targets),
+        batch_size=8, boundaries=[5], shuffle=True, seed=3)
+    seen = 0
+    for ids, targets in dataset:
+        targets = targets.numpy()
+        assert targets.max() < 5 or targets.min() >= 5  # one bucket per batch
+        assert ids.shape[1] == targets.max()  # padded only to the longest in the batch
+        assert np.all((ids.numpy() != 0).sum(axis=1) == targets)  # right padding with zeros
+        seen += len(targets)
+    assert seen == len(lengths)

@@ -1,0 +1,161 @@
+"""The `seq-templates` command end to end, and its answers to bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPOSITORY
+from tests.conftest import TEST_ENVIRONMENT
+from tests.conftest import run_cli
+from tests.conftest import write_sentiment_file
+
+QUICK = ["--set", "train.epochs=1", "--set", "model.units=8", "--set", "model.embedding_dim=8",
+         "--set", "train.tensorboard=false"]
+
+
+def test_list_shows_templates_and_datasets():
+    completed = run_cli("list")
+    assert completed.returncode == 0, completed.stderr
+    assert "sentiment" in completed.stdout
+    for name in ("sst2", "imdb", "conll2003", "synthetic_sentiment"):
+        assert name in completed.stdout
+
+
+@pytest.mark.parametrize("verb", ["train", "evaluate", "predict", "export", "new", "list"])
+def test_every_verb_has_help(verb):
+    completed = run_cli(verb, "--help")
+    assert completed.returncode == 0 and "usage:" in completed.stdout
+
+
+def test_train_help_for_a_task_shows_the_options():
+    completed = run_cli("train", "sentiment", "--help")
+    assert completed.returncode == 0
+    for option in ("--data", "--dataset", "--output-dir", "--config", "--set", "--resume"):
+        assert option in completed.stdout
+
+
+def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file):
+    run = tmp_path / "run"
+    trained = run_cli("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", run, *QUICK)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "Exported SavedModel" in trained.stdout and (run / "export" / "1" / "saved_model.pb").is_file()
+    assert "Epoch 1/1" in trained.stdout  # one line per epoch when not on a terminal
+
+    exported = run_cli("export", run)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert (run / "export" / "2" / "saved_model.pb").is_file()
+
+    predicted = run_cli("predict", run / "export", "the plot was good", "the plot was not good")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    records = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
+    assert [record["input"] for record in records] == ["the plot was good", "the plot was not good"]
+    for record in records:
+        assert record["label"] in ("negative", "positive")
+        assert set(record["probabilities"]) == {"negative", "positive"}
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+
+    evaluated = run_cli("evaluate", run)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads((run / "metrics.json").read_text())["num_examples"] > 0
+
+
+def test_new_copies_an_app_that_trains_from_its_own_file(tmp_path, tiny_sentiment_file):
+    created = run_cli("new", "sentiment", tmp_path / "my_app")
+    assert created.returncode == 0, created.stderr
+    app_file = tmp_path / "my_app" / "sentiment_app.py"
+    assert app_file.is_file() and (tmp_path / "my_app" / "configs" / "sst2.yaml").is_file()
+    again = run_cli("new", "sentiment", tmp_path / "my_app")
+    assert again.returncode == 2 and "not empty" in again.stderr
+    app_file.write_text(app_file.read_text().replace('name=f"{TASK}_{model_config.cell}"',
+                                                     'name="edited_model"'))
+    trained = subprocess.run(
+        [sys.executable, app_file, "--data", tiny_sentiment_file, "--output-dir", tmp_path / "run", *QUICK],
+        capture_output=True, text=True, env={**os.environ, **TEST_ENVIRONMENT}, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "edited_model" in trained.stdout
+
+
+def _assert_one_line_error(completed, *fragments):
+    assert completed.returncode == 2, completed.stdout[-2000:] + completed.stderr[-2000:]
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr[-2000:]
+    assert "Traceback" not in completed.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _bad_input_cases(tmp_path, tiny_sentiment_file):
+    write_sentiment_file(tmp_path / "wrong_column.tsv", [("good", "1")] * 5, header="review\tlabel")
+    (tmp_path / "empty.tsv").write_text("")
+    (tmp_path / "latin1.tsv").write_bytes(b"text\tlabel\ngood\t1\ncaf\xe9\t0\n")
+    data = ["--data", tiny_sentiment_file]
+    return [
+        (["--data", tmp_path / "missing.tsv"], ["missing.tsv", "does not exist"]),
+        (["--data", tmp_path / "wrong_column.tsv"], ["no column 'text'", "data.text_column"]),
+        (["--data", tmp_path / "empty.tsv"], ["empty.tsv", "no examples"]),
+        (["--data", tmp_path / "latin1.tsv"], ["latin1.tsv:3:4", "data.encoding"]),
+        (data + ["--set", "train.epoch=3"], ["unknown key 'train.epoch'"]),
+        (data + ["--set", "train.epochs=three"], ["'train.epochs' expects an integer, received 'three'"]),
+        (data + ["--set", "model.cell=transformer"], ["model.cell", "simple_rnn, lstm, gru"]),
+        (data + ["--config", tmp_path / "none.yaml"], ["none.yaml", "does not exist"]),
+        (["--dataset", "nope"], ["Unknown dataset 'nope'"]),
+    ]
+
+
+def test_bad_inputs_give_one_line_exit_2_and_leave_nothing(tmp_path, tiny_sentiment_file):
+    for index, (arguments, fragments) in enumerate(_bad_input_cases(tmp_path, tiny_sentiment_file)):
+        output_dir = tmp_path / "runs" / f"bad{index}"
+        completed = run_cli("train", "sentiment", *arguments, "--output-dir", output_dir, *QUICK)
+        _assert_one_line_error(completed, *fragments)
+        assert not output_dir.exists() and not output_dir.with_name(output_dir.name + ".partial").exists()
+
+
+def test_other_verbs_reject_bad_paths_in_one_line(tmp_path):
+    _assert_one_line_error(run_cli("predict", tmp_path, "text"), "No SavedModel found")
+    _assert_one_line_error(run_cli("evaluate", tmp_path), "not a run directory")
+    _assert_one_line_error(run_cli("train", "nosuchtask"), "Unknown template 'nosuchtask'")
+    _assert_one_line_error(run_cli("new", "nosuchtask", tmp_path / "x"), "Unknown template")
+
+
+def test_an_existing_output_dir_is_never_overwritten(tmp_path, tiny_sentiment_file):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    completed = run_cli("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir",
+                        tmp_path / "taken", *QUICK)
+    _assert_one_line_error(completed, "already exists")
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_file):
+    run = tmp_path / "run"
+    partial = tmp_path / "run.partial"
+    command = [sys.executable, "-m", "seq_templates.cli", "train", "sentiment", "--data",
+               str(tiny_sentiment_file), "--output-dir", str(run), "--set", "train.epochs=40",
+               "--set", "train.early_stopping_patience=0", "--set", "model.units=8",
+               "--set", "train.tensorboard=false"]
+    process = subprocess.Popen(command, env={**os.environ, **TEST_ENVIRONMENT}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPOSITORY)
+    state_file = partial / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_file.is_file() and json.loads(state_file.read_text())["epochs_completed"] >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "--resume" in stderr and not run.exists() and partial.is_dir()
+    completed_before = json.loads(state_file.read_text())["epochs_completed"]
+
+    resumed = run_cli("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
+                      "--set", "train.early_stopping_patience=0")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resuming after epoch {completed_before}" in resumed.stdout
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == max(4, completed_before)
+    assert not partial.exists() and (run / "export" / "1").is_dir()

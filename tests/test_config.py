@@ -1,0 +1,77 @@
+"""Configuration: precedence, type checks and the saved round trip."""
+
+import dataclasses
+import typing
+
+import pytest
+
+from seq_templates import config
+from seq_templates import errors
+
+
+@dataclasses.dataclass
+class ModelSection:
+    cell: str = dataclasses.field(default="lstm", metadata={"choices": ("lstm", "gru")})
+    units: int = dataclasses.field(default=64, metadata={"minimum": 1})
+    dropout_rate: float = 0.1
+    bidirectional: bool = True
+    vocabulary: typing.Optional[str] = None
+    sizes: typing.List[int] = dataclasses.field(default_factory=lambda: [1, 2])
+
+
+SECTIONS = {"model": ModelSection, "train": config.TrainConfig}
+
+
+def test_defaults_then_files_left_to_right_then_set(tmp_path):
+    first = tmp_path / "a.yaml"
+    first.write_text("model:\n  units: 128\n  cell: gru\ntrain:\n  epochs: 7\n")
+    second = tmp_path / "b.yaml"
+    second.write_text("model:\n  units: 256\n")
+    resolved = config.resolve(SECTIONS, [first, second], ["model.units=32", "train.learning_rate=0.01"])
+    assert resolved["model"].units == 32
+    assert resolved["model"].cell == "gru"
+    assert resolved["train"].epochs == 7
+    assert resolved["train"].learning_rate == 0.01
+    assert resolved["train"].batch_size == config.TrainConfig().batch_size
+
+
+def test_set_parses_yaml_values():
+    resolved = config.resolve(SECTIONS, [], ["model.vocabulary=null", "model.sizes=[3, 4]",
+                                             "model.bidirectional=false", "model.dropout_rate=1"])
+    assert resolved["model"].vocabulary is None
+    assert resolved["model"].sizes == [3, 4]
+    assert resolved["model"].bidirectional is False
+    assert resolved["model"].dropout_rate == 1.0 and isinstance(resolved["model"].dropout_rate, float)
+
+
+def test_saved_config_round_trips(tmp_path):
+    resolved = config.resolve(SECTIONS, [], ["model.units=12", "train.clipnorm=null"])
+    config.save(resolved, tmp_path / "config.yaml")
+    assert config.load(SECTIONS, tmp_path / "config.yaml") == resolved
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model.unit=3", "unknown key 'model.unit'"),
+    ("optimizer.lr=3", "unknown config section 'optimizer'"),
+    ("model.units=many", "'model.units' expects an integer, received 'many'"),
+    ("model.units=0", "at least 1"),
+    ("model.cell=transformer", "expects one of lstm, gru"),
+    ("model.bidirectional=3", "expects true or false"),
+    ("units=3", "--set expects section.key=value"),
+])
+def test_bad_overrides_name_the_key_and_the_fix(override, fragment):
+    with pytest.raises(errors.SeqTemplatesError, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        config.resolve(SECTIONS, [], [override])
+
+
+def test_bad_files_are_reported_with_their_line(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  units: [1, 2\n")
+    with pytest.raises(errors.SeqTemplatesError, match=r"broken.yaml: line \d+"):
+        config.resolve(SECTIONS, [broken])
+    with pytest.raises(errors.SeqTemplatesError, match="does not exist"):
+        config.resolve(SECTIONS, [tmp_path / "missing.yaml"])
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(errors.SeqTemplatesError, match="expected a mapping"):
+        config.resolve(SECTIONS, [listed])
