@@ -20,7 +20,27 @@ INTERRUPTED_EXIT = 130
 
 
 def _quiet_tensorflow():
+    """Imports TensorFlow with its start-up log lines (oneDNN, CUDA probing) silenced.
+
+    TensorFlow's C++ logging writes to file descriptor 2 while it loads and probes
+    devices, whatever TF_CPP_MIN_LOG_LEVEL says; those lines would bury the one-line
+    errors this command promises. Set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved_descriptor = os.dup(2)
+    null_descriptor = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null_descriptor, 2)
+    try:
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()  # device probing logs happen here, once
+    finally:
+        os.dup2(saved_descriptor, 2)
+        os.close(saved_descriptor)
+        os.close(null_descriptor)
 
 
 def run_main(function, argv=None):
@@ -108,9 +128,13 @@ def _command_export(arguments):
     model = keras.saving.load_model(run_path / "model.keras")
     preprocessing = state.load(run_path / "preprocessing.json")
     archive, _ = app.build_serving(model, preprocessing, config)
-    assets = {"config.json": config_module.to_dict(config)}
-    if "label_lookup" in preprocessing:
-        assets["labels.txt"] = "\n".join(preprocessing["label_lookup"].get_vocabulary()) + "\n"
+    # Keep the previous version's extra assets (labels, ...) and refresh config and metrics.
+    assets = {}
+    previous = run_path / "export"
+    if any(previous.glob("*/saved_model.pb")):
+        extra = export.find_version(previous) / export.ASSETS_EXTRA
+        assets = {path.name: path.read_text(encoding="utf-8") for path in extra.glob("*") if path.is_file()}
+    assets["config.json"] = config_module.to_dict(config)
     if (run_path / "metrics.json").is_file():
         assets["metrics.json"] = json.loads((run_path / "metrics.json").read_text())
     version_path = export.write(archive, pathlib.Path(arguments.export_dir or run_path / "export"), assets)

@@ -38,19 +38,24 @@ class TrainConfig:
         batch_size: Examples per batch (sequences are bucketed by length).
         learning_rate: Adam learning rate.
         clipnorm: Gradient clipping by norm; ``null`` turns it off.
+        ema_momentum: Keep an exponential moving average of the weights with this
+            momentum (e.g. 0.999); validation, checkpoints and the final model use
+            the averaged weights. ``null`` turns it off.
         early_stopping_patience: Epochs without validation improvement before
             stopping; 0 turns early stopping off.
         seed: Seed for Python, NumPy, TensorFlow and data shuffling.
         bucket_boundaries: Sequence-length boundaries for ``bucket_by_sequence_length``.
         shuffle_buffer_size: Examples in the shuffle buffer; 0 shuffles the whole split.
         tensorboard: Write TensorBoard logs to ``logs/`` in the run directory.
-        verbose: Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch.
+        verbose: Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch;
+            null picks a bar on a terminal and a line per epoch otherwise.
     """
 
     epochs: int = dataclasses.field(default=10, metadata={"minimum": 1})
     batch_size: int = dataclasses.field(default=64, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=1e-3, metadata={"minimum": 0.0})
     clipnorm: typing.Optional[float] = 1.0
+    ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     early_stopping_patience: int = dataclasses.field(default=2, metadata={"minimum": 0})
     seed: int = 42
     bucket_boundaries: typing.List[int] = dataclasses.field(
@@ -58,7 +63,7 @@ class TrainConfig:
     )
     shuffle_buffer_size: int = dataclasses.field(default=0, metadata={"minimum": 0})
     tensorboard: bool = True
-    verbose: int = dataclasses.field(default=2, metadata={"choices": (0, 1, 2)})
+    verbose: typing.Optional[int] = dataclasses.field(default=None, metadata={"choices": (None, 0, 1, 2)})
 
 
 def defaults(section_classes):

@@ -26,9 +26,11 @@ def set_seed(seed):
 
 
 def build_optimizer(train_config):
-    """Returns Adam with the configured learning rate and gradient clipping by norm."""
+    """Returns Adam with the configured learning rate, clipping by norm and optional weight EMA."""
     return keras.optimizers.Adam(learning_rate=train_config.learning_rate,
-                                 clipnorm=train_config.clipnorm)
+                                 clipnorm=train_config.clipnorm,
+                                 use_ema=train_config.ema_momentum is not None,
+                                 ema_momentum=train_config.ema_momentum or 0.99)
 
 
 def resolve_verbosity(verbose):
@@ -94,6 +96,9 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, i
     run_directory = pathlib.Path(run_directory)
     checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, previous_history)
     callbacks = [checkpoint]
+    if getattr(model.optimizer, "use_ema", False):
+        # Validate and checkpoint with the averaged weights (must run before the others).
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if validation_dataset is not None and train_config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=train_config.early_stopping_patience,

@@ -131,9 +131,9 @@ def load_raw_data(data_config):
             if not splits[name][0]:
                 raise errors.SeqTemplatesError(
                     f"The {name} split is empty; give data.{name}_path or a larger data.{name}_fraction.")
-    if data_config.max_train_samples:
-        splits["train"], _ = _split_off(*splits["train"], 0.0, data_config.split_seed)
-        splits["train"] = tuple(part[:data_config.max_train_samples] for part in splits["train"])
+    if data_config.max_train_samples and data_config.max_train_samples < len(splits["train"][0]):
+        fraction = 1.0 - data_config.max_train_samples / len(splits["train"][0])
+        splits["train"], _ = _split_off(*splits["train"], fraction, data_config.split_seed)
     splits = {name: (texts, [str(label_names.get(label, label)) for label in label_list])
               for name, (texts, label_list) in splits.items()}
     vocabulary = labels.label_vocabulary(splits["train"][1])

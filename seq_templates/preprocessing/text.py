@@ -58,6 +58,7 @@ def adapt_text_vectorizer(vectorizer, texts, batch_size=1024):
     """
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
     vectorizer.adapt(dataset.batch(batch_size))
+    vectorizer(tf.constant([""]))  # builds the layer, which export requires
     if vectorizer.vocabulary_size() <= 2:
         raise errors.SeqTemplatesError(
             "The training texts produced no tokens; check data.text_column points at the text."
