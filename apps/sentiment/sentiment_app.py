@@ -64,6 +64,7 @@ class DataConfig:
                                          metadata={"choices": text.STANDARDIZE_CHOICES})
     max_tokens: int = dataclasses.field(default=20000, metadata={"minimum": 3})
     max_length: typing.Optional[int] = dataclasses.field(default=256, metadata={"minimum": 1})
+    token_dropout_rate: float = dataclasses.field(default=0.0, metadata={"minimum": 0.0})  # train only
 
 
 @dataclasses.dataclass
@@ -155,14 +156,15 @@ def build_preprocessing(config, train_split):
 
 
 def make_dataset(split, preprocessing, config, shuffle=False):
-    """A bucketed tf.data pipeline of (token ids, label ids) for one split."""
+    """A bucketed tf.data pipeline of (token ids, label ids); training (shuffle) adds token dropout."""
     vectorizer, label_lookup = preprocessing["text_vectorizer"], preprocessing["label_lookup"]
     max_length = config["data"].max_length
     return bucketing.sequence_dataset(
         tf.constant(split[0], dtype=tf.string), tf.constant(split[1], dtype=tf.string),
         lambda texts, label_batch: (text.vectorize(vectorizer, texts, max_length), label_lookup(label_batch)),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,
-        seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size)
+        seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size,
+        augment=(lambda ids: text.token_dropout(ids, config["data"].token_dropout_rate)) if shuffle else None)
 # endregion
 
 

@@ -41,7 +41,8 @@ def densify_example(*example):
 
 
 def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle=False, seed=None,
-                     shuffle_buffer_size=0, transform_batch_size=1024, sample_weights=None):
+                     shuffle_buffer_size=0, transform_batch_size=1024, sample_weights=None,
+                     augment=None):
     """Builds a training/evaluation pipeline for sequence inputs.
 
     Raw inputs are transformed in large batches (``transform`` maps a batch of
@@ -59,6 +60,8 @@ def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle
         shuffle_buffer_size: Buffer size; 0 means the whole split.
         transform_batch_size: Batch size used while transforming.
         sample_weights: Optional per-example weights.
+        augment: Optional function applied to each padded batch of ids after
+            caching and bucketing (e.g. token dropout), so it differs every epoch.
 
     Returns:
         A ``tf.data.Dataset`` of ``(ids, targets)`` or ``(ids, targets, weights)``.
@@ -79,4 +82,7 @@ def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle
                                   reshuffle_each_iteration=True)
     dataset = bucket_by_length(dataset, batch_size, boundaries,
                                lambda ids, *rest: tf.shape(ids)[0])
+    if augment is not None:
+        dataset = dataset.map(lambda ids, *rest: (augment(ids),) + rest,
+                              num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -94,3 +94,23 @@ def truncate_and_fill(token_ids, max_length=None):
 def vectorize(vectorizer, texts, max_length=None):
     """Vectorizes a batch of strings to ragged ids with :func:`truncate_and_fill` applied."""
     return truncate_and_fill(vectorizer(texts), max_length)
+
+
+def token_dropout(token_ids, rate, seed=None):
+    """Replaces each non-padding id by ``OOV_ID`` with probability ``rate`` (training only).
+
+    Word dropout regularizes, and it trains the OOV embedding, which unseen words at
+    test time map to but which a vocabulary adapted on the training split never sees.
+
+    Args:
+        token_ids: Dense ``(batch, time)`` ids, 0 for padding.
+        rate: Probability of replacing a token.
+        seed: Optional op seed.
+
+    Returns:
+        Ids of the same shape and dtype.
+    """
+    if rate <= 0:
+        return token_ids
+    drop = tf.random.uniform(tf.shape(token_ids), seed=seed) < rate
+    return tf.where(drop & (token_ids != PADDING_ID), tf.cast(OOV_ID, token_ids.dtype), token_ids)

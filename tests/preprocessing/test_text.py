@@ -68,3 +68,30 @@ def test_bucketed_batches_group_similar_lengths_and_pad_right():
         assert np.all((ids.numpy() != 0).sum(axis=1) == targets)  # right padding with zeros
         seen += len(targets)
     assert seen == len(lengths)
+
+
+def test_token_dropout_replaces_tokens_but_never_padding():
+    ids = tf.constant([[5, 6, 7, 0, 0]] * 200, dtype=tf.int64)
+    dropped = text.token_dropout(ids, 0.5, seed=1).numpy()
+    assert np.all(dropped[:, 3:] == 0)
+    replaced = dropped[:, :3] == text.OOV_ID
+    assert 0.35 < replaced.mean() < 0.65
+    assert np.all((dropped[:, :3] == ids.numpy()[:, :3]) | replaced)
+    assert text.token_dropout(ids, 0.0) is ids
+
+
+def test_token_dropout_applies_to_training_batches_only():
+    from seq_templates import apps_loader
+    from seq_templates import config as config_module
+
+    app = apps_loader.load_app("sentiment")
+    config = config_module.resolve(app.CONFIG_SECTIONS, [], ["data.token_dropout_rate=0.9"])
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    split = (raw["test"][0][:64], raw["test"][1][:64])
+    training_ids = np.concatenate([ids.numpy().ravel() for ids, _ in
+                                   app.make_dataset(split, preprocessing, config, shuffle=True)])
+    evaluation_ids = np.concatenate([ids.numpy().ravel() for ids, _ in
+                                     app.make_dataset(split, preprocessing, config)])
+    assert np.mean(training_ids == text.OOV_ID) > 0.5
+    assert np.mean(evaluation_ids == text.OOV_ID) < 0.05

@@ -1,0 +1,51 @@
+"""Training: checkpoints per epoch, history and plots, weight EMA, resume state."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq_templates import config
+from seq_templates import training
+
+
+def tiny_problem(train_config):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(optimizer=training.build_optimizer(train_config), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    features = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    labels = (features[:, 0] > 0).astype("int64")
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(16)
+    return model, dataset
+
+
+@pytest.mark.parametrize("ema_momentum", [None, 0.9])
+def test_fit_writes_checkpoints_history_and_curves(tmp_path, ema_momentum):
+    train_config = config.TrainConfig(epochs=3, tensorboard=False, verbose=0, early_stopping_patience=0,
+                                      ema_momentum=ema_momentum, learning_rate=0.05)
+    model, dataset = tiny_problem(train_config)
+    assert model.optimizer.use_ema == (ema_momentum is not None)
+    history = training.fit(model, dataset, dataset, train_config, tmp_path)
+    assert len(history["loss"]) == 3 and len(history["val_loss"]) == 3
+    assert json.loads((tmp_path / "history.json").read_text()) == history
+    assert (tmp_path / "plots" / "training_curves.png").stat().st_size > 1000
+    restored, epochs_completed, saved_history = training.load_checkpoint(tmp_path)
+    assert epochs_completed == 3 and saved_history == history
+    np.testing.assert_allclose(restored.predict(np.ones((2, 3)), verbose=0),
+                               model.predict(np.ones((2, 3)), verbose=0), atol=1e-6)
+
+
+def test_fit_continues_from_initial_epoch(tmp_path):
+    train_config = config.TrainConfig(epochs=2, tensorboard=False, verbose=0, early_stopping_patience=0)
+    model, dataset = tiny_problem(train_config)
+    training.fit(model, dataset, None, train_config, tmp_path)
+    restored, epochs_completed, history = training.load_checkpoint(tmp_path)
+    longer = config.TrainConfig(epochs=4, tensorboard=False, verbose=0, early_stopping_patience=0)
+    history = training.fit(restored, dataset, None, longer, tmp_path, epochs_completed, history)
+    assert len(history["loss"]) == 4
+    training.remove_checkpoints(tmp_path)
+    assert training.load_checkpoint(tmp_path) is None
