@@ -91,7 +91,9 @@ def parse(argv, section_classes, task, prog=None, description=None):
     config = config_module.resolve(section_classes, arguments.config, arguments.overrides, base=base)
     # The app's data section has `path` and `dataset` fields; a local file wins over a name.
     if arguments.data:
-        config["data"] = dataclasses.replace(config["data"], path=arguments.data, dataset=None)
+        # absolute, so `seq-templates evaluate RUN` works from any folder
+        config["data"] = dataclasses.replace(config["data"], path=str(pathlib.Path(arguments.data).resolve()),
+                                             dataset=None)
     if arguments.dataset:
         config["data"] = dataclasses.replace(config["data"], dataset=arguments.dataset, path=None)
     return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume)

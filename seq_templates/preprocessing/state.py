@@ -80,8 +80,6 @@ def _constructor_arguments(config):
     config = dict(config)
     for key in ("trainable", "dtype", "vocabulary_size", "idf_weights"):
         config.pop(key, None)
-    if config.get("idf_weights") is None:
-        config.pop("idf_weights", None)
     return config
 
 
