@@ -65,6 +65,8 @@ class DataConfig:
     max_tokens: int = dataclasses.field(default=20000, metadata={"minimum": 3})
     max_length: typing.Optional[int] = dataclasses.field(default=256, metadata={"minimum": 1})
     token_dropout_rate: float = dataclasses.field(default=0.0, metadata={"minimum": 0.0})  # train only
+    char_features: bool = False  # add a character CNN per word (helps with unseen words; level=word)
+    max_word_chars: int = dataclasses.field(default=12, metadata={"minimum": 1})
 
 
 @dataclasses.dataclass
@@ -80,6 +82,9 @@ class ModelConfig:
     dropout_rate: float = dataclasses.field(default=0.3, metadata={"minimum": 0.0})
     pooling: str = dataclasses.field(default="attention",
                                      metadata={"choices": ("last", "mean", "attention")})
+    char_embedding_dim: int = dataclasses.field(default=16, metadata={"minimum": 1})  # char_features
+    char_filters: int = dataclasses.field(default=64, metadata={"minimum": 1})
+    char_kernel_size: int = dataclasses.field(default=3, metadata={"minimum": 1})
 
 
 CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": config_module.TrainConfig}
@@ -152,30 +157,61 @@ def build_preprocessing(config, train_split):
                                             data_config.standardize, name="text_vectorizer")
     text.adapt_text_vectorizer(vectorizer, train_split[0])
     label_lookup = labels.build_label_lookup(labels.label_vocabulary(train_split[1]), name="label_lookup")
-    return {"text_vectorizer": vectorizer, "label_lookup": label_lookup}
+    preprocessing = {"text_vectorizer": vectorizer, "label_lookup": label_lookup}
+    if data_config.char_features:
+        if data_config.level != "word":
+            raise errors.SeqTemplatesError("data.char_features needs data.level=word; set one of them.")
+        words = text.split_words(tf.constant(train_split[0]), data_config.standardize)
+        preprocessing["char_lookup"] = text.build_char_lookup(words, name="char_lookup")
+    return preprocessing
+
+
+def featurize(preprocessing, config, texts):
+    """Raw strings -> ragged word ids, or (word ids, character ids per word) with char features."""
+    data_config = config["data"]
+    word_ids = text.vectorize(preprocessing["text_vectorizer"], texts, data_config.max_length)
+    if "char_lookup" not in preprocessing:
+        return word_ids
+    return word_ids, text.char_ids(preprocessing["char_lookup"], texts, data_config.standardize,
+                                   data_config.max_length, data_config.max_word_chars)
 
 
 def make_dataset(split, preprocessing, config, shuffle=False):
     """A bucketed tf.data pipeline of (token ids, label ids); training (shuffle) adds token dropout."""
-    vectorizer, label_lookup = preprocessing["text_vectorizer"], preprocessing["label_lookup"]
-    max_length = config["data"].max_length
+    label_lookup = preprocessing["label_lookup"]
+    rate = config["data"].token_dropout_rate
+    drop = lambda ids: text.token_dropout(ids, rate)  # noqa: E731
+    augment = (lambda ids: (drop(ids[0]), ids[1]) if isinstance(ids, tuple) else drop(ids))  # noqa: E731
     return bucketing.sequence_dataset(
         tf.constant(split[0], dtype=tf.string), tf.constant(split[1], dtype=tf.string),
-        lambda texts, label_batch: (text.vectorize(vectorizer, texts, max_length), label_lookup(label_batch)),
+        lambda texts, label_batch: (featurize(preprocessing, config, texts), label_lookup(label_batch)),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,
         seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size,
-        augment=(lambda ids: text.token_dropout(ids, config["data"].token_dropout_rate)) if shuffle else None)
+        augment=augment if shuffle and rate > 0 else None)
 # endregion
 
 
 # region 3. build model
 def build_model(config, preprocessing):
-    """Returns the compiled functional model: token ids (batch, time) -> probabilities."""
+    """Returns the compiled functional model: token ids (batch, time) [+ char ids] -> probabilities."""
     model_config = config["model"]
     num_classes = preprocessing["label_lookup"].vocabulary_size()
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
+    inputs = [token_ids]
     embedded = keras.layers.Embedding(preprocessing["text_vectorizer"].vocabulary_size(),
                                       model_config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    if "char_lookup" in preprocessing:
+        # Characters of each word: embed, convolve along the word, max over its characters.
+        width = config["data"].max_word_chars
+        char_ids = keras.Input(shape=(None, width), dtype="int64", name="char_ids")
+        inputs.append(char_ids)
+        chars = keras.layers.Embedding(preprocessing["char_lookup"].vocabulary_size(),
+                                       model_config.char_embedding_dim, name="char_embedding")(char_ids)
+        chars = keras.layers.Conv2D(model_config.char_filters, (1, model_config.char_kernel_size),
+                                    padding="same", activation="relu", name="char_convolution")(chars)
+        chars = keras.layers.MaxPooling2D((1, width), name="char_max")(chars)
+        chars = keras.layers.Reshape((-1, model_config.char_filters), name="char_features")(chars)
+        embedded = keras.layers.Concatenate(name="word_and_char_features")([embedded, chars])
     embedded = keras.layers.Dropout(model_config.dropout_rate, name="embedding_dropout")(embedded)
     sequence = recurrent.recurrent_stack(
         embedded, model_config.cell, model_config.units, model_config.num_layers,
@@ -194,7 +230,8 @@ def build_model(config, preprocessing):
     else:
         pooled = sequence
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(pooled)
-    model = keras.Model(token_ids, probabilities, name=f"{TASK}_{model_config.cell}")
+    model = keras.Model(inputs if len(inputs) > 1 else token_ids, probabilities,
+                        name=f"{TASK}_{model_config.cell}")
     model.compile(optimizer=training.build_optimizer(config["train"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -204,18 +241,21 @@ def build_model(config, preprocessing):
 # region 6. export (defined before evaluation, which runs through the same serving function)
 def build_serving(model, preprocessing, config):
     """Returns ``(archive, serve)``: raw strings in, probabilities and label names out."""
-    vectorizer = preprocessing["text_vectorizer"]
     label_names = tf.constant(preprocessing["label_lookup"].get_vocabulary(), dtype=tf.string)
-    max_length = config["data"].max_length
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text_batch):
-        token_ids = text.vectorize(vectorizer, text_batch, max_length).to_tensor()
-        probabilities = model(token_ids, training=False)
+        features = featurize(preprocessing, config, text_batch)
+        if isinstance(features, tuple):
+            features = [feature.to_tensor() for feature in features]
+        else:
+            features = features.to_tensor()
+        probabilities = model(features, training=False)
         return {"probabilities": probabilities,
                 "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1))}
 
-    archive = export.new_archive([model, vectorizer])
+    archive = export.new_archive([model, *(layer for name, layer in preprocessing.items()
+                                           if name != "label_lookup")])
     archive.add_endpoint("serve", serve)
     return archive, serve
 

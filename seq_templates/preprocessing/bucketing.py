@@ -37,7 +37,7 @@ def _densify(value):
 
 def densify_example(*example):
     """Turns the ragged parts of one unbatched example into dense tensors."""
-    return tuple(_densify(value) for value in example)
+    return tuple(tf.nest.map_structure(_densify, value) for value in example)
 
 
 def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle=False, seed=None,
@@ -52,7 +52,9 @@ def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle
     Args:
         inputs: Raw inputs (e.g. a ``tf.constant`` of strings).
         targets: Raw targets aligned with ``inputs``.
-        transform: ``(inputs_batch, targets_batch) -> (ragged_ids, target_ids)``.
+        transform: ``(inputs_batch, targets_batch) -> (ragged_ids, target_ids)``;
+            ``ragged_ids`` may be a tuple of ragged tensors sharing the time axis
+            (e.g. word ids and per-word character ids); the first gives the length.
         batch_size: Examples per training batch.
         boundaries: Bucket boundaries.
         shuffle: Shuffle examples each epoch (before bucketing).
@@ -81,7 +83,7 @@ def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle
         dataset = dataset.shuffle(shuffle_buffer_size or max(count, 1), seed=seed,
                                   reshuffle_each_iteration=True)
     dataset = bucket_by_length(dataset, batch_size, boundaries,
-                               lambda ids, *rest: tf.shape(ids)[0])
+                               lambda ids, *rest: tf.shape(tf.nest.flatten(ids)[0])[0])
     if augment is not None:
         dataset = dataset.map(lambda ids, *rest: (augment(ids),) + rest,
                               num_parallel_calls=tf.data.AUTOTUNE)

@@ -24,7 +24,7 @@ def layer_state(layer):
     elif isinstance(layer, keras.layers.StringLookup):
         config["vocabulary"] = None
         vocabulary = [str(token) for token in layer.get_vocabulary()]
-        state["vocabulary"] = vocabulary[layer.num_oov_indices:]
+        state["vocabulary"] = vocabulary[(layer.mask_token is not None) + layer.num_oov_indices:]
     elif isinstance(layer, keras.layers.Normalization):
         state["mean"] = np.asarray(layer.mean).tolist()
         state["variance"] = np.asarray(layer.variance).tolist()
@@ -41,7 +41,7 @@ def restore_layer(state):
     """Rebuilds a layer described by :func:`layer_state`, built and ready to export."""
     layer = _construct(state)
     if isinstance(layer, (keras.layers.TextVectorization, keras.layers.StringLookup)):
-        layer(tf.constant([state["vocabulary"][-1]]))  # builds the layer (export needs it built)
+        layer(tf.constant([state["vocabulary"][-1] if state["vocabulary"] else ""]))  # builds the layer (export needs it built)
     return layer
 
 

@@ -16,6 +16,8 @@ LEVELS = ("word", "char")
 STANDARDIZE_CHOICES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
 PADDING_ID = 0
 OOV_ID = 1
+# TextVectorization's own punctuation pattern, so words split here line up with its ids.
+STRIP_PUNCTUATION_PATTERN = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 
 
 def build_text_vectorizer(level="word", max_tokens=20000, standardize="lower_and_strip_punctuation",
@@ -66,7 +68,7 @@ def adapt_text_vectorizer(vectorizer, texts, batch_size=1024):
     return vectorizer
 
 
-def truncate_and_fill(token_ids, max_length=None):
+def truncate_and_fill(token_ids, max_length=None, filler=OOV_ID):
     """Cuts ragged rows to ``max_length`` and turns empty rows into ``[OOV]``.
 
     An empty row (a text of only punctuation, say) would leave a fully masked
@@ -76,6 +78,7 @@ def truncate_and_fill(token_ids, max_length=None):
     Args:
         token_ids: ``tf.RaggedTensor`` of shape ``(batch, None)``.
         max_length: Keep at most this many tokens per row; None keeps all.
+        filler: The value put in empty rows (``OOV_ID``; ``""`` for words).
 
     Returns:
         A ``tf.RaggedTensor`` whose rows hold between 1 and ``max_length`` ids.
@@ -83,9 +86,10 @@ def truncate_and_fill(token_ids, max_length=None):
     if max_length is not None:
         token_ids = token_ids[:, :max_length]
     lengths = token_ids.row_lengths()
-    filler = tf.fill(tf.stack([tf.shape(lengths, out_type=lengths.dtype)[0], tf.constant(1, lengths.dtype)]),
-                     tf.constant(OOV_ID, token_ids.dtype))
-    with_filler = tf.concat([token_ids, tf.RaggedTensor.from_tensor(filler)], axis=1)
+    filler_column = tf.fill(
+        tf.stack([tf.shape(lengths, out_type=lengths.dtype)[0], tf.constant(1, lengths.dtype)]),
+        tf.constant(filler, token_ids.dtype))
+    with_filler = tf.concat([token_ids, tf.RaggedTensor.from_tensor(filler_column)], axis=1)
     positions = tf.ragged.range(lengths + 1)
     keep = positions < tf.expand_dims(tf.maximum(lengths, 1), 1)
     return tf.ragged.boolean_mask(with_filler, keep)
@@ -114,3 +118,46 @@ def token_dropout(token_ids, rate, seed=None):
         return token_ids
     drop = tf.random.uniform(tf.shape(token_ids), seed=seed) < rate
     return tf.where(drop & (token_ids != PADDING_ID), tf.cast(OOV_ID, token_ids.dtype), token_ids)
+
+
+def split_words(texts, standardize="lower_and_strip_punctuation"):
+    """Splits strings into words exactly as a whitespace ``TextVectorization`` does.
+
+    Returns:
+        A ragged ``(batch, None)`` string tensor of standardized words.
+    """
+    if standardize in ("lower", "lower_and_strip_punctuation"):
+        texts = tf.strings.lower(texts)
+    if standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
+        texts = tf.strings.regex_replace(texts, STRIP_PUNCTUATION_PATTERN, "")
+    return tf.strings.split(texts)
+
+
+def build_char_lookup(words, max_tokens=500, name=None):
+    """Returns a ``StringLookup`` of characters (0 padding, 1 OOV) adapted on training words."""
+    characters = tf.strings.unicode_split(words.flat_values, "UTF-8").flat_values
+    lookup = keras.layers.StringLookup(mask_token="", max_tokens=max_tokens, name=name)
+    lookup.adapt(characters)
+    lookup(tf.constant(["a"]))  # builds the layer, which export requires
+    return lookup
+
+
+def char_ids(char_lookup, texts, standardize, max_length=None, max_word_chars=12):
+    """Character ids per word, aligned with :func:`vectorize`'s word ids.
+
+    Args:
+        char_lookup: From :func:`build_char_lookup`.
+        texts: A batch of strings.
+        standardize: The word vectorizer's ``standardize`` option.
+        max_length: The word vectorizer's ``max_length``.
+        max_word_chars: Characters kept per word (the rest are cut; shorter words
+            are right-padded with 0).
+
+    Returns:
+        A ragged ``(batch, None, max_word_chars)`` int tensor: rows line up with
+        the word ids, including the one-token filler of empty texts.
+    """
+    words = truncate_and_fill(split_words(texts, standardize), max_length, filler="")
+    characters = tf.strings.unicode_split(words.flat_values, "UTF-8")[:, :max_word_chars]
+    dense = char_lookup(characters).to_tensor(shape=[None, max_word_chars])
+    return tf.RaggedTensor.from_row_lengths(dense, words.row_lengths())

@@ -17,8 +17,10 @@ def quick_config(*overrides):
     return config_module.resolve(app.CONFIG_SECTIONS, [], ["train.verbose=0", *overrides])
 
 
-def test_tf_data_path_equals_direct_call_on_raw_strings():
-    config = quick_config("train.bucket_boundaries=[]", "train.batch_size=16")
+@pytest.mark.parametrize("char_features", [False, True])
+def test_tf_data_path_equals_direct_call_on_raw_strings(char_features):
+    config = quick_config("train.bucket_boundaries=[]", "train.batch_size=16",
+                          f"data.char_features={str(char_features).lower()}")
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
@@ -35,6 +37,7 @@ def test_tf_data_path_equals_direct_call_on_raw_strings():
     ["model.cell=simple_rnn", "model.pooling=last", "model.bidirectional=false"],
     ["model.cell=gru", "model.pooling=mean", "model.num_layers=2", "model.residual=true"],
     ["model.cell=lstm", "model.pooling=attention", "data.level=char"],
+    ["model.pooling=mean", "data.char_features=true", "data.max_word_chars=4", "data.max_length=3"],
 ])
 def test_model_options_build_and_answer_every_input(overrides):
     config = quick_config(*overrides, "data.max_train_samples=200")
@@ -81,3 +84,24 @@ def test_sst2_loads_from_the_shared_folder(shared_data):
     assert len(raw["test"][0]) == 872
     assert len(raw["train"][0]) + len(raw["validation"][0]) == 67349
     assert set(raw["test"][1]) == {"negative", "positive"}
+
+
+def test_char_features_line_up_with_words_and_survive_save_and_restore(tmp_path):
+    from seq_templates.preprocessing import state
+
+    config = quick_config("data.char_features=true", "data.max_word_chars=4", "data.max_length=3",
+                          "data.max_train_samples=200")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    probe = tf.constant(["The plot, was GOOD!", "", "a b c d e"])
+    word_ids, char_ids = app.featurize(preprocessing, config, probe)
+    assert word_ids.row_lengths().numpy().tolist() == [3, 1, 3]
+    assert char_ids.row_lengths().numpy().tolist() == [3, 1, 3]
+    assert char_ids.shape[-1] == 4
+    assert char_ids[1].numpy().tolist() == [[0, 0, 0, 0]]  # the filler word of an empty text
+    state.save(preprocessing, tmp_path / "preprocessing.json")
+    restored = state.load(tmp_path / "preprocessing.json")
+    again = app.featurize(restored, config, probe)
+    assert again[1].to_list() == char_ids.to_list() and again[0].to_list() == word_ids.to_list()
+    with pytest.raises(errors.SeqTemplatesError, match="char_features needs data.level=word"):
+        app.build_preprocessing(quick_config("data.char_features=true", "data.level=char"), raw["train"])
