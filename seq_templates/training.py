@@ -65,6 +65,50 @@ class EpochCheckpoint(keras.callbacks.Callback):
         temporary_state.replace(self.folder / "state.json")
 
 
+class AveragedWeightsCallback(keras.callbacks.Callback):
+    """Puts the optimizer's moving average of the weights (EMA) in the model between epochs.
+
+    Validation, checkpoints and early stopping see the averaged weights. The next
+    epoch continues from the raw weights, or, with ``restart_each_epoch``, from the
+    averaged ones. Like ``keras.callbacks.SwapEMAWeights(swap_on_epoch=True)`` but
+    the raw weights are kept as copies, so they come back bit for bit (the
+    built-in swap adds and subtracts the two sets of weights, which rounds).
+    At the end of ``fit`` Keras leaves the averaged weights in the model.
+
+    Args:
+        restart_each_epoch: Continue each epoch from the averaged weights.
+    """
+
+    def __init__(self, restart_each_epoch=False):
+        super().__init__()
+        self.restart_each_epoch = restart_each_epoch
+        self._raw_weights = None
+
+    def _use_averaged_weights(self):
+        if self._raw_weights is None:
+            variables = self.model.trainable_variables
+            self._raw_weights = [variable.numpy() for variable in variables]
+            self.model.optimizer.finalize_variable_values(variables)
+
+    def _use_raw_weights(self):
+        if self._raw_weights is not None:
+            for variable, value in zip(self.model.trainable_variables, self._raw_weights):
+                variable.assign(value)
+            self._raw_weights = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.restart_each_epoch:
+            self._raw_weights = None
+        else:
+            self._use_raw_weights()
+
+    def on_test_begin(self, logs=None):
+        self._use_averaged_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._use_averaged_weights()
+
+
 def load_checkpoint(run_directory):
     """Returns ``(model, epochs_completed, history)`` from a run's checkpoint, or None."""
     folder = pathlib.Path(run_directory) / CHECKPOINT_FOLDER
@@ -98,7 +142,7 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, i
     callbacks = [checkpoint]
     if getattr(model.optimizer, "use_ema", False):
         # Validate and checkpoint with the averaged weights (must run before the others).
-        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks.insert(0, AveragedWeightsCallback(train_config.ema_restart_each_epoch))
     if validation_dataset is not None and train_config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=train_config.early_stopping_patience,

@@ -49,3 +49,37 @@ def test_fit_continues_from_initial_epoch(tmp_path):
     assert len(history["loss"]) == 4
     training.remove_checkpoints(tmp_path)
     assert training.load_checkpoint(tmp_path) is None
+
+
+def _train_config(**overrides):
+    options = dict(epochs=3, tensorboard=False, verbose=0, early_stopping_patience=0, ema_momentum=0.8,
+                   learning_rate=0.05)
+    return config.TrainConfig(**{**options, **overrides})
+
+
+def test_validating_with_averaged_weights_leaves_training_unchanged(tmp_path):
+    train_config = _train_config()
+    validated, dataset = tiny_problem(train_config)
+    training.fit(validated, dataset, dataset, train_config, tmp_path)
+    plain, dataset = tiny_problem(train_config)
+    plain.fit(dataset, epochs=3, verbose=0)  # Keras puts the averaged weights in at the end
+    for left, right in zip(validated.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(left, right)
+    averages = [variable.numpy() for variable in validated.optimizer._model_variables_moving_average]
+    for weight, average in zip(validated.trainable_variables, averages):
+        np.testing.assert_array_equal(weight.numpy(), average)
+
+
+def test_restart_each_epoch_continues_from_the_averaged_weights(tmp_path):
+    train_config = _train_config(ema_restart_each_epoch=True)
+    restarted, dataset = tiny_problem(train_config)
+    training.fit(restarted, dataset, dataset, train_config, tmp_path)
+    epoch_by_epoch, dataset = tiny_problem(train_config)
+    for _ in range(3):
+        epoch_by_epoch.fit(dataset, epochs=1, verbose=0)  # each fit ends on the averaged weights
+    for left, right in zip(restarted.get_weights(), epoch_by_epoch.get_weights()):
+        np.testing.assert_array_equal(left, right)
+    without_restart, dataset = tiny_problem(train_config)
+    training.fit(without_restart, dataset, None, _train_config(), tmp_path / "other")
+    assert not all(np.array_equal(left, right) for left, right
+                   in zip(restarted.get_weights(), without_restart.get_weights()))
