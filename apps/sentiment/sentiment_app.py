@@ -12,7 +12,6 @@ Copy it with ``seq-templates new sentiment ./my_app`` and edit any region.
 import dataclasses
 import datetime
 import pathlib
-import random
 import sys
 import typing
 
@@ -28,10 +27,12 @@ from seq_templates import run_directory
 from seq_templates import train_arguments
 from seq_templates import training
 from seq_templates.data import readers
+from seq_templates.data import splits as data_splits
 from seq_templates.data import registry
 from seq_templates.evaluation import baselines
 from seq_templates.evaluation import classification
 from seq_templates.evaluation import plots
+from seq_templates.layers import characters
 from seq_templates.layers import recurrent
 from seq_templates.preprocessing import bucketing
 from seq_templates.preprocessing import labels
@@ -91,16 +92,6 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": config_mod
 
 
 # region 1. load
-def _split_off(texts, label_list, fraction, seed):
-    """Returns (kept, taken) after a seeded shuffle; `taken` holds `fraction` of the rows."""
-    order = list(range(len(texts)))
-    random.Random(seed).shuffle(order)
-    count = int(round(len(order) * fraction))
-    take, keep = sorted(order[:count]), sorted(order[count:])
-    pick = lambda rows: ([texts[i] for i in rows], [label_list[i] for i in rows])  # noqa: E731
-    return pick(keep), pick(take)
-
-
 def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": (texts, labels)}`` as lists of str."""
     if data_config.path:
@@ -130,16 +121,11 @@ def load_raw_data(data_config):
         label_names = recipe.get("label_names") or {}
     else:
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
-    for name, fraction in (("test", data_config.test_fraction),
-                           ("validation", data_config.validation_fraction)):
-        if name not in splits:
-            splits["train"], splits[name] = _split_off(*splits["train"], fraction, data_config.split_seed)
-            if not splits[name][0]:
-                raise errors.SeqTemplatesError(
-                    f"The {name} split is empty; give data.{name}_path or a larger data.{name}_fraction.")
-    if data_config.max_train_samples and data_config.max_train_samples < len(splits["train"][0]):
-        fraction = 1.0 - data_config.max_train_samples / len(splits["train"][0])
-        splits["train"], _ = _split_off(*splits["train"], fraction, data_config.split_seed)
+    splits = data_splits.add_missing_splits(
+        splits, {"test": data_config.test_fraction, "validation": data_config.validation_fraction},
+        data_config.split_seed)
+    splits["train"] = data_splits.take_at_most(splits["train"], data_config.max_train_samples,
+                                               data_config.split_seed)
     splits = {name: (texts, [str(label_names.get(label, label)) for label in label_list])
               for name, (texts, label_list) in splits.items()}
     vocabulary = labels.label_vocabulary(splits["train"][1])
@@ -205,12 +191,9 @@ def build_model(config, preprocessing):
         width = config["data"].max_word_chars
         char_ids = keras.Input(shape=(None, width), dtype="int64", name="char_ids")
         inputs.append(char_ids)
-        chars = keras.layers.Embedding(preprocessing["char_lookup"].vocabulary_size(),
-                                       model_config.char_embedding_dim, name="char_embedding")(char_ids)
-        chars = keras.layers.Conv2D(model_config.char_filters, (1, model_config.char_kernel_size),
-                                    padding="same", activation="relu", name="char_convolution")(chars)
-        chars = keras.layers.MaxPooling2D((1, width), name="char_max")(chars)
-        chars = keras.layers.Reshape((-1, model_config.char_filters), name="char_features")(chars)
+        chars = characters.char_word_encoder(
+            char_ids, preprocessing["char_lookup"].vocabulary_size(), width,
+            model_config.char_embedding_dim, model_config.char_filters, model_config.char_kernel_size)
         embedded = keras.layers.Concatenate(name="word_and_char_features")([embedded, chars])
     embedded = keras.layers.Dropout(model_config.dropout_rate, name="embedding_dropout")(embedded)
     sequence = recurrent.recurrent_stack(
