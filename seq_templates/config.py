@@ -37,6 +37,8 @@ class TrainConfig:
         epochs: Maximum number of passes over the training split.
         batch_size: Examples per batch (sequences are bucketed by length).
         learning_rate: Adam learning rate.
+        learning_rate_schedule: ``constant``, or ``cosine``: each epoch's learning
+            rate follows half a cosine from ``learning_rate`` towards 0 over ``epochs``.
         clipnorm: Gradient clipping by norm; ``null`` turns it off.
         ema_momentum: Keep an exponential moving average of the weights with this
             momentum (e.g. 0.999); validation, checkpoints and the final model use
@@ -58,6 +60,8 @@ class TrainConfig:
     epochs: int = dataclasses.field(default=10, metadata={"minimum": 1})
     batch_size: int = dataclasses.field(default=64, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=1e-3, metadata={"minimum": 0.0})
+    learning_rate_schedule: str = dataclasses.field(default="constant",
+                                                    metadata={"choices": ("constant", "cosine")})
     clipnorm: typing.Optional[float] = 1.0
     ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     ema_restart_each_epoch: bool = False

@@ -8,6 +8,7 @@ plus ``plots/training_curves.png`` at the end.
 """
 
 import json
+import math
 import pathlib
 import shutil
 import sys
@@ -31,6 +32,13 @@ def build_optimizer(train_config):
                                  clipnorm=train_config.clipnorm,
                                  use_ema=train_config.ema_momentum is not None,
                                  ema_momentum=train_config.ema_momentum or 0.99)
+
+
+def epoch_learning_rate(train_config, epoch):
+    """The learning rate of a 0-based epoch under ``train_config.learning_rate_schedule``."""
+    if train_config.learning_rate_schedule == "cosine":
+        return train_config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / train_config.epochs))
+    return train_config.learning_rate
 
 
 def resolve_verbosity(verbose):
@@ -138,11 +146,16 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, i
         epochs completed before a resume.
     """
     run_directory = pathlib.Path(run_directory)
-    checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, previous_history)
-    callbacks = [checkpoint]
+    callbacks = []
     if getattr(model.optimizer, "use_ema", False):
         # Validate and checkpoint with the averaged weights (must run before the others).
-        callbacks.insert(0, AveragedWeightsCallback(train_config.ema_restart_each_epoch))
+        callbacks.append(AveragedWeightsCallback(train_config.ema_restart_each_epoch))
+    if train_config.learning_rate_schedule != "constant":
+        # Before the checkpoint, which records the epoch's learning rate from the logs.
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: epoch_learning_rate(train_config, epoch)))
+    checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, previous_history)
+    callbacks.append(checkpoint)
     if validation_dataset is not None and train_config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=train_config.early_stopping_patience,

@@ -83,3 +83,16 @@ def test_restart_each_epoch_continues_from_the_averaged_weights(tmp_path):
     training.fit(without_restart, dataset, None, _train_config(), tmp_path / "other")
     assert not all(np.array_equal(left, right) for left, right
                    in zip(restarted.get_weights(), without_restart.get_weights()))
+
+
+def test_cosine_schedule_sets_each_epochs_learning_rate(tmp_path):
+    train_config = _train_config(epochs=4, ema_momentum=None, learning_rate_schedule="cosine")
+    model, dataset = tiny_problem(train_config)
+    history = training.fit(model, dataset, None, train_config, tmp_path)
+    np.testing.assert_allclose(history["learning_rate"], [0.05, 0.05 * 0.5 * (1 + np.cos(np.pi / 4)),
+                                                          0.025, 0.05 * 0.5 * (1 + np.cos(3 * np.pi / 4))],
+                               rtol=1e-6)
+    constant = _train_config(epochs=2, ema_momentum=None)
+    model, dataset = tiny_problem(constant)
+    assert all(rate == 0.05 for rate in training.fit(model, dataset, None, constant,
+                                                     tmp_path / "constant").get("learning_rate", [0.05]))
