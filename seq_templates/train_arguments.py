@@ -12,6 +12,7 @@ import dataclasses
 import pathlib
 
 from seq_templates import config as config_module
+from seq_templates import errors
 from seq_templates import run_directory
 
 EPILOG = (
@@ -46,7 +47,8 @@ def add_arguments(parser):
     parser.add_argument("--output-dir", metavar="DIR",
                         help="run directory (default runs/<task>-<timestamp>)")
     parser.add_argument("--config", metavar="FILE", action="append", default=[],
-                        help="YAML config file with sections data/model/train; repeatable")
+                        help="YAML config file with sections data/model/train, or the name of one "
+                             "in the app's configs/ folder (e.g. sst2); repeatable")
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
                         dest="overrides", help="override one value, e.g. train.epochs=3; repeatable")
     parser.add_argument("--resume", action="store_true",
@@ -60,7 +62,25 @@ def build_parser(prog, description):
     return add_arguments(parser)
 
 
-def parse(argv, section_classes, task, prog=None, description=None):
+def config_path(value, configs_folder):
+    """Returns ``value`` as a config file path: an existing path, else ``configs_folder/value.yaml``.
+
+    A bare name such as ``sst2`` finds the app's own ``configs/sst2.yaml``, which
+    also works after ``pip install .``, where the bundled apps live inside the package.
+    """
+    path = pathlib.Path(value)
+    if path.is_file() or configs_folder is None or path.suffix or len(path.parts) > 1:
+        return path
+    named = pathlib.Path(configs_folder) / f"{value}.yaml"
+    if named.is_file():
+        return named
+    available = sorted(candidate.stem for candidate in pathlib.Path(configs_folder).glob("*.yaml"))
+    raise errors.SeqTemplatesError(
+        f"Config '{value}' is neither a file nor a name in {configs_folder}; "
+        f"give a YAML path or one of: {', '.join(available) or '(none)'}.")
+
+
+def parse(argv, section_classes, task, prog=None, description=None, configs_folder=None):
     """Parses training arguments and resolves the configuration.
 
     Args:
@@ -69,6 +89,8 @@ def parse(argv, section_classes, task, prog=None, description=None):
         task: Template name, used for the default output directory.
         prog: Program name shown in ``--help``.
         description: Description shown in ``--help``.
+        configs_folder: The app's ``configs/`` folder, where ``--config NAME``
+            looks for ``NAME.yaml``.
 
     Returns:
         A :class:`TrainArguments`.
@@ -88,7 +110,8 @@ def parse(argv, section_classes, task, prog=None, description=None):
         saved = run_directory.partial_path(output_dir) / "config.yaml"
         if saved.is_file():
             base = config_module.load(section_classes, saved)
-    config = config_module.resolve(section_classes, arguments.config, arguments.overrides, base=base)
+    config_paths = [config_path(value, configs_folder) for value in arguments.config]
+    config = config_module.resolve(section_classes, config_paths, arguments.overrides, base=base)
     # The app's data section has `path` and `dataset` fields; a local file wins over a name.
     if arguments.data:
         # absolute, so `seq-templates evaluate RUN` works from any folder

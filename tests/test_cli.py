@@ -103,6 +103,7 @@ def _bad_input_cases(tmp_path, tiny_sentiment_file):
         (data + ["--set", "train.epochs=three"], ["'train.epochs' expects an integer, received 'three'"]),
         (data + ["--set", "model.cell=transformer"], ["model.cell", "simple_rnn, lstm, gru"]),
         (data + ["--config", tmp_path / "none.yaml"], ["none.yaml", "does not exist"]),
+        (data + ["--config", "nosuchconfig"], ["'nosuchconfig'", "one of: default, sst2"]),
         (["--dataset", "nope"], ["Unknown dataset 'nope'"]),
     ]
 

@@ -275,7 +275,8 @@ def evaluate(predict, raw_data, config, output_dir):
 
 def main(argv=None):
     """Trains, evaluates and exports a sentiment classifier; returns the exit status."""
-    arguments = train_arguments.parse(argv, CONFIG_SECTIONS, TASK, description=__doc__.splitlines()[0])
+    arguments = train_arguments.parse(argv, CONFIG_SECTIONS, TASK, description=__doc__.splitlines()[0],
+                                      configs_folder=pathlib.Path(__file__).parent / "configs")
     config = arguments.config
     training.set_seed(config["train"].seed)
     raw_data = load_raw_data(config["data"])  # 1. load (before any folder is made)

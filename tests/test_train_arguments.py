@@ -1,0 +1,41 @@
+"""Training arguments: --config by path or by the name of one in the app's configs/ folder."""
+
+import pytest
+
+from seq_templates import apps_loader
+from seq_templates import errors
+from seq_templates import train_arguments
+
+
+def _parse(tmp_path, *argv, configs_folder=None):
+    sections = apps_loader.load_app("sentiment").CONFIG_SECTIONS
+    return train_arguments.parse([*map(str, argv), "--output-dir", str(tmp_path / "run")], sections,
+                                 "sentiment", configs_folder=configs_folder).config
+
+
+def test_config_by_name_path_and_precedence(tmp_path):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "small.yaml").write_text("train:\n  epochs: 3\nmodel:\n  units: 8\n")
+    (tmp_path / "other.yaml").write_text("train:\n  epochs: 5\n")
+    config = _parse(tmp_path, "--config", "small", configs_folder=folder)
+    assert config["train"].epochs == 3 and config["model"].units == 8
+    config = _parse(tmp_path, "--config", "small", "--config", tmp_path / "other.yaml",
+                    "--set", "model.units=16", configs_folder=folder)
+    assert config["train"].epochs == 5 and config["model"].units == 16
+
+
+def test_bundled_sst2_config_is_found_by_name(tmp_path):
+    folder = apps_loader.template_folder("sentiment") / "configs"
+    config = _parse(tmp_path, "--config", "sst2", configs_folder=folder)
+    assert config["data"].dataset == "sst2" and config["data"].char_features
+
+
+def test_unknown_config_name_lists_the_available_ones(tmp_path):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "small.yaml").write_text("train:\n  epochs: 3\n")
+    with pytest.raises(errors.SeqTemplatesError, match="one of: small"):
+        _parse(tmp_path, "--config", "large", configs_folder=folder)
+    with pytest.raises(errors.SeqTemplatesError, match="does not exist"):
+        _parse(tmp_path, "--config", tmp_path / "missing.yaml", configs_folder=folder)
