@@ -22,6 +22,10 @@ ASSETS_EXTRA = "assets.extra"
 def new_archive(tracked):
     """Returns a ``keras.export.ExportArchive`` tracking models and lookup layers.
 
+    ``ExportArchive`` tracks only built layers, and a lookup layer is built by its
+    first call, so an adapted or restored layer that has not run yet is called once
+    here on the last token of its vocabulary.
+
     Args:
         tracked: Models and preprocessing layers the endpoints use.
     """
@@ -29,6 +33,8 @@ def new_archive(tracked):
 
     archive = keras.export.ExportArchive()
     for resource in tracked:
+        if not resource.built and hasattr(resource, "get_vocabulary"):
+            resource(tf.constant([resource.get_vocabulary()[-1]]))
         archive.track(resource)
     return archive
 

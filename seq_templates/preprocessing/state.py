@@ -11,7 +11,6 @@ import pathlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def layer_state(layer):
@@ -38,11 +37,8 @@ def layer_state(layer):
 
 
 def restore_layer(state):
-    """Rebuilds a layer described by :func:`layer_state`, built and ready to export."""
-    layer = _construct(state)
-    if isinstance(layer, (keras.layers.TextVectorization, keras.layers.StringLookup)):
-        layer(tf.constant([state["vocabulary"][-1] if state["vocabulary"] else ""]))  # builds the layer (export needs it built)
-    return layer
+    """Rebuilds a layer described by :func:`layer_state` (``export.new_archive`` builds it)."""
+    return _construct(state)
 
 
 def _construct(state):

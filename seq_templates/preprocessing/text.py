@@ -60,7 +60,6 @@ def adapt_text_vectorizer(vectorizer, texts, batch_size=1024):
     """
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
     vectorizer.adapt(dataset.batch(batch_size))
-    vectorizer(tf.constant([""]))  # builds the layer, which export requires
     if vectorizer.vocabulary_size() <= 2:
         raise errors.SeqTemplatesError(
             "The training texts produced no tokens; check data.text_column points at the text."
@@ -138,7 +137,6 @@ def build_char_lookup(words, max_tokens=500, name=None):
     characters = tf.strings.unicode_split(words.flat_values, "UTF-8").flat_values
     lookup = keras.layers.StringLookup(mask_token="", max_tokens=max_tokens, name=name)
     lookup.adapt(characters)
-    lookup(tf.constant(["a"]))  # builds the layer, which export requires
     return lookup
 
 
