@@ -5,13 +5,20 @@
 a checkpoint after every epoch (``checkpoints/last.keras`` + ``state.json``) so
 ``--resume`` continues an interrupted run, TensorBoard logs, and ``history.json``
 plus ``plots/training_curves.png`` at the end.
+
+Ctrl-C during training stops at the next batch boundary (a second Ctrl-C stops
+at once): a ``KeyboardInterrupt`` delivered while TensorFlow is executing a
+function can surface as a TensorFlow error instead, with a traceback.
 """
 
+import contextlib
 import json
 import math
 import pathlib
 import shutil
+import signal
 import sys
+import threading
 import warnings
 
 import keras
@@ -117,6 +124,55 @@ class AveragedWeightsCallback(keras.callbacks.Callback):
         self._use_averaged_weights()
 
 
+class InterruptAtBatchBoundary(keras.callbacks.Callback):
+    """Raises ``KeyboardInterrupt`` between batches once Ctrl-C has been pressed.
+
+    Used with :func:`deferred_interrupt`, which catches the signal. Raising here,
+    in plain Python between two TensorFlow calls, keeps the interrupt a
+    ``KeyboardInterrupt``; the last completed epoch stays checkpointed.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = threading.Event()
+
+    def _stop_if_requested(self, unused_step, logs=None):
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+
+    on_train_batch_end = _stop_if_requested
+    on_test_batch_end = _stop_if_requested
+    on_epoch_begin = _stop_if_requested
+
+
+@contextlib.contextmanager
+def deferred_interrupt(callback):
+    """While active, the first Ctrl-C sets ``callback.requested`` instead of raising.
+
+    The handler is installed only in the main thread and only over Python's
+    default one, so a process started with SIGINT ignored (``nohup``, background
+    jobs) keeps ignoring it. A second Ctrl-C gets the previous handler: it
+    interrupts at once.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    previous_handler = signal.getsignal(signal.SIGINT)
+
+    def request_stop(signal_number, frame):
+        callback.requested.set()
+        signal.signal(signal.SIGINT, previous_handler)
+        print("\nInterrupted: stopping after this batch (Ctrl-C again stops at once).", file=sys.stderr,
+              flush=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+
+
 def load_checkpoint(run_directory):
     """Returns ``(model, epochs_completed, history)`` from a run's checkpoint, or None."""
     folder = pathlib.Path(run_directory) / CHECKPOINT_FOLDER
@@ -165,16 +221,19 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, i
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_directory / "logs")))
     # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
+    interrupt = InterruptAtBatchBoundary()
+    callbacks.insert(0, interrupt)
     if initial_epoch < train_config.epochs:
-        model.fit(
-            train_dataset,
-            validation_data=validation_dataset,
-            epochs=train_config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=resolve_verbosity(train_config.verbose),
-            shuffle=False,  # the tf.data pipeline shuffles before bucketing
-        )
+        with deferred_interrupt(interrupt):
+            model.fit(
+                train_dataset,
+                validation_data=validation_dataset,
+                epochs=train_config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=resolve_verbosity(train_config.verbose),
+                shuffle=False,  # the tf.data pipeline shuffles before bucketing
+            )
     history = checkpoint.history
     write_history(history, run_directory)
     return history

@@ -1,6 +1,7 @@
 """Training: checkpoints per epoch, history and plots, weight EMA, resume state."""
 
 import json
+import signal
 
 import keras
 import numpy as np
@@ -96,3 +97,25 @@ def test_cosine_schedule_sets_each_epochs_learning_rate(tmp_path):
     model, dataset = tiny_problem(constant)
     assert all(rate == 0.05 for rate in training.fit(model, dataset, None, constant,
                                                      tmp_path / "constant").get("learning_rate", [0.05]))
+
+
+def test_ctrl_c_during_fit_stops_at_the_next_batch_boundary():
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not handled by Python's default handler in this process")
+    model, dataset = tiny_problem(_train_config())
+    interrupt = training.InterruptAtBatchBoundary()
+    finished_batches = []
+
+    class PressCtrlC(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 1:
+                signal.raise_signal(signal.SIGINT)
+
+        def on_train_batch_end(self, batch, logs=None):
+            finished_batches.append(batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        with training.deferred_interrupt(interrupt):
+            model.fit(dataset, epochs=2, callbacks=[PressCtrlC(), interrupt], verbose=0)
+    assert finished_batches == [0, 1]  # the batch under way when Ctrl-C came finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
