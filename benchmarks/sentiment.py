@@ -1,7 +1,7 @@
 """Sentiment benchmark on SST-2: quality of the template and training speed.
 
 Quality: trains the sentiment template exactly as ``seq-templates train sentiment
---config apps/sentiment/configs/sst2.yaml`` does (BiLSTM-128 + per-word character
+--dataset sst2`` does, which applies ``apps/sentiment/configs/sst2.yaml`` (BiLSTM-128 + per-word character
 CNN from scratch, no pretrained embeddings, weight EMA restarted every epoch) and
 reports the accuracy on the labelled GLUE dev split beside the TF-IDF +
 logistic-regression baseline, with the wall-clock time
@@ -50,7 +50,7 @@ END_MARKER = "<!-- sentiment benchmark: end -->"
 def run_quality(app, output_dir, seed):
     """Runs the app's main() on SST-2 with one seed; returns (metrics, seconds)."""
     started = time.perf_counter()
-    status = app.main(["--config", str(SST2_CONFIG), "--output-dir", str(output_dir),
+    status = app.main(["--dataset", "sst2", "--output-dir", str(output_dir),
                        "--set", "train.tensorboard=false", "--set", f"train.seed={seed}"])
     seconds = time.perf_counter() - started
     if status != 0:
@@ -135,7 +135,7 @@ def render(command, runs, speed):
             "",
             "| model | accuracy | macro-F1 |",
             "|---|---:|---:|",
-            f"| template (`apps/sentiment/configs/sst2.yaml`), median of {len(runs)} seeds | "
+            f"| template (`--dataset sst2`: `apps/sentiment/configs/sst2.yaml`), median of {len(runs)} seeds | "
             f"{model_accuracy:.4f} | {quality['model']['macro_f1']:.4f} |",
             f"| TF-IDF word 1-2-grams + logistic regression | {quality['baseline']['accuracy']:.4f} | "
             f"{quality['baseline']['macro_f1']:.4f} |",

@@ -2,21 +2,25 @@
 
 ``seq-templates train TASK ...`` and ``python TASK_app.py ...`` accept the same
 options. The configuration precedence, lowest first: the app's defaults, then
+the app's tuned settings for the dataset named by ``--dataset NAME`` (its
+``configs/NAME.yaml``, when there is one and ``--no-preset`` is not given), then
 ``--config`` files left to right, then ``--set`` overrides left to right, then
 ``--data``/``--dataset``. With ``--resume`` the interrupted run's saved
-``config.yaml`` replaces the defaults.
+``config.yaml`` replaces the defaults and the preset.
 """
 
 import argparse
 import dataclasses
 import pathlib
+import typing
 
 from seq_templates import config as config_module
 from seq_templates import errors
 from seq_templates import run_directory
 
 EPILOG = (
-    "Precedence, lowest first: app defaults < --config files (left to right) < --set "
+    "Precedence, lowest first: app defaults < the app's configs/NAME.yaml for --dataset NAME "
+    "(if it exists; --no-preset skips it) < --config files (left to right) < --set "
     "(left to right) < --data/--dataset. The resolved configuration is saved as config.yaml "
     "in the run directory."
 )
@@ -30,11 +34,13 @@ class TrainArguments:
         config: Dict of section name to dataclass instance.
         output_dir: Final run directory.
         resume: Whether to continue an interrupted run.
+        preset: The app's config file applied for ``--dataset NAME``, or None.
     """
 
     config: dict
     output_dir: pathlib.Path
     resume: bool
+    preset: typing.Optional[pathlib.Path] = None
 
 
 def add_arguments(parser):
@@ -53,6 +59,8 @@ def add_arguments(parser):
                         dest="overrides", help="override one value, e.g. train.epochs=3; repeatable")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --output-dir from its last checkpoint")
+    parser.add_argument("--no-preset", action="store_true",
+                        help="with --dataset NAME, do not apply the app's tuned configs/NAME.yaml")
     return parser
 
 
@@ -110,7 +118,13 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
         saved = run_directory.partial_path(output_dir) / "config.yaml"
         if saved.is_file():
             base = config_module.load(section_classes, saved)
+    preset = None
+    if arguments.dataset and not arguments.resume and not arguments.no_preset and configs_folder is not None:
+        candidate = pathlib.Path(configs_folder) / f"{arguments.dataset}.yaml"
+        preset = candidate if candidate.is_file() else None
     config_paths = [config_path(value, configs_folder) for value in arguments.config]
+    if preset is not None and preset.resolve() not in [path.resolve() for path in config_paths]:
+        config_paths.insert(0, preset)
     config = config_module.resolve(section_classes, config_paths, arguments.overrides, base=base)
     # The app's data section has `path` and `dataset` fields; a local file wins over a name.
     if arguments.data:
@@ -119,4 +133,4 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
                                              dataset=None)
     if arguments.dataset:
         config["data"] = dataclasses.replace(config["data"], dataset=arguments.dataset, path=None)
-    return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume)
+    return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume, preset=preset)

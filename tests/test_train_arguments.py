@@ -39,3 +39,26 @@ def test_unknown_config_name_lists_the_available_ones(tmp_path):
         _parse(tmp_path, "--config", "large", configs_folder=folder)
     with pytest.raises(errors.SeqTemplatesError, match="does not exist"):
         _parse(tmp_path, "--config", tmp_path / "missing.yaml", configs_folder=folder)
+
+
+def test_dataset_preset_sits_under_config_files_and_set(tmp_path):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "tuned.yaml").write_text("train:\n  epochs: 3\n  batch_size: 16\nmodel:\n  units: 8\n")
+    (tmp_path / "mine.yaml").write_text("train:\n  epochs: 5\n")
+    config = _parse(tmp_path, "--dataset", "tuned", configs_folder=folder)
+    assert (config["train"].epochs, config["model"].units, config["data"].dataset) == (3, 8, "tuned")
+    config = _parse(tmp_path, "--dataset", "tuned", "--config", tmp_path / "mine.yaml",
+                    "--set", "model.units=16", configs_folder=folder)
+    assert (config["train"].epochs, config["train"].batch_size, config["model"].units) == (5, 16, 16)
+    config = _parse(tmp_path, "--dataset", "tuned", "--no-preset", configs_folder=folder)
+    assert config["train"].epochs != 3 and config["model"].units != 8
+    config = _parse(tmp_path, "--dataset", "untuned", configs_folder=folder)
+    assert config["data"].dataset == "untuned" and config["train"].epochs != 3
+
+
+def test_dataset_sst2_trains_with_the_bundled_sst2_settings(tmp_path):
+    folder = apps_loader.template_folder("sentiment") / "configs"
+    with_preset = _parse(tmp_path, "--dataset", "sst2", configs_folder=folder)
+    by_name = _parse(tmp_path, "--config", "sst2", configs_folder=folder)
+    assert with_preset == by_name and with_preset["data"].char_features

@@ -278,6 +278,8 @@ def main(argv=None):
     arguments = train_arguments.parse(argv, CONFIG_SECTIONS, TASK, description=__doc__.splitlines()[0],
                                       configs_folder=pathlib.Path(__file__).parent / "configs")
     config = arguments.config
+    if arguments.preset:
+        print(f"Settings for this dataset: {arguments.preset} (under --config/--set; --no-preset skips it)")
     training.set_seed(config["train"].seed)
     raw_data = load_raw_data(config["data"])  # 1. load (before any folder is made)
     print(f"Data: {', '.join(f'{name} {len(split[0])}' for name, split in raw_data.items())}")
