@@ -35,7 +35,7 @@ def test_every_verb_has_help(verb):
 def test_train_help_for_a_task_shows_the_options():
     completed = run_cli("train", "sentiment", "--help")
     assert completed.returncode == 0
-    for option in ("--data", "--dataset", "--output-dir", "--config", "--set", "--resume"):
+    for option in ("--data", "--dataset", "--output-dir", "--config", "--set", "--resume", "--no-preset"):
         assert option in completed.stdout
 
 
