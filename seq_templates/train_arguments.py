@@ -123,9 +123,8 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
         candidate = pathlib.Path(configs_folder) / f"{arguments.dataset}.yaml"
         preset = candidate if candidate.is_file() else None
     config_paths = [config_path(value, configs_folder) for value in arguments.config]
-    if preset is not None and preset.resolve() not in [path.resolve() for path in config_paths]:
-        config_paths.insert(0, preset)
-    config = config_module.resolve(section_classes, config_paths, arguments.overrides, base=base)
+    config = config_module.resolve(section_classes, ([preset] if preset else []) + config_paths,
+                                   arguments.overrides, base=base)
     # The app's data section has `path` and `dataset` fields; a local file wins over a name.
     if arguments.data:
         # absolute, so `seq-templates evaluate RUN` works from any folder

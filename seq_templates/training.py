@@ -127,7 +127,7 @@ class AveragedWeightsCallback(keras.callbacks.Callback):
 class InterruptAtBatchBoundary(keras.callbacks.Callback):
     """Raises ``KeyboardInterrupt`` between batches once Ctrl-C has been pressed.
 
-    Used with :func:`deferred_interrupt`, which catches the signal. Raising here,
+    Made by :func:`deferred_interrupt`, which catches the signal. Raising here,
     in plain Python between two TensorFlow calls, keeps the interrupt a
     ``KeyboardInterrupt``; the last completed epoch stays checkpointed.
     """
@@ -146,17 +146,18 @@ class InterruptAtBatchBoundary(keras.callbacks.Callback):
 
 
 @contextlib.contextmanager
-def deferred_interrupt(callback):
-    """While active, the first Ctrl-C sets ``callback.requested`` instead of raising.
+def deferred_interrupt():
+    """Yields an :class:`InterruptAtBatchBoundary` for ``fit``; while active, Ctrl-C only flags it.
 
     The handler is installed only in the main thread and only over Python's
     default one, so a process started with SIGINT ignored (``nohup``, background
     jobs) keeps ignoring it. A second Ctrl-C gets the previous handler: it
     interrupts at once.
     """
+    callback = InterruptAtBatchBoundary()
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield
+        yield callback
         return
     previous_handler = signal.getsignal(signal.SIGINT)
 
@@ -168,7 +169,7 @@ def deferred_interrupt(callback):
 
     signal.signal(signal.SIGINT, request_stop)
     try:
-        yield
+        yield callback
     finally:
         signal.signal(signal.SIGINT, previous_handler)
 
@@ -221,16 +222,14 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, i
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_directory / "logs")))
     # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    interrupt = InterruptAtBatchBoundary()
-    callbacks.insert(0, interrupt)
     if initial_epoch < train_config.epochs:
-        with deferred_interrupt(interrupt):
+        with deferred_interrupt() as interrupt:
             model.fit(
                 train_dataset,
                 validation_data=validation_dataset,
                 epochs=train_config.epochs,
                 initial_epoch=initial_epoch,
-                callbacks=callbacks,
+                callbacks=[interrupt, *callbacks],
                 verbose=resolve_verbosity(train_config.verbose),
                 shuffle=False,  # the tf.data pipeline shuffles before bucketing
             )

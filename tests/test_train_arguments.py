@@ -13,14 +13,21 @@ def _parse(tmp_path, *argv, configs_folder=None):
                                  "sentiment", configs_folder=configs_folder).config
 
 
-def test_config_by_name_path_and_precedence(tmp_path):
+def _configs_folder(tmp_path, **files):
+    """Writes ``configs/NAME.yaml`` for each keyword and ``mine.yaml`` beside it; returns the folder."""
     folder = tmp_path / "configs"
     folder.mkdir()
-    (folder / "small.yaml").write_text("train:\n  epochs: 3\nmodel:\n  units: 8\n")
-    (tmp_path / "other.yaml").write_text("train:\n  epochs: 5\n")
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(text)
+    (tmp_path / "mine.yaml").write_text("train:\n  epochs: 5\n")
+    return folder
+
+
+def test_config_by_name_path_and_precedence(tmp_path):
+    folder = _configs_folder(tmp_path, small="train:\n  epochs: 3\nmodel:\n  units: 8\n")
     config = _parse(tmp_path, "--config", "small", configs_folder=folder)
     assert config["train"].epochs == 3 and config["model"].units == 8
-    config = _parse(tmp_path, "--config", "small", "--config", tmp_path / "other.yaml",
+    config = _parse(tmp_path, "--config", "small", "--config", tmp_path / "mine.yaml",
                     "--set", "model.units=16", configs_folder=folder)
     assert config["train"].epochs == 5 and config["model"].units == 16
 
@@ -32,9 +39,7 @@ def test_bundled_sst2_config_is_found_by_name(tmp_path):
 
 
 def test_unknown_config_name_lists_the_available_ones(tmp_path):
-    folder = tmp_path / "configs"
-    folder.mkdir()
-    (folder / "small.yaml").write_text("train:\n  epochs: 3\n")
+    folder = _configs_folder(tmp_path, small="train:\n  epochs: 3\n")
     with pytest.raises(errors.SeqTemplatesError, match="one of: small"):
         _parse(tmp_path, "--config", "large", configs_folder=folder)
     with pytest.raises(errors.SeqTemplatesError, match="does not exist"):
@@ -42,10 +47,7 @@ def test_unknown_config_name_lists_the_available_ones(tmp_path):
 
 
 def test_dataset_preset_sits_under_config_files_and_set(tmp_path):
-    folder = tmp_path / "configs"
-    folder.mkdir()
-    (folder / "tuned.yaml").write_text("train:\n  epochs: 3\n  batch_size: 16\nmodel:\n  units: 8\n")
-    (tmp_path / "mine.yaml").write_text("train:\n  epochs: 5\n")
+    folder = _configs_folder(tmp_path, tuned="train:\n  epochs: 3\n  batch_size: 16\nmodel:\n  units: 8\n")
     config = _parse(tmp_path, "--dataset", "tuned", configs_folder=folder)
     assert (config["train"].epochs, config["model"].units, config["data"].dataset) == (3, 8, "tuned")
     config = _parse(tmp_path, "--dataset", "tuned", "--config", tmp_path / "mine.yaml",

@@ -103,7 +103,6 @@ def test_ctrl_c_during_fit_stops_at_the_next_batch_boundary():
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not handled by Python's default handler in this process")
     model, dataset = tiny_problem(_train_config())
-    interrupt = training.InterruptAtBatchBoundary()
     finished_batches = []
 
     class PressCtrlC(keras.callbacks.Callback):
@@ -115,7 +114,7 @@ def test_ctrl_c_during_fit_stops_at_the_next_batch_boundary():
             finished_batches.append(batch)
 
     with pytest.raises(KeyboardInterrupt):
-        with training.deferred_interrupt(interrupt):
+        with training.deferred_interrupt() as interrupt:
             model.fit(dataset, epochs=2, callbacks=[PressCtrlC(), interrupt], verbose=0)
     assert finished_batches == [0, 1]  # the batch under way when Ctrl-C came finished
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
