@@ -1,51 +1,83 @@
-"""Readers for labelled text files: CSV, TSV, JSONL and class-per-folder trees.
+"""Readers for every shape of sequence data, returning plain Python data.
 
-Every reader returns plain Python lists (``texts``, ``labels``) with labels as
-strings, so the same label lookup serves numeric (``0``/``1``) and named labels.
-Problems a user can fix (a missing file, a missing column, a short row, bytes that
-are not valid in the declared encoding, an empty file) raise
-:class:`~seq_templates.errors.SeqTemplatesError` naming the file, line and column.
+* :func:`read_text_classification`: (text, label) rows from CSV, TSV or JSONL;
+  :func:`read_labelled_folders`: the ``root/<label>/*.txt`` layout.
+* :func:`read_conll`: token and tag columns, blank lines between sentences.
+* :func:`read_parallel_tsv`: ``source<TAB>target`` sentence pairs.
+* :func:`read_plain_text`: one corpus as a string.
+* :func:`read_timeseries`: a CSV/TSV/Parquet table indexed by time, as a
+  ``pandas.DataFrame``.
+* :func:`read_columns`: the column reader the CSV/TSV readers share.
+
+Problems a user can fix (a missing file, a missing column, a short row, bytes
+that are not valid in the declared encoding, an empty file) raise
+:class:`~seq_templates.errors.SeqTemplatesError` naming the file, line and column
+and the setting to change. Shared code never names one app's settings: every
+reader takes ``setting_prefix`` (``"data."`` by default, so a message says
+``data.token_column``); the dataset registry passes ``"reader."`` and names the
+recipe file. Every reader removes a UTF-8 byte-order mark and accepts CRLF line
+ends and a missing final newline.
 """
 
 import csv
+import io
 import json
 import pathlib
+import re
+import warnings
+
+import pandas
 
 from seq_templates import errors
 
 TEXT_FORMATS = ("csv", "tsv", "jsonl")
+TIMESERIES_FORMATS = ("csv", "tsv", "parquet")
+CONLL_SEPARATORS = (None, "\t", " ")
+TIME_UNITS = ("year", "month", "day", "hour", "minute", "second")
+FORMATS_BY_SUFFIX = {
+    "csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "json": "jsonl", "ndjson": "jsonl",
+    "txt": "text", "parquet": "parquet", "conll": "conll", "iob": "conll", "bio": "conll",
+}
+BYTE_ORDER_MARK = "\ufeff"
 
 
-def infer_format(path):
-    """Returns ``csv``, ``tsv`` or ``jsonl`` from a file name's extension.
+def infer_format(path, setting_prefix="data."):
+    """Returns the format of a file from its extension.
+
+    ``.csv`` → ``csv``, ``.tsv`` → ``tsv``, ``.jsonl``/``.json``/``.ndjson`` →
+    ``jsonl``, ``.txt`` → ``text`` (plain text), ``.parquet`` → ``parquet``,
+    ``.conll``/``.iob``/``.bio`` → ``conll``. Unknown trailing extensions (such
+    as ``.gz``) are looked past.
+
+    Args:
+        path: The file name.
+        setting_prefix: Prefix of the format setting named in the error.
 
     Raises:
-        SeqTemplatesError: The extension is not one of the known ones.
+        SeqTemplatesError: No extension is a known one.
     """
-    suffixes = [suffix.lower() for suffix in pathlib.Path(path).suffixes]
+    suffixes = [suffix.lower().lstrip(".") for suffix in pathlib.Path(path).suffixes]
     for suffix in reversed(suffixes):
-        name = suffix.lstrip(".")
-        if name in ("csv", "tsv", "jsonl"):
-            return name
-        if name in ("json", "ndjson"):
-            return "jsonl"
-        if name == "txt":
-            return "tsv"
+        if suffix in FORMATS_BY_SUFFIX:
+            return FORMATS_BY_SUFFIX[suffix]
+    known = ", ".join(f".{suffix}" for suffix in FORMATS_BY_SUFFIX)
     raise errors.SeqTemplatesError(
-        f"Cannot tell the format of '{path}' from its extension; expected .csv, .tsv or "
-        f".jsonl, or set data.format to one of {', '.join(TEXT_FORMATS)}."
+        f"Cannot tell the format of '{path}' from its extension; expected one of {known}, "
+        f"or set {setting_prefix}format."
     )
 
 
-def read_lines(path, encoding="utf-8"):
+def read_lines(path, encoding="utf-8", setting_prefix="data."):
     """Reads a text file, reporting undecodable bytes by line and column.
 
     Args:
         path: File to read.
         encoding: Text encoding of the file.
+        setting_prefix: Prefix of the encoding setting named in errors.
 
     Returns:
-        The decoded text.
+        The decoded text, without a leading byte-order mark; line ends are kept
+        as they are in the file.
 
     Raises:
         SeqTemplatesError: The file is missing, is a folder, or holds bytes that
@@ -58,23 +90,138 @@ def read_lines(path, encoding="utf-8"):
         raise errors.SeqTemplatesError(f"'{path}' is a folder; expected a data file.")
     raw = path.read_bytes()
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         line_start = raw.rfind(b"\n", 0, error.start) + 1
         line_number = raw.count(b"\n", 0, error.start) + 1
         column = error.start - line_start + 1
         raise errors.SeqTemplatesError(
             f"{path}:{line_number}:{column}: byte 0x{raw[error.start]:02x} is not valid "
-            f"{encoding}; re-save the file as {encoding} or set data.encoding to its encoding "
-            "(e.g. latin-1)."
+            f"{encoding}; re-save the file as {encoding} or set {setting_prefix}encoding to its "
+            "encoding (e.g. latin-1)."
         ) from None
     except LookupError:
         raise errors.SeqTemplatesError(
-            f"Unknown encoding '{encoding}' in data.encoding; use a Python codec name such as "
-            "utf-8 or latin-1."
+            f"Unknown encoding '{encoding}' in {setting_prefix}encoding; use a Python codec name "
+            "such as utf-8 or latin-1."
         ) from None
+    return text[1:] if text.startswith(BYTE_ORDER_MARK) else text
 
 
+def _split_lines(text):
+    """Splits on LF, CRLF or CR only (not on the other characters ``str.splitlines`` breaks at)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+# region Delimited columns (CSV, TSV)
+def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, encoding="utf-8",
+                 optional_columns=(), required_values=(), setting_prefix="data."):
+    """Reads chosen columns of a CSV or TSV file as lists of strings.
+
+    Args:
+        path: The file.
+        columns: Dict of role (e.g. ``"text"``, ``"source"``) to its column: a
+            header name, or a 0-based index (an int or a digit string; negative
+            counts from the end). Messages name the setting that chose the column
+            ``{setting_prefix}{role}_column``.
+        delimiter: The field separator, e.g. ``","`` or ``"\\t"``.
+        has_header: Whether the first non-blank row names the columns.
+        quoting: Whether double quotes group a field (CSV). False reads quotes as
+            text (TSV files such as SST-2 and the Anki pairs).
+        encoding: Text encoding.
+        optional_columns: Roles whose column may be absent; their values are None.
+        required_values: Roles whose value may not be empty on any row.
+        setting_prefix: Prefix of the settings named in errors.
+
+    Returns:
+        A dict of role to a list of whitespace-stripped strings, one per non-blank
+        row, all lists of equal length (possibly empty).
+
+    Raises:
+        SeqTemplatesError: For a missing file, bad bytes, a missing column, a row
+            with too few fields, an empty required value or broken quoting.
+    """
+    path = pathlib.Path(path)
+    text = read_lines(path, encoding, setting_prefix)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE, strict=True)
+    separated_by = {"\t": "tab-separated", ",": "comma-separated"}.get(delimiter, f"'{delimiter}'-separated")
+    values = {role: [] for role in columns}
+    indexes = None
+    header = None
+    try:
+        for row in reader:
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if indexes is None:
+                header = [cell.strip() for cell in row] if has_header else None
+                indexes = {role: _column_index(path, header, column, role, role in optional_columns,
+                                               setting_prefix)
+                           for role, column in columns.items()}
+                needed = max([index + 1 if index >= 0 else -index
+                              for index in indexes.values() if index is not None] or [0])
+                if has_header:
+                    continue
+            if len(row) < needed:
+                raise errors.SeqTemplatesError(
+                    f"{path}:{reader.line_num}: expected at least {needed} {separated_by} fields, "
+                    f"found {len(row)}; fix that line."
+                )
+            for role, index in indexes.items():
+                if index is None:
+                    values[role].append(None)
+                    continue
+                value = row[index].strip()
+                if not value and role in required_values:
+                    field_number = index + 1 if index >= 0 else len(row) + index + 1
+                    raise errors.SeqTemplatesError(
+                        f"{path}:{reader.line_num}:{field_number}: empty {role} in field "
+                        f"{field_number}; give every row a {role}."
+                    )
+                values[role].append(value)
+    except csv.Error as error:
+        raise errors.SeqTemplatesError(
+            f"{path}:{reader.line_num}: malformed row ({error}); check quoting on that line."
+        ) from None
+    return values
+
+
+def _parse_index(column):
+    if isinstance(column, bool):
+        return None
+    if isinstance(column, int):
+        return column
+    if isinstance(column, str) and re.fullmatch(r"-?\d+", column.strip()):
+        return int(column)
+    return None
+
+
+def _column_index(path, header, column, role, optional, setting_prefix):
+    """Returns the 0-based index of a role's column (None for an absent optional one)."""
+    setting = f"{setting_prefix}{role}_column"
+    if header is not None and str(column) in header:
+        return header.index(str(column))
+    index = _parse_index(column)
+    if index is not None:
+        return index
+    if optional:
+        return None
+    if header is None:
+        raise errors.SeqTemplatesError(
+            f"{path}: the file has no header, so the {role} column must be a 0-based index; "
+            f"received '{column}'. Set {setting} to a column number."
+        )
+    raise errors.SeqTemplatesError(
+        f"{path}:1: no column '{column}' for the {role}; the header has "
+        f"{', '.join(repr(name) for name in header)}. Set {setting} to one of them."
+    )
+# endregion
+
+
+# region Text classification
 def read_text_classification(
     path,
     text_column="text",
@@ -83,6 +230,7 @@ def read_text_classification(
     has_header=True,
     encoding="utf-8",
     require_labels=True,
+    setting_prefix="data.",
 ):
     """Reads (text, label) examples from a CSV, TSV or JSONL file.
 
@@ -97,6 +245,8 @@ def read_text_classification(
         encoding: Text encoding.
         require_labels: When False, a missing label column yields labels of None
             (for unlabelled prediction files).
+        setting_prefix: Prefix of the settings named in errors
+            (``data.text_column``, ``data.label_column``).
 
     Returns:
         A tuple ``(texts, labels)`` of equal-length lists of strings.
@@ -106,19 +256,30 @@ def read_text_classification(
             bytes, malformed JSON or a file with no examples.
     """
     path = pathlib.Path(path)
-    file_format = file_format or infer_format(path)
+    file_format = file_format or infer_format(path, setting_prefix)
+    if file_format == "text":
+        raise errors.SeqTemplatesError(
+            f"{path}: a .txt file is read as plain text, not as labelled examples; set "
+            f"{setting_prefix}format to tsv (or csv) or rename the file to .tsv."
+        )
     if file_format not in TEXT_FORMATS:
         raise errors.SeqTemplatesError(
-            f"data.format expects one of {', '.join(TEXT_FORMATS)}, received '{file_format}'."
+            f"{setting_prefix}format expects one of {', '.join(TEXT_FORMATS)}, received "
+            f"'{file_format}'."
         )
-    text = read_lines(path, encoding)
     if file_format == "jsonl":
-        texts, labels = _read_jsonl(path, text, text_column, label_column, require_labels)
+        text = read_lines(path, encoding, setting_prefix)
+        texts, labels = _read_jsonl(path, text, text_column, label_column, require_labels,
+                                    setting_prefix)
     else:
-        texts, labels = _read_delimited(
-            path, text, "\t" if file_format == "tsv" else ",", file_format == "tsv",
-            text_column, label_column, has_header, require_labels,
+        values = read_columns(
+            path, {"text": text_column, "label": label_column},
+            delimiter="\t" if file_format == "tsv" else ",", has_header=has_header,
+            quoting=file_format == "csv", encoding=encoding,
+            optional_columns=() if require_labels else ("label",), required_values=("label",),
+            setting_prefix=setting_prefix,
         )
+        texts, labels = values["text"], values["label"]
     if not texts:
         raise errors.SeqTemplatesError(
             f"{path}: no examples found; the file is empty or has only a header."
@@ -126,76 +287,9 @@ def read_text_classification(
     return texts, labels
 
 
-def _column_index(path, header, column, role):
-    if header is not None and str(column) in header:
-        return header.index(str(column))
-    if isinstance(column, int) or (isinstance(column, str) and column.isdigit()):
-        return int(column)
-    if header is None:
-        raise errors.SeqTemplatesError(
-            f"{path}: the file has no header, so the {role} column must be a 0-based index; "
-            f"received '{column}'."
-        )
-    raise errors.SeqTemplatesError(
-        f"{path}:1: no column '{column}' for the {role}; the header has "
-        f"{', '.join(repr(name) for name in header)}. Set data.{role}_column to one of them."
-    )
-
-
-def _read_delimited(path, text, delimiter, no_quoting, text_column, label_column, has_header,
-                    require_labels):
-    lines = text.splitlines()
-    quoting = csv.QUOTE_NONE if no_quoting else csv.QUOTE_MINIMAL
-    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
-    header = None
+def _read_jsonl(path, text, text_key, label_key, require_labels, setting_prefix):
     texts, labels = [], []
-    try:
-        for row_number, row in enumerate(reader, start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if has_header and header is None:
-                header = [cell.strip() for cell in row]
-                text_index = _column_index(path, header, text_column, "text")
-                label_index = _label_index(path, header, label_column, require_labels)
-                continue
-            if header is None and not has_header and not texts:
-                text_index = _column_index(path, None, text_column, "text")
-                label_index = _label_index(path, None, label_column, require_labels)
-            needed = max(text_index, label_index if label_index is not None else -1)
-            if len(row) <= needed:
-                raise errors.SeqTemplatesError(
-                    f"{path}:{row_number}: expected at least {needed + 1} fields separated by "
-                    f"{'a tab' if delimiter == chr(9) else 'commas'}, found {len(row)}; fix that row."
-                )
-            texts.append(row[text_index].strip())
-            if label_index is None:
-                labels.append(None)
-            else:
-                label = row[label_index].strip()
-                if not label:
-                    raise errors.SeqTemplatesError(
-                        f"{path}:{row_number}:{label_index + 1}: empty label; give every row a label."
-                    )
-                labels.append(label)
-    except csv.Error as error:
-        raise errors.SeqTemplatesError(
-            f"{path}:{reader.line_num}: malformed row ({error}); check quoting on that line."
-        ) from None
-    return texts, labels
-
-
-def _label_index(path, header, label_column, require_labels):
-    if require_labels:
-        return _column_index(path, header, label_column, "label")
-    try:
-        return _column_index(path, header, label_column, "label")
-    except errors.SeqTemplatesError:
-        return None
-
-
-def _read_jsonl(path, text, text_key, label_key, require_labels):
-    texts, labels = [], []
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    for line_number, line in enumerate(_split_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -212,7 +306,7 @@ def _read_jsonl(path, text, text_key, label_key, require_labels):
         if str(text_key) not in record:
             raise errors.SeqTemplatesError(
                 f"{path}:{line_number}: no key '{text_key}' for the text; the object has "
-                f"{', '.join(map(repr, record))}. Set data.text_column to one of them."
+                f"{', '.join(map(repr, record))}. Set {setting_prefix}text_column to one of them."
             )
         texts.append(str(record[str(text_key)]).strip())
         if str(label_key) in record and record[str(label_key)] is not None:
@@ -220,14 +314,14 @@ def _read_jsonl(path, text, text_key, label_key, require_labels):
         elif require_labels:
             raise errors.SeqTemplatesError(
                 f"{path}:{line_number}: no key '{label_key}' for the label; the object has "
-                f"{', '.join(map(repr, record))}. Set data.label_column to one of them."
+                f"{', '.join(map(repr, record))}. Set {setting_prefix}label_column to one of them."
             )
         else:
             labels.append(None)
     return texts, labels
 
 
-def read_labelled_folders(root, label_folders=None, encoding="utf-8"):
+def read_labelled_folders(root, label_folders=None, encoding="utf-8", setting_prefix="data."):
     """Reads a tree ``root/<label>/*.txt`` (the IMDB / ``text_dataset_from_directory`` layout).
 
     Args:
@@ -235,6 +329,7 @@ def read_labelled_folders(root, label_folders=None, encoding="utf-8"):
         label_folders: Names of the sub-folders to read (others, such as IMDB's
             ``unsup``, are skipped); None reads every sub-folder.
         encoding: Text encoding of the files.
+        setting_prefix: Prefix of the settings named in errors.
 
     Returns:
         A tuple ``(texts, labels)``; files are read in sorted order.
@@ -251,10 +346,395 @@ def read_labelled_folders(root, label_folders=None, encoding="utf-8"):
         folders = [path for path in folders if path.name in label_folders]
     for label_folder in folders:
         for file_path in sorted(label_folder.glob("*.txt")):
-            texts.append(read_lines(file_path, encoding).strip())
+            texts.append(read_lines(file_path, encoding, setting_prefix).strip())
             labels.append(label_folder.name)
     if not texts:
         raise errors.SeqTemplatesError(
             f"{root}: no examples found; expected sub-folders named by label holding .txt files."
         )
     return texts, labels
+# endregion
+
+
+# region CoNLL (tagging)
+def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="utf-8",
+               setting_prefix="data."):
+    """Reads sentences of (token, tag) rows from a CoNLL column file.
+
+    One token per line, columns separated by ``separator``, a blank (or
+    whitespace-only) line between sentences; several blank lines in a row are
+    one break. ``-DOCSTART-`` lines end the current sentence and are skipped.
+    Every row must have as many columns as the first one.
+
+    Args:
+        path: The file.
+        token_column: 0-based column of the token; negative counts from the end.
+        tag_column: 0-based column of the tag (default: the last one).
+        separator: None for any run of whitespace, or ``"\\t"`` or ``" "`` for
+            exactly that character (so a tab-separated token may hold spaces).
+        encoding: Text encoding.
+        setting_prefix: Prefix of the settings named in errors
+            (``data.token_column``, ``data.tag_column``, ``data.separator``).
+
+    Returns:
+        A tuple ``(token_lists, tag_lists)``: one list of strings per sentence,
+        aligned.
+
+    Raises:
+        SeqTemplatesError: For a missing file, bad bytes, a row whose column count
+            differs from the first row's, a column index beyond the row, a bad
+            separator, or a file with no sentences.
+    """
+    path = pathlib.Path(path)
+    if separator not in CONLL_SEPARATORS:
+        raise errors.SeqTemplatesError(
+            f"{setting_prefix}separator expects none (any whitespace), '\\t' or ' ', received "
+            f"{separator!r}."
+        )
+    indexes = {"token": token_column, "tag": tag_column}
+    for role, column in indexes.items():
+        if _parse_index(column) is None:
+            raise errors.SeqTemplatesError(
+                f"{setting_prefix}{role}_column expects a 0-based column number (negative counts "
+                f"from the end), received {column!r}."
+            )
+        indexes[role] = _parse_index(column)
+    text = read_lines(path, encoding, setting_prefix)
+    token_lists, tag_lists = [], []
+    tokens, tags = [], []
+    expected_columns = first_line = None
+    for line_number, line in enumerate(_split_lines(text), start=1):
+        if not line.strip() or line.lstrip().startswith("-DOCSTART-"):
+            if tokens:
+                token_lists.append(tokens)
+                tag_lists.append(tags)
+                tokens, tags = [], []
+            continue
+        if separator is None:
+            fields = line.split()
+        else:
+            fields = [field.strip() for field in line.strip(" ").split(separator)]
+        if expected_columns is None:
+            expected_columns, first_line = len(fields), line_number
+            for role, index in indexes.items():
+                if not -expected_columns <= index < expected_columns:
+                    raise errors.SeqTemplatesError(
+                        f"{path}:{line_number}: {setting_prefix}{role}_column is {index} but the rows "
+                        f"have {expected_columns} columns; set it to 0..{expected_columns - 1} "
+                        f"(or -{expected_columns}..-1 from the end)."
+                    )
+        elif len(fields) != expected_columns:
+            raise errors.SeqTemplatesError(
+                f"{path}:{line_number}: expected {expected_columns} columns (as on line "
+                f"{first_line}), found {len(fields)}; fix that line."
+            )
+        tokens.append(fields[indexes["token"]])
+        tags.append(fields[indexes["tag"]])
+    if tokens:
+        token_lists.append(tokens)
+        tag_lists.append(tags)
+    if not token_lists:
+        raise errors.SeqTemplatesError(
+            f"{path}: no sentences found; expected one token per line with its tag in another "
+            "column and a blank line between sentences."
+        )
+    return token_lists, tag_lists
+# endregion
+
+
+# region Parallel text (translation)
+def read_parallel_tsv(path, source_column=0, target_column=1, encoding="utf-8",
+                      setting_prefix="data."):
+    """Reads sentence pairs from a tab-separated file without a header.
+
+    The Anki / Tatoeba layout: ``English<TAB>Spanish[<TAB>attribution]``. Quotes
+    are text (no CSV quoting); blank lines are skipped; further columns are
+    ignored.
+
+    Args:
+        path: The file.
+        source_column: 0-based column of the source sentence.
+        target_column: 0-based column of the target sentence.
+        encoding: Text encoding.
+        setting_prefix: Prefix of the settings named in errors
+            (``data.source_column``, ``data.target_column``).
+
+    Returns:
+        A tuple ``(sources, targets)`` of equal-length lists of strings.
+
+    Raises:
+        SeqTemplatesError: For a missing file, bad bytes, a line with too few
+            fields, an empty side or a file with no pairs.
+    """
+    path = pathlib.Path(path)
+    values = read_columns(
+        path, {"source": source_column, "target": target_column}, delimiter="\t",
+        has_header=False, quoting=False, encoding=encoding,
+        required_values=("source", "target"), setting_prefix=setting_prefix,
+    )
+    if not values["source"]:
+        raise errors.SeqTemplatesError(
+            f"{path}: no sentence pairs found; expected lines 'source<TAB>target'."
+        )
+    return values["source"], values["target"]
+# endregion
+
+
+# region Plain text (language modelling)
+def read_plain_text(path, encoding="utf-8", setting_prefix="data."):
+    """Reads a whole text file as one string with ``\\n`` line ends.
+
+    Args:
+        path: The file (any text, e.g. a Project Gutenberg book with its header).
+        encoding: Text encoding.
+        setting_prefix: Prefix of the settings named in errors.
+
+    Returns:
+        The text, byte-order mark removed, CRLF and CR turned into ``\\n``.
+
+    Raises:
+        SeqTemplatesError: For a missing file, bad bytes, or a file that is empty
+            or holds only whitespace.
+    """
+    path = pathlib.Path(path)
+    text = read_lines(path, encoding, setting_prefix).replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise errors.SeqTemplatesError(
+            f"{path}: the file is empty or holds only whitespace; give a file with text to learn from."
+        )
+    return text
+# endregion
+
+
+# region Time series (forecasting)
+def read_timeseries(path, time_column=None, time_columns=None, value_columns=None,
+                    missing_values=None, time_format=None, file_format=None, encoding="utf-8",
+                    setting_prefix="data."):
+    """Reads a table of observations in time order, indexed by time.
+
+    Gaps in time and missing values are reported as they are (NaN), never filled:
+    the forecasting template owns that policy.
+
+    Args:
+        path: A CSV, TSV or Parquet file with a header.
+        time_column: The column holding the timestamp (e.g. ``Month``).
+        time_columns: Several columns making up the timestamp, either unit names
+            (``[year, month, day, hour]``, any of year/month/day/hour/minute/
+            second) or columns whose values, joined by a space, parse with
+            ``time_format`` (e.g. ``[Date, Time]``). Give this or ``time_column``.
+        value_columns: Columns to keep, in order; None keeps every non-time column.
+        missing_values: Strings that mean "no value" (e.g. ``["NA", "?"]``); empty
+            cells always do.
+        time_format: A ``strftime`` format for the timestamps; None lets pandas
+            infer it from the first value.
+        file_format: ``csv``, ``tsv`` or ``parquet``; inferred from the extension
+            when None (``.txt`` is read as CSV).
+        encoding: Text encoding of a CSV/TSV file.
+        setting_prefix: Prefix of the settings named in errors
+            (``data.time_column``, ``data.value_columns``, ...).
+
+    Returns:
+        A ``pandas.DataFrame`` with a ``DatetimeIndex`` named ``time``, strictly
+        increasing, holding ``value_columns``: float for numeric columns (missing
+        values NaN), strings for non-numeric ones (categorical covariates).
+
+    Raises:
+        SeqTemplatesError: For a missing file or column, an unparseable or empty
+            timestamp, timestamps out of order or repeated, a non-numeric value in
+            a numeric column, or a file with no rows; the message gives the file
+            and line (1-based, as in the file; "row N" for Parquet).
+    """
+    path = pathlib.Path(path)
+    file_format = file_format or infer_format(path, setting_prefix)
+    if file_format == "text":
+        file_format = "csv"
+    if file_format not in TIMESERIES_FORMATS:
+        raise errors.SeqTemplatesError(
+            f"{path}: time series are read from {', '.join(TIMESERIES_FORMATS)} files, not "
+            f"{file_format}; set {setting_prefix}format to one of those."
+        )
+    if file_format == "parquet":
+        frame = _read_parquet_table(path)
+        frame.columns = [str(name).strip() for name in frame.columns]
+        line_labels = [f"row {position + 1}" for position in range(len(frame))]
+    else:
+        frame = _read_delimited_table(path, "\t" if file_format == "tsv" else ",", encoding,
+                                      setting_prefix)
+        # Blank lines were kept so that row positions match lines: drop them now.
+        blank = (frame.apply(lambda column: column.str.strip()) == "").all(axis=1).to_numpy()
+        line_labels = [f"line {position + 2}" for position in range(len(frame))
+                       if not blank[position]]  # the header is line 1
+        frame = frame.loc[~blank].reset_index(drop=True)
+    where = _RowLocator(path, line_labels)
+    available = ", ".join(repr(name) for name in frame.columns)
+    if (time_column is None) == (time_columns is None):
+        raise errors.SeqTemplatesError(
+            f"{path}: set {setting_prefix}time_column (one column) or {setting_prefix}time_columns "
+            f"(e.g. [year, month, day, hour]), not {'both' if time_column else 'neither'} of them; "
+            f"the file has {available}."
+        )
+    single = time_column is not None
+    setting = f"{setting_prefix}time_column" if single else f"{setting_prefix}time_columns"
+    time_names = [str(time_column)] if single else [str(name) for name in time_columns]
+    for name in time_names:
+        if name not in frame.columns:
+            raise errors.SeqTemplatesError(
+                f"{path}:1: no column '{name}' for {setting}; the file has {available}. "
+                f"Set {setting} to {'one' if single else 'some'} of them."
+            )
+    if value_columns is None:
+        value_names = [name for name in frame.columns if name not in time_names]
+    else:
+        value_names = [str(name) for name in value_columns]
+        for name in value_names:
+            if name not in frame.columns:
+                raise errors.SeqTemplatesError(
+                    f"{path}:1: no column '{name}' for {setting_prefix}value_columns; the file has "
+                    f"{available}. Set {setting_prefix}value_columns to some of them."
+                )
+    if not value_names:
+        raise errors.SeqTemplatesError(
+            f"{path}: no value columns besides the time; the file has {available}. "
+            f"Set {setting_prefix}value_columns."
+        )
+    if frame.empty:
+        raise errors.SeqTemplatesError(f"{path}: no rows found; the file has only a header.")
+    times, describe = _parse_times(frame, time_names, single, time_format, where, setting_prefix)
+    _check_time_order(times, describe, where, time_names)
+    missing_markers = {""} | {str(marker).strip() for marker in (missing_values or [])}
+    result = pandas.DataFrame(index=pandas.DatetimeIndex(times, name="time"))
+    for name in value_names:
+        result[name] = _convert_column(frame[name], name, missing_markers, where, setting_prefix)
+    return result
+
+
+class _RowLocator:
+    """Names a data row by its place in the file: ``path:LINE`` (CSV) or ``path: row N`` (Parquet)."""
+
+    def __init__(self, path, labels):
+        self.path = path
+        self.labels = labels
+
+    def label(self, row):
+        """Returns ``line N`` or ``row N``."""
+        return self.labels[row]
+
+    def __call__(self, row):
+        label = self.labels[row]
+        return f"{self.path}:{label[5:]}" if label.startswith("line ") else f"{self.path}: {label}"
+
+
+def _read_delimited_table(path, delimiter, encoding, setting_prefix):
+    text = read_lines(path, encoding, setting_prefix)
+    if not text.strip():
+        raise errors.SeqTemplatesError(f"{path}: the file is empty; expected a header and rows.")
+    try:
+        frame = pandas.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+                                na_filter=False, skip_blank_lines=False)
+    except pandas.errors.ParserError as error:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if match:
+            expected, line, found = match.groups()
+            raise errors.SeqTemplatesError(
+                f"{path}:{line}: expected {expected} fields (as in the header), found {found}; "
+                "fix that line."
+            ) from None
+        raise errors.SeqTemplatesError(f"{path}: malformed CSV ({error}).") from None
+    frame.columns = [str(name).strip() for name in frame.columns]
+    return frame
+
+
+def _read_parquet_table(path):
+    if not path.is_file():
+        raise errors.SeqTemplatesError(f"File '{path}' does not exist; check the path.")
+    try:
+        return pandas.read_parquet(path)
+    except ImportError:
+        raise errors.SeqTemplatesError(
+            f"{path}: reading Parquet needs pyarrow; run `pip install pyarrow`."
+        ) from None
+    except (OSError, ValueError) as error:
+        raise errors.SeqTemplatesError(f"{path}: not a readable Parquet file ({error}).") from None
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _parse_times(frame, time_names, single, time_format, where, setting_prefix):
+    """Returns ``(times, describe)``: a ``DatetimeIndex`` and ``describe(row)``, the time as written.
+
+    Raises:
+        SeqTemplatesError: Naming the first row whose time does not parse.
+    """
+    format_note = (f" with {setting_prefix}time_format '{time_format}'" if time_format
+                   else f"; fix it or set {setting_prefix}time_format (e.g. '%Y-%m-%d %H:%M')")
+    units = [name.lower() for name in time_names]
+    if not single and "year" in units and all(unit in TIME_UNITS for unit in units):
+        parts = {unit: pandas.to_numeric(frame[name].map(_strip), errors="coerce")
+                 for name, unit in zip(time_names, units)}
+        parts.setdefault("month", 1)
+        parts.setdefault("day", 1)
+        times = pandas.to_datetime(pandas.DataFrame(parts, index=frame.index), errors="coerce")
+        shown = lambda row: ", ".join(  # noqa: E731
+            f"{name}={_strip(frame[name].iloc[row])}" for name in time_names)
+        format_note = "; fix that row"
+    else:
+        values = frame[time_names[0]]
+        if not pandas.api.types.is_datetime64_any_dtype(values):
+            values = values.map(lambda value: value if value is None else str(_strip(value)))
+            for name in time_names[1:]:
+                values = values + " " + frame[name].map(lambda value: str(_strip(value)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            times = pandas.to_datetime(values, format=time_format, errors="coerce")
+        shown = lambda row: repr(values.iloc[row])  # noqa: E731
+    bad = times.isna().to_numpy().nonzero()[0]
+    if len(bad):
+        row = int(bad[0])
+        columns = ", ".join(repr(name) for name in time_names)
+        raise errors.SeqTemplatesError(
+            f"{where(row)}: cannot read the time {shown(row)} in {columns}{format_note}."
+        )
+    return pandas.DatetimeIndex(times), shown
+
+
+def _check_time_order(times, describe, where, time_names):
+    values = times.asi8
+    bad = (values[1:] <= values[:-1]).nonzero()[0]
+    if not len(bad):
+        return
+    row = int(bad[0]) + 1
+    columns = ", ".join(repr(name) for name in time_names)
+    if values[row] == values[row - 1]:
+        raise errors.SeqTemplatesError(
+            f"{where(row)}: time {describe(row)} repeats the one on {where.label(row - 1)}; each time "
+            f"in {columns} must appear once: remove or merge the duplicate rows."
+        )
+    raise errors.SeqTemplatesError(
+        f"{where(row)}: time {describe(row)} comes before {describe(row - 1)} on "
+        f"{where.label(row - 1)}; "
+        f"rows must be in time order: sort the file by {columns}."
+    )
+
+
+def _convert_column(column, name, missing_markers, where, setting_prefix):
+    """Returns a float column, or the strings of a non-numeric (categorical) one."""
+    if pandas.api.types.is_numeric_dtype(column) and not pandas.api.types.is_bool_dtype(column):
+        return column.astype("float64").to_numpy()
+    text = pandas.Series([_strip(value) for value in column.astype(object)], dtype=object)
+    missing = text.isna().to_numpy() | text.isin(missing_markers).to_numpy()
+    numbers = pandas.to_numeric(text.where(~missing, None), errors="coerce")
+    unparsed = numbers.isna().to_numpy() & ~missing
+    present = int((~missing).sum())
+    if present and unparsed.sum() * 2 < present:
+        if unparsed.any():
+            row = int(unparsed.nonzero()[0][0])
+            raise errors.SeqTemplatesError(
+                f"{where(row)}: column '{name}' holds {text.iloc[row]!r}, not a number, while the "
+                f"column is numeric elsewhere; fix the value or add it to "
+                f"{setting_prefix}missing_values."
+            )
+        return numbers.astype("float64").to_numpy()
+    return text.where(~missing, None).to_numpy(dtype=object)
+# endregion

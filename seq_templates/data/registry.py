@@ -12,17 +12,41 @@ project's own (offline defaults). :func:`resolve` looks in this order:
 4. a download with checksum into the cache,
 
 and otherwise raises one clear error saying how to supply the files.
+
+:func:`read` resolves a dataset and reads every split with the reader its
+``format`` names, passing the recipe's ``reader:`` options; the recipe's
+``split_strategy`` (shuffle | chronological | position) says how
+:func:`seq_templates.data.splits.carve` should take out missing splits.
 """
 
 import dataclasses
+import inspect
 import os
 import pathlib
 
+import pandas
 import yaml
 
 from seq_templates import errors
 from seq_templates.data import download
+from seq_templates.data import readers
+from seq_templates.data import splits as data_splits
 from seq_templates.data import synthetic
+
+READER_SETTING_PREFIX = "reader."
+"""Recipe errors name the recipe's ``reader:`` options (``reader.token_column``)."""
+
+# A recipe's ``format`` → the reader of one of its files.
+READERS_BY_FORMAT = {
+    "csv": readers.read_text_classification,
+    "tsv": readers.read_text_classification,
+    "jsonl": readers.read_text_classification,
+    "folders": readers.read_labelled_folders,
+    "conll": readers.read_conll,
+    "parallel_tsv": readers.read_parallel_tsv,
+    "text": readers.read_plain_text,
+    "timeseries_csv": readers.read_timeseries,
+}
 
 DATA_ENVIRONMENT_VARIABLE = "SEQ_TEMPLATES_DATA"
 CACHE_ENVIRONMENT_VARIABLE = "SEQ_TEMPLATES_CACHE"
@@ -151,6 +175,122 @@ def resolve(name):
     )
 
 
+def reader_for_format(file_format):
+    """Returns the reader function that reads one file of a recipe ``format``.
+
+    ``csv``/``tsv``/``jsonl`` → :func:`readers.read_text_classification`,
+    ``folders`` → :func:`readers.read_labelled_folders`, ``conll`` →
+    :func:`readers.read_conll`, ``parallel_tsv`` → :func:`readers.read_parallel_tsv`,
+    ``text`` → :func:`readers.read_plain_text`, ``timeseries_csv`` →
+    :func:`readers.read_timeseries`.
+
+    Raises:
+        SeqTemplatesError: The format is not one of those.
+    """
+    if file_format not in READERS_BY_FORMAT:
+        raise errors.SeqTemplatesError(
+            f"Recipe format '{file_format}' is not one of {', '.join(READERS_BY_FORMAT)}."
+        )
+    return READERS_BY_FORMAT[file_format]
+
+
+def reader_options(recipe):
+    """Returns the keyword arguments a recipe's reader is called with (checked).
+
+    Raises:
+        SeqTemplatesError: The format is unknown, or a ``reader:`` key is not a
+            parameter of its reader (the message lists the accepted ones).
+    """
+    where = _recipe_file_label(recipe)
+    try:
+        reader = reader_for_format(recipe.get("format"))
+    except errors.SeqTemplatesError as error:
+        raise errors.SeqTemplatesError(f"{where}: {error}") from None
+    options = dict(recipe.get("reader") or {})
+    accepted = _reader_parameters(reader)
+    for key in options:
+        if key not in accepted:
+            raise errors.SeqTemplatesError(
+                f"{where}: reader option '{key}' is not a setting of {reader.__name__} (format "
+                f"{recipe['format']}); use {', '.join(accepted)}."
+            )
+    if recipe["format"] in ("csv", "tsv", "jsonl"):
+        options["file_format"] = recipe["format"]
+    if recipe["format"] == "folders" and recipe.get("folder_labels") is not None:
+        options["label_folders"] = recipe["folder_labels"]
+    return options
+
+
+def read(name):
+    """Resolves a registered dataset and reads every split.
+
+    Several files of one split are concatenated in order: lists are extended,
+    texts joined (a newline is added after a file that lacks a final one),
+    DataFrames stacked (and checked to stay in time order).
+
+    Args:
+        name: Registry name, e.g. ``conll2003``.
+
+    Returns:
+        A tuple ``(splits, recipe)``: ``splits`` maps the recipe's split names
+        (``train``/``validation``/``test``, or ``all``) to the reader's data: a
+        tuple of aligned lists (text classification, CoNLL, parallel TSV), a
+        ``str`` (text) or a ``pandas.DataFrame`` (time series). Take out missing
+        splits with ``splits.carve(..., splits.strategy_for_recipe(recipe), ...)``.
+
+    Raises:
+        SeqTemplatesError: As :func:`resolve`, or a reader's error; errors caused
+            by the recipe's settings say to check the recipe file.
+    """
+    recipe = get_recipe(name)
+    options = reader_options(recipe)  # a broken recipe fails before any download
+    reader = reader_for_format(recipe["format"])
+    data_splits.strategy_for_recipe(recipe)
+    dataset = resolve(name)
+    result = {}
+    for split_name, paths in dataset.splits.items():
+        try:
+            parts = [reader(path, setting_prefix=READER_SETTING_PREFIX, **options) for path in paths]
+            result[split_name] = _concatenate(parts, paths)
+        except errors.SeqTemplatesError as error:
+            raise errors.SeqTemplatesError(
+                f"{error} (reading dataset '{name}': check {_recipe_file_label(recipe)})"
+            ) from None
+    return result, recipe
+
+
+def _concatenate(parts, paths):
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, str):
+        return "".join(part if part.endswith("\n") else part + "\n" for part in parts[:-1]) + parts[-1]
+    if isinstance(first, pandas.DataFrame):
+        frame = pandas.concat(parts)
+        for index in range(1, len(parts)):
+            if parts[index].index[0] <= parts[index - 1].index[-1]:
+                raise errors.SeqTemplatesError(
+                    f"{paths[index]}: its first time {parts[index].index[0]} does not come after the "
+                    f"last time of {paths[index - 1]} ({parts[index - 1].index[-1]}); list the files "
+                    "of a split in time order, without overlap."
+                )
+        return frame
+    return tuple([item for part in parts for item in part[column]] for column in range(len(first)))
+
+
+def _reader_parameters(reader):
+    skipped = {"path", "root", "setting_prefix", "file_format", "label_folders"}
+    return [name for name in inspect.signature(reader).parameters if name not in skipped]
+
+
+def _recipe_file_label(recipe):
+    try:
+        folder = recipe_directory().name
+    except errors.SeqTemplatesError:
+        folder = "datasets"
+    return f"{folder}/{recipe.get('name')}.yaml"
+
+
 def _load_recipe_file(path):
     try:
         recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -220,6 +360,8 @@ def _download_into(recipe, cache_folder):
 def _materialize_from_tfds(recipe, cache_folder):
     """Writes a tfds-prepared dataset into the recipe's layout; False if not prepared."""
     spec = recipe["tfds"]
+    if not spec.get("splits") or not spec.get("label_names"):
+        return False  # the tfds name is information only: no layout to write the data in
     try:
         import tensorflow_datasets
     except ImportError:
@@ -238,3 +380,4 @@ def _materialize_from_tfds(recipe, cache_folder):
             label_folder.mkdir(parents=True, exist_ok=True)
             (label_folder / f"{index}.txt").write_bytes(example[spec["text_key"]])
     return _has_all_files(recipe, cache_folder)
+

@@ -1,13 +1,27 @@
 """Reproducible splits: carve validation and test examples out of the training split.
 
-Every template stores a split as a tuple of aligned columns (texts and labels,
-token lists and tag lists, sources and targets); these functions shuffle the row
-numbers with a seed and keep each part in its original order.
+A split is one of three kinds of data:
+
+* rows: a tuple of aligned columns (texts and labels, token lists and tag lists,
+  sources and targets);
+* a corpus: one ``str`` (language modelling);
+* a table: a ``pandas.DataFrame`` whose rows are in time order (forecasting).
+
+:func:`carve` takes the missing validation and test splits out of train with one
+of three strategies: ``shuffle`` (a seeded shuffle of the rows, each part kept in
+its original order; :func:`add_missing_splits`), ``chronological`` or
+``position`` (contiguous blocks: test is the end of the data, validation the
+block just before it, train the rest; nothing is shared across a boundary).
 """
 
 import random
 
+import pandas
+
 from seq_templates import errors
+
+STRATEGIES = ("shuffle", "chronological", "position")
+STRATEGY_BY_TASK = {"forecasting": "chronological", "text_generation": "position"}
 
 
 def split_off(columns, fraction, seed):
@@ -30,7 +44,7 @@ def split_off(columns, fraction, seed):
     return pick(kept_rows), pick(taken_rows)
 
 
-def add_missing_splits(splits, fractions, seed):
+def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
     """Carves each split named in ``fractions`` that ``splits`` lacks out of ``splits["train"]``.
 
     Args:
@@ -38,6 +52,7 @@ def add_missing_splits(splits, fractions, seed):
         fractions: Dict of split name to the fraction of train to take, in the
             order to take them (e.g. ``{"test": 0.1, "validation": 0.1}``).
         seed: Shuffle seed.
+        setting_prefix: Prefix of the settings named in errors.
 
     Returns:
         ``splits`` with the missing splits added and train reduced.
@@ -51,7 +66,8 @@ def add_missing_splits(splits, fractions, seed):
         splits["train"], splits[name] = split_off(splits["train"], fraction, seed)
         if not splits[name][0]:
             raise errors.SeqTemplatesError(
-                f"The {name} split is empty; give data.{name}_path or a larger data.{name}_fraction.")
+                f"The {name} split is empty; give {setting_prefix}{name}_path or a larger "
+                f"{setting_prefix}{name}_fraction.")
     return splits
 
 
@@ -61,3 +77,137 @@ def take_at_most(columns, max_rows, seed):
         return columns
     kept, _ = split_off(columns, 1.0 - max_rows / len(columns[0]), seed)
     return kept
+
+
+def strategy_for_recipe(recipe):
+    """Returns the split strategy a dataset recipe asks for.
+
+    The recipe's top-level ``split_strategy``; a recipe without one gets
+    ``chronological`` for forecasting, ``position`` for text generation and
+    ``shuffle`` otherwise.
+
+    Args:
+        recipe: A recipe dict (see ``seq_templates.data.registry``).
+
+    Returns:
+        One of :data:`STRATEGIES`.
+
+    Raises:
+        SeqTemplatesError: The recipe names an unknown strategy.
+    """
+    strategy = recipe.get("split_strategy") or STRATEGY_BY_TASK.get(recipe.get("task"), "shuffle")
+    if strategy not in STRATEGIES:
+        raise errors.SeqTemplatesError(
+            f"datasets/{recipe.get('name')}.yaml: split_strategy expects one of "
+            f"{', '.join(STRATEGIES)}, received '{strategy}'."
+        )
+    return strategy
+
+
+def carve(splits, fractions, strategy, seed, setting_prefix="data."):
+    """Adds the splits named in ``fractions`` that ``splits`` lacks, taken from train.
+
+    A dict with an ``"all"`` split and no ``"train"`` has ``all`` renamed to train
+    first. Fractions of splits that already exist are ignored.
+
+    * ``shuffle``: rows only (tuples of aligned lists or a DataFrame): a seeded
+      shuffle; each split takes its fraction of what train holds at that point,
+      in the order of ``fractions`` (exactly :func:`add_missing_splits`).
+    * ``chronological`` / ``position``: contiguous blocks of the data as given
+      (rows, a DataFrame's rows, a string's characters): test is the last
+      ``fractions["test"]`` of it, validation the ``fractions["validation"]``
+      just before, train the rest; fractions are of the data before carving and
+      ``seed`` is unused.
+
+    Args:
+        splits: Dict of split name to data: a tuple of aligned lists, a ``str``
+            or a ``pandas.DataFrame``; all splits of one kind.
+        fractions: Dict of split name to fraction, e.g.
+            ``{"test": 0.1, "validation": 0.1}``.
+        strategy: One of :data:`STRATEGIES`.
+        seed: Shuffle seed (``shuffle`` only).
+        setting_prefix: Prefix of the settings named in errors
+            (``data.split_strategy``, ``data.test_fraction``, ``data.test_path``).
+
+    Returns:
+        A new dict with ``train`` and the carved splits (the input is not changed).
+
+    Raises:
+        SeqTemplatesError: For an unknown strategy, a fraction outside [0, 1),
+            no train data, shuffling a corpus string, or a split (train included)
+            left empty.
+    """
+    if strategy not in STRATEGIES:
+        raise errors.SeqTemplatesError(
+            f"{setting_prefix}split_strategy expects one of {', '.join(STRATEGIES)}, "
+            f"received '{strategy}'."
+        )
+    splits = dict(splits)
+    if "train" not in splits and "all" in splits:
+        splits["train"] = splits.pop("all")
+    if "train" not in splits:
+        raise errors.SeqTemplatesError(
+            f"No training data: the splits are {', '.join(splits) or 'none'}; give {setting_prefix}path."
+        )
+    missing = {name: fraction for name, fraction in fractions.items() if name not in splits}
+    for name, fraction in missing.items():
+        if fraction is None or not 0 <= fraction < 1:
+            raise errors.SeqTemplatesError(
+                f"{setting_prefix}{name}_fraction expects a number in [0, 1), received {fraction!r}."
+            )
+    if not missing:
+        return splits
+    if strategy == "shuffle":
+        if isinstance(splits["train"], str):
+            raise errors.SeqTemplatesError(
+                f"Cannot shuffle a text corpus into splits; set {setting_prefix}split_strategy to "
+                "position (validation and test cut from the end of the text)."
+            )
+        if isinstance(splits["train"], pandas.DataFrame):
+            splits.update(_shuffle_frame(splits["train"], missing, seed, setting_prefix))
+        else:
+            splits = add_missing_splits(splits, missing, seed, setting_prefix)
+    else:
+        splits.update(_cut_blocks(splits["train"], missing))
+    for name in ["train", *missing]:
+        if _length(splits[name]) == 0:
+            fix = (f"lower {' and '.join(f'{setting_prefix}{other}_fraction' for other in missing)}"
+                   if name == "train" else
+                   f"give {setting_prefix}{name}_path or a larger {setting_prefix}{name}_fraction")
+            raise errors.SeqTemplatesError(f"The {name} split is empty; {fix}.")
+    return splits
+
+
+def _length(data):
+    if isinstance(data, (str, pandas.DataFrame)):
+        return len(data)
+    return len(data[0])
+
+
+def _take(data, start, stop):
+    if isinstance(data, str):
+        return data[start:stop]
+    if isinstance(data, pandas.DataFrame):
+        return data.iloc[start:stop].copy()
+    return tuple(list(column[start:stop]) for column in data)
+
+
+def _cut_blocks(data, missing):
+    """Cuts test from the end, validation just before it, train the rest."""
+    total = _length(data)
+    order = [name for name in ("test", "validation") if name in missing]
+    order += [name for name in missing if name not in order]
+    parts, stop = {}, total
+    for name in order:
+        count = int(round(total * missing[name]))
+        parts[name] = _take(data, max(stop - count, 0), stop)
+        stop = max(stop - count, 0)
+    parts["train"] = _take(data, 0, stop)
+    return parts
+
+
+def _shuffle_frame(frame, missing, seed, setting_prefix):
+    """The seeded shuffle of :func:`add_missing_splits` on a DataFrame's rows."""
+    rows = (list(range(len(frame))),)
+    parts = add_missing_splits({"train": rows}, missing, seed, setting_prefix)
+    return {name: frame.iloc[part[0]] for name, part in parts.items()}
