@@ -1,7 +1,8 @@
 """Configuration: small dataclasses per section, YAML files and ``--set`` overrides.
 
 A run's configuration has three sections, ``data``, ``model`` and ``train``. Each
-app declares its own ``data`` and ``model`` dataclasses; ``train`` is the shared
+app declares its own ``data`` section by extending :class:`DataConfig` (where the
+examples come from) and its own ``model`` dataclass; ``train`` is the shared
 :class:`TrainConfig` (an app may subclass it). Values are resolved with one
 precedence, lowest first:
 
@@ -27,6 +28,42 @@ import yaml
 from seq_templates import errors
 
 SECTION_NAMES = ("data", "model", "train")
+# Keys that --resume may change: they steer how long and how loudly training goes
+# on, not what the checkpoint's data, preprocessing or model are.
+RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.verbose", "train.tensorboard")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the examples come from: the base of every app's ``data`` section.
+
+    An app extends it with its own fields (columns, vocabulary sizes, ...); the
+    argument parser relies on ``dataset`` and ``path``, the readers on the rest.
+
+    Attributes:
+        dataset: A registered dataset name (``seq-templates list``).
+        path: A local data file; wins over ``dataset``.
+        validation_path: A local validation file; else carved from train.
+        test_path: A local test file; else carved from train.
+        format: The file format; None infers it from the extension.
+        encoding: Text encoding of local files.
+        validation_fraction: Share of train carved off for validation when the
+            data has no validation split.
+        test_fraction: Share carved off for test when the data has no test split.
+        split_seed: Seed of shuffled carving and of ``max_train_samples``.
+        max_train_samples: Train on at most this many examples (quick trials).
+    """
+
+    dataset: typing.Optional[str] = None
+    path: typing.Optional[str] = None
+    validation_path: typing.Optional[str] = None
+    test_path: typing.Optional[str] = None
+    format: typing.Optional[str] = None
+    encoding: str = "utf-8"
+    validation_fraction: float = dataclasses.field(default=0.1, metadata={"minimum": 0.0})
+    test_fraction: float = dataclasses.field(default=0.1, metadata={"minimum": 0.0})
+    split_seed: int = 1234
+    max_train_samples: typing.Optional[int] = dataclasses.field(default=None, metadata={"minimum": 1})
 
 
 @dataclasses.dataclass
@@ -134,6 +171,13 @@ def resolve(section_classes, config_paths=(), overrides=(), base=None):
     return {
         name: section_class(**values[name]) for name, section_class in section_classes.items()
     }
+
+
+def differences(before, after):
+    """Returns the ``section.key`` names whose values differ between two configurations."""
+    before, after = to_dict(before), to_dict(after)
+    return [f"{section}.{key}" for section in after for key in after[section]
+            if before.get(section, {}).get(key) != after[section][key]]
 
 
 def save(config, path):

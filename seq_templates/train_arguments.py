@@ -6,7 +6,9 @@ the app's tuned settings for the dataset named by ``--dataset NAME`` (its
 ``configs/NAME.yaml``, when there is one and ``--no-preset`` is not given), then
 ``--config`` files left to right, then ``--set`` overrides left to right, then
 ``--data``/``--dataset``. With ``--resume`` the interrupted run's saved
-``config.yaml`` replaces the defaults and the preset.
+``config.yaml`` replaces the defaults and the preset, and only the keys in
+``config.RESUMABLE_KEYS`` (such as ``train.epochs``) may change: anything that
+shapes the data, the preprocessing or the model of the checkpoint is refused.
 """
 
 import argparse
@@ -35,12 +37,15 @@ class TrainArguments:
         output_dir: Final run directory.
         resume: Whether to continue an interrupted run.
         preset: The app's config file applied for ``--dataset NAME``, or None.
+        resumed_changes: With ``--resume``, the keys changed from the saved
+            configuration (all in ``config.RESUMABLE_KEYS``).
     """
 
     config: dict
     output_dir: pathlib.Path
     resume: bool
     preset: typing.Optional[pathlib.Path] = None
+    resumed_changes: typing.List[str] = dataclasses.field(default_factory=list)
 
 
 def add_arguments(parser):
@@ -107,6 +112,11 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
         SeqTemplatesError: For a bad config file, key or value, or an output
             directory that cannot be used.
     """
+    data_section = section_classes.get("data")
+    if not (isinstance(data_section, type) and issubclass(data_section, config_module.DataConfig)):
+        raise errors.SeqTemplatesError(
+            f"The app's data section must extend seq_templates.config.DataConfig (it holds dataset, path, "
+            f"the split paths and encoding), received {getattr(data_section, '__name__', data_section)!r}.")
     parser = build_parser(prog or f"seq-templates train {task}", description)
     arguments = parser.parse_args(argv)
     if arguments.resume and not arguments.output_dir:
@@ -132,4 +142,12 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
                                              dataset=None)
     if arguments.dataset:
         config["data"] = dataclasses.replace(config["data"], dataset=arguments.dataset, path=None)
-    return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume, preset=preset)
+    changes = config_module.differences(base, config) if base is not None else []
+    refused = [key for key in changes if key not in config_module.RESUMABLE_KEYS]
+    if refused:
+        raise errors.SeqTemplatesError(
+            f"--resume cannot change {', '.join(refused)}: the checkpoint's data, preprocessing or model "
+            f"depend on them. Drop those --set/--config/--data values, or start a new run; only "
+            f"{', '.join(config_module.RESUMABLE_KEYS)} may change on resume.")
+    return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume, preset=preset,
+                          resumed_changes=changes)

@@ -4,7 +4,10 @@
 (or one line per epoch in scripted mode), early stopping on validation loss,
 a checkpoint after every epoch (``checkpoints/last.keras`` + ``state.json``) so
 ``--resume`` continues an interrupted run, TensorBoard logs, and ``history.json``
-plus ``plots/training_curves.png`` at the end.
+plus ``plots/training_curves.png`` at the end. The checkpoint carries what a
+resumed run needs to go on as if it had never stopped: the optimizer state (in
+``last.keras``), the raw weights behind a weight moving average, and early
+stopping's patience counter and best weights.
 
 Ctrl-C during training stops at the next batch boundary (a second Ctrl-C stops
 at once): a ``KeyboardInterrupt`` delivered while TensorFlow is executing a
@@ -12,6 +15,7 @@ function can surface as a TensorFlow error instead, with a traceback.
 """
 
 import contextlib
+import dataclasses
 import json
 import math
 import pathlib
@@ -19,13 +23,42 @@ import shutil
 import signal
 import sys
 import threading
+import time
+import typing
 import warnings
 
 import keras
+import numpy as np
 
 from seq_templates.evaluation import plots
 
 CHECKPOINT_FOLDER = "checkpoints"
+RAW_WEIGHTS_FILE = "raw_weights.npz"
+BEST_WEIGHTS_FILE = "best_weights.npz"
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` restores for ``--resume``.
+
+    Attributes:
+        model: The compiled model with its optimizer state, as saved after the
+            last completed epoch (the averaged weights when EMA is on).
+        epochs_completed: Epochs completed before the interruption.
+        history: Per-epoch metrics of those epochs.
+        raw_weights: With EMA, the raw (not averaged) weights training continues
+            from; else None.
+        early_stopping: Early stopping's state (``wait``, ``best``, ``best_epoch``,
+            ``stopped_epoch``) or None.
+        best_weights: Early stopping's best weights, or None.
+    """
+
+    model: keras.Model
+    epochs_completed: int
+    history: dict
+    raw_weights: typing.Optional[list] = None
+    early_stopping: typing.Optional[dict] = None
+    best_weights: typing.Optional[list] = None
 
 
 def set_seed(seed):
@@ -55,29 +88,94 @@ def resolve_verbosity(verbose):
     return 1 if sys.stdout.isatty() else 2
 
 
+def _save_weights(weights, path):
+    temporary_path = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(temporary_path, *weights)
+    temporary_path.replace(path)
+
+
+def _load_weights(path):
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return [saved[f"arr_{index}"] for index in range(len(saved.files))]
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model and the history so far after every epoch (temp file, then rename).
+    """Saves the model, the history and the callbacks' state after every epoch.
+
+    Files are written to temp names and renamed; ``state.json`` goes last, so it
+    always describes the files beside it.
 
     Args:
         folder: Checkpoint folder.
         previous_history: History of epochs completed before a resume.
+        averaged_weights: The run's :class:`AveragedWeightsCallback`, or None.
+        early_stopping: The run's :class:`ResumableEarlyStopping`, or None.
     """
 
-    def __init__(self, folder, previous_history=None):
+    def __init__(self, folder, previous_history=None, averaged_weights=None, early_stopping=None):
         super().__init__()
         self.folder = pathlib.Path(folder)
         self.history = {name: list(values) for name, values in (previous_history or {}).items()}
+        self.averaged_weights = averaged_weights
+        self.early_stopping = early_stopping
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
+        logs = dict(logs or {})
+        # Keras logs the learning rate only under a schedule callback; record it every epoch.
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        logs["epoch_seconds"] = time.perf_counter() - self._epoch_started  # training + validation
+        for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary_model = self.folder / ".last.tmp.keras"
         self.model.save(temporary_model)
         temporary_model.replace(self.folder / "last.keras")
+        state = {"epochs_completed": epoch + 1, "history": self.history}
+        raw_weights = self.averaged_weights.raw_weights() if self.averaged_weights else None
+        if raw_weights is not None:
+            _save_weights(raw_weights, self.folder / RAW_WEIGHTS_FILE)
+        if self.early_stopping is not None:
+            state["early_stopping"], best_weights = self.early_stopping.state()
+            if best_weights is not None:
+                _save_weights(best_weights, self.folder / BEST_WEIGHTS_FILE)
         temporary_state = self.folder / ".state.tmp.json"
-        temporary_state.write_text(json.dumps({"epochs_completed": epoch + 1, "history": self.history}))
+        temporary_state.write_text(json.dumps(state))
         temporary_state.replace(self.folder / "state.json")
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """``keras.callbacks.EarlyStopping`` whose patience counter and best weights survive a resume.
+
+    Args:
+        initial_state: ``state()`` of the interrupted run, or None.
+        initial_best_weights: Its best weights, or None.
+        **kwargs: Arguments of ``EarlyStopping``.
+    """
+
+    def __init__(self, initial_state=None, initial_best_weights=None, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_state = initial_state
+        self.initial_best_weights = initial_best_weights
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.initial_state:
+            self.wait = self.initial_state["wait"]
+            self.best = self.initial_state["best"]
+            self.best_epoch = self.initial_state["best_epoch"]
+            self.stopped_epoch = self.initial_state["stopped_epoch"]
+            self.best_weights = self.initial_best_weights
+
+    def state(self):
+        """Returns ``(state dict, best weights or None)`` for the checkpoint."""
+        best = None if self.best is None else float(self.best)
+        return ({"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch),
+                 "stopped_epoch": int(self.stopped_epoch)}, self.best_weights)
 
 
 class AveragedWeightsCallback(keras.callbacks.Callback):
@@ -92,12 +190,18 @@ class AveragedWeightsCallback(keras.callbacks.Callback):
 
     Args:
         restart_each_epoch: Continue each epoch from the averaged weights.
+        initial_raw_weights: On resume, the raw weights of the interrupted run
+            (the model then holds the averaged ones, as saved).
     """
 
-    def __init__(self, restart_each_epoch=False):
+    def __init__(self, restart_each_epoch=False, initial_raw_weights=None):
         super().__init__()
         self.restart_each_epoch = restart_each_epoch
-        self._raw_weights = None
+        self._raw_weights = initial_raw_weights
+
+    def raw_weights(self):
+        """The raw weights kept aside while the model holds the averaged ones, or None."""
+        return self._raw_weights
 
     def _use_averaged_weights(self):
         if self._raw_weights is None:
@@ -175,65 +279,77 @@ def deferred_interrupt():
 
 
 def load_checkpoint(run_directory):
-    """Returns ``(model, epochs_completed, history)`` from a run's checkpoint, or None."""
+    """Returns the :class:`Checkpoint` of an interrupted run, or None when it has none."""
     folder = pathlib.Path(run_directory) / CHECKPOINT_FOLDER
     if not (folder / "last.keras").is_file() or not (folder / "state.json").is_file():
         return None
     state = json.loads((folder / "state.json").read_text())
     model = keras.saving.load_model(folder / "last.keras")
-    return model, int(state["epochs_completed"]), state["history"]
+    early_stopping = state.get("early_stopping")
+    return Checkpoint(model=model, epochs_completed=int(state["epochs_completed"]), history=state["history"],
+                      raw_weights=_load_weights(folder / RAW_WEIGHTS_FILE),
+                      early_stopping=early_stopping,
+                      best_weights=_load_weights(folder / BEST_WEIGHTS_FILE) if early_stopping else None)
 
 
-def fit(model, train_dataset, validation_dataset, train_config, run_directory, initial_epoch=0,
-        previous_history=None):
+def fit(model, train_dataset, validation_dataset, train_config, run_directory, checkpoint=None):
     """Trains a compiled model and records its history.
 
     Args:
-        model: A compiled ``keras.Model``.
+        model: A compiled ``keras.Model`` (``checkpoint.model`` when resuming).
         train_dataset: Batched training ``tf.data.Dataset``.
         validation_dataset: Batched validation dataset (early stopping watches
             ``val_loss``), or None.
         train_config: A :class:`seq_templates.config.TrainConfig`.
         run_directory: Where checkpoints, logs, ``history.json`` and plots go.
-        initial_epoch: Epochs already completed (when resuming).
-        previous_history: History of those epochs (when resuming).
+        checkpoint: The :class:`Checkpoint` to continue from, or None.
 
     Returns:
         The history: a dict of metric name to per-epoch values, including any
         epochs completed before a resume.
     """
     run_directory = pathlib.Path(run_directory)
+    checkpoint = checkpoint or Checkpoint(model=model, epochs_completed=0, history={})
     callbacks = []
+    averaged_weights = early_stopping = None
     if getattr(model.optimizer, "use_ema", False):
         # Validate and checkpoint with the averaged weights (must run before the others).
-        callbacks.append(AveragedWeightsCallback(train_config.ema_restart_each_epoch))
+        averaged_weights = AveragedWeightsCallback(train_config.ema_restart_each_epoch,
+                                                   initial_raw_weights=checkpoint.raw_weights)
+        callbacks.append(averaged_weights)
     if train_config.learning_rate_schedule != "constant":
         # Before the checkpoint, which records the epoch's learning rate from the logs.
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: epoch_learning_rate(train_config, epoch)))
-    checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, previous_history)
-    callbacks.append(checkpoint)
     if validation_dataset is not None and train_config.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        # Before the checkpoint, which saves its state.
+        early_stopping = ResumableEarlyStopping(
+            initial_state=checkpoint.early_stopping, initial_best_weights=checkpoint.best_weights,
             monitor="val_loss", patience=train_config.early_stopping_patience,
-            restore_best_weights=True, verbose=1,
-        ))
+            restore_best_weights=True, verbose=1)
+        callbacks.append(early_stopping)
+    epoch_checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, checkpoint.history,
+                                       averaged_weights, early_stopping)
+    callbacks.append(epoch_checkpoint)
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_directory / "logs")))
-    # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
-    if initial_epoch < train_config.epochs:
-        with deferred_interrupt() as interrupt:
+    stopped_early = bool((checkpoint.early_stopping or {}).get("stopped_epoch"))
+    if checkpoint.epochs_completed < train_config.epochs and not stopped_early:
+        with deferred_interrupt() as interrupt, warnings.catch_warnings():
+            # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(
                 train_dataset,
                 validation_data=validation_dataset,
                 epochs=train_config.epochs,
-                initial_epoch=initial_epoch,
+                initial_epoch=checkpoint.epochs_completed,
                 callbacks=[interrupt, *callbacks],
                 verbose=resolve_verbosity(train_config.verbose),
                 shuffle=False,  # the tf.data pipeline shuffles before bucketing
             )
-    history = checkpoint.history
+    elif early_stopping is not None and checkpoint.best_weights is not None:
+        model.set_weights(checkpoint.best_weights)  # as EarlyStopping does when training ends
+    history = epoch_checkpoint.history
     write_history(history, run_directory)
     return history
 

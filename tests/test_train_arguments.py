@@ -64,3 +64,38 @@ def test_dataset_sst2_trains_with_the_bundled_sst2_settings(tmp_path):
     with_preset = _parse(tmp_path, "--dataset", "sst2", configs_folder=folder)
     by_name = _parse(tmp_path, "--config", "sst2", configs_folder=folder)
     assert with_preset == by_name and with_preset["data"].char_features
+
+
+def test_data_section_must_extend_the_base_data_config(tmp_path):
+    import dataclasses
+
+    from seq_templates import config as config_module
+
+    @dataclasses.dataclass
+    class BareData:
+        path: str = ""
+
+    with pytest.raises(errors.SeqTemplatesError, match="must extend seq_templates.config.DataConfig"):
+        train_arguments.parse(["--output-dir", str(tmp_path / "run")],
+                              {"data": BareData, "train": config_module.TrainConfig}, "bare")
+
+
+def test_resume_refuses_changes_that_shape_the_checkpoint_and_records_safe_ones(tmp_path):
+    from seq_templates import config as config_module
+
+    sections = apps_loader.load_app("sentiment").CONFIG_SECTIONS
+    partial = tmp_path / "run.partial"
+    partial.mkdir()
+    config_module.save(config_module.defaults(sections), partial / "config.yaml")
+    resume = ["--output-dir", str(tmp_path / "run"), "--resume"]
+    arguments = train_arguments.parse([*resume, "--set", "train.epochs=30", "--set", "train.verbose=0"],
+                                      sections, "sentiment")
+    assert arguments.config["train"].epochs == 30
+    assert arguments.resumed_changes == ["train.epochs", "train.verbose"]
+    assert train_arguments.parse(resume, sections, "sentiment").resumed_changes == []
+    for change, refused in ((["--set", "model.units=16"], "model.units"),
+                            (["--set", "data.max_tokens=50", "--set", "train.batch_size=8"],
+                             "data.max_tokens, train.batch_size"),
+                            (["--dataset", "sst2"], "data.dataset")):
+        with pytest.raises(errors.SeqTemplatesError, match=f"--resume cannot change {refused}"):
+            train_arguments.parse([*resume, *change], sections, "sentiment")

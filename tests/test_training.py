@@ -34,9 +34,9 @@ def test_fit_writes_checkpoints_history_and_curves(tmp_path, ema_momentum):
     assert len(history["loss"]) == 3 and len(history["val_loss"]) == 3
     assert json.loads((tmp_path / "history.json").read_text()) == history
     assert (tmp_path / "plots" / "training_curves.png").stat().st_size > 1000
-    restored, epochs_completed, saved_history = training.load_checkpoint(tmp_path)
-    assert epochs_completed == 3 and saved_history == history
-    np.testing.assert_allclose(restored.predict(np.ones((2, 3)), verbose=0),
+    checkpoint = training.load_checkpoint(tmp_path)
+    assert checkpoint.epochs_completed == 3 and checkpoint.history == history
+    np.testing.assert_allclose(checkpoint.model.predict(np.ones((2, 3)), verbose=0),
                                model.predict(np.ones((2, 3)), verbose=0), atol=1e-6)
 
 
@@ -44,9 +44,9 @@ def test_fit_continues_from_initial_epoch(tmp_path):
     train_config = config.TrainConfig(epochs=2, tensorboard=False, verbose=0, early_stopping_patience=0)
     model, dataset = tiny_problem(train_config)
     training.fit(model, dataset, None, train_config, tmp_path)
-    restored, epochs_completed, history = training.load_checkpoint(tmp_path)
+    checkpoint = training.load_checkpoint(tmp_path)
     longer = config.TrainConfig(epochs=4, tensorboard=False, verbose=0, early_stopping_patience=0)
-    history = training.fit(restored, dataset, None, longer, tmp_path, epochs_completed, history)
+    history = training.fit(checkpoint.model, dataset, None, longer, tmp_path, checkpoint=checkpoint)
     assert len(history["loss"]) == 4
     training.remove_checkpoints(tmp_path)
     assert training.load_checkpoint(tmp_path) is None
@@ -95,8 +95,8 @@ def test_cosine_schedule_sets_each_epochs_learning_rate(tmp_path):
                                rtol=1e-6)
     constant = _train_config(epochs=2, ema_momentum=None)
     model, dataset = tiny_problem(constant)
-    assert all(rate == 0.05 for rate in training.fit(model, dataset, None, constant,
-                                                     tmp_path / "constant").get("learning_rate", [0.05]))
+    assert training.fit(model, dataset, None, constant, tmp_path / "constant")["learning_rate"] == [
+        pytest.approx(0.05)] * 2
 
 
 def test_ctrl_c_during_fit_stops_at_the_next_batch_boundary():
@@ -118,3 +118,57 @@ def test_ctrl_c_during_fit_stops_at_the_next_batch_boundary():
             model.fit(dataset, epochs=2, callbacks=[PressCtrlC(), interrupt], verbose=0)
     assert finished_batches == [0, 1]  # the batch under way when Ctrl-C came finished
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Interrupts training (as Ctrl-C does) once ``epochs`` epochs are checkpointed."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def _interrupted_then_resumed(tmp_path, train_config, validation=True, stop_after=2):
+    """Trains with an interruption after ``stop_after`` epochs and a resume; returns (model, history)."""
+    model, dataset = tiny_problem(train_config)
+    original_fit = model.fit
+
+    def fit_with_interruption(*arguments, callbacks=(), **keywords):
+        # after the checkpoint callback, so the interrupted epoch is saved as Ctrl-C would find it
+        return original_fit(*arguments, callbacks=[*callbacks, StopAfterEpoch(stop_after)], **keywords)
+
+    model.fit = fit_with_interruption
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(model, dataset, dataset if validation else None, train_config, tmp_path)
+    checkpoint = training.load_checkpoint(tmp_path)
+    assert checkpoint.epochs_completed == stop_after
+    history = training.fit(checkpoint.model, dataset, dataset if validation else None, train_config, tmp_path,
+                           checkpoint=checkpoint)
+    return checkpoint.model, history
+
+
+@pytest.mark.parametrize("restart_each_epoch", [False, True])
+def test_weight_averaging_survives_a_resume(tmp_path, restart_each_epoch):
+    train_config = _train_config(epochs=4, ema_restart_each_epoch=restart_each_epoch)
+    resumed, history = _interrupted_then_resumed(tmp_path / "resumed", train_config)
+    straight, dataset = tiny_problem(train_config)
+    straight_history = training.fit(straight, dataset, dataset, train_config, tmp_path / "straight")
+    for left, right in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(left, right, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(history["val_loss"], straight_history["val_loss"], rtol=1e-6)
+
+
+def test_early_stopping_patience_and_best_weights_survive_a_resume(tmp_path):
+    # A learning rate this large makes validation loss bounce: best at epoch 4, interrupted after
+    # epoch 5 with one epoch of patience used; the resumed run must stop after epoch 6 with epoch 4's weights.
+    train_config = _train_config(epochs=8, ema_momentum=None, learning_rate=3.0, early_stopping_patience=2)
+    resumed, history = _interrupted_then_resumed(tmp_path / "resumed", train_config, stop_after=5)
+    straight, dataset = tiny_problem(train_config)
+    straight_history = training.fit(straight, dataset, dataset, train_config, tmp_path / "straight")
+    assert len(history["loss"]) == len(straight_history["loss"]) < 8  # stopped at the same epoch
+    for left, right in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(left, right, rtol=1e-6, atol=1e-7)
