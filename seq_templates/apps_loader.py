@@ -2,8 +2,28 @@
 
 The package never imports an app; it loads one by path, so a copied and edited
 app (``seq-templates new sentiment ./my_app``) runs exactly like a bundled one.
-An app module exposes ``load_raw_data``, ``build_preprocessing``, ``build_model``,
-``build_serving``, ``evaluate`` and ``main(argv=None)``.
+
+The app contract (duck-typed, no base class) is everything the CLI, the tests
+and the benchmarks call:
+
+- ``TASK``: the template name; ``CONFIG_SECTIONS``: ``{"data": ..., "model": ...,
+  "train": ...}`` dataclasses, the data section extending ``config.DataConfig``.
+- ``load_raw_data(data_config)`` -> ``{"train"|"validation"|"test": split}``.
+- ``build_preprocessing(config, train_split)`` -> ``{name: adapted layer}``.
+- ``featurize(preprocessing, config, raw_inputs, ...)`` -> features keyed by the
+  model's ``keras.Input`` names.
+- ``make_dataset(split, preprocessing, config, shuffle=False)`` -> a batched
+  ``tf.data.Dataset`` of ``(features, targets[, sample_weights])``.
+- ``build_model(config, preprocessing)`` -> a compiled functional model.
+- ``build_serving(model, preprocessing, config)`` -> ``(archive, endpoints)``:
+  an ``ExportArchive`` and ``{signature name: tf.function}`` with
+  ``serving_default`` among them.
+- ``example_inputs(raw_data, config)`` -> ``{signature name: {input name: values}}``: what
+  the parity check and the contract tests send to the export.
+- ``evaluate(predict, raw_data, config, output_dir)`` -> a JSON-able dict with the
+  model's and a baseline's metrics; ``predict`` maps ``{input name: values}`` of
+  ``serving_default`` to its outputs (``export.batch_predictor``).
+- ``main(argv=None)`` -> exit status.
 """
 
 import importlib.util
@@ -12,8 +32,9 @@ import sys
 
 from seq_templates import errors
 
-APP_FUNCTIONS = ("load_raw_data", "build_preprocessing", "build_model", "build_serving", "evaluate",
-                 "main")
+APP_FUNCTIONS = ("load_raw_data", "build_preprocessing", "featurize", "make_dataset", "build_model",
+                 "build_serving", "example_inputs", "evaluate", "main")
+APP_ATTRIBUTES = ("TASK", "CONFIG_SECTIONS")
 
 
 def apps_directory():
@@ -83,6 +104,7 @@ def load_app(task_or_path):
         del sys.modules[module_name]
         raise
     missing = [name for name in APP_FUNCTIONS if not callable(getattr(module, name, None))]
+    missing += [name for name in APP_ATTRIBUTES if not hasattr(module, name)]
     if missing:
         del sys.modules[module_name]
         raise errors.SeqTemplatesError(

@@ -3,6 +3,11 @@
 Mistakes a user can fix print one line (``error: ...``) and exit with status 2;
 nothing half-written is left behind. TensorFlow is imported only by the verbs
 that need it, so ``list``, ``new`` and ``--help`` answer at once.
+
+The entry point :func:`main` (and only it) imports TensorFlow quietly for the
+verbs that need it: TensorFlow's C++ log lines (oneDNN notices, CUDA probing on a
+machine without a GPU, the harmless AVX-512 fallback) would bury the one-line
+errors promised here. Nothing else in the package changes process-wide state.
 """
 
 import argparse
@@ -17,17 +22,18 @@ from seq_templates import errors
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
+TENSORFLOW_VERBS = ("train", "evaluate", "predict", "export")
 
 
-def _quiet_tensorflow():
-    """Imports TensorFlow with its C++ log lines (oneDNN, CUDA probing) silenced.
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its C++ start-up log lines silenced (called by :func:`main` only).
 
-    TensorFlow's C++ logging writes to file descriptor 2 while it loads and probes
-    devices, whatever TF_CPP_MIN_LOG_LEVEL says; those lines would bury the one-line
-    errors this command promises. Later, oneDNN logs at ERROR level that it falls
-    back to Eigen kernels on CPUs without AVX-512, which is harmless, so the level
-    defaults to 3; failing operations still raise Python exceptions. Set
-    TF_CPP_MIN_LOG_LEVEL=0 to see every line.
+    While it loads and probes devices, TensorFlow logs to file descriptor 2 whatever
+    TF_CPP_MIN_LOG_LEVEL says, so descriptor 2 points at /dev/null for the import
+    alone. Later, oneDNN logs at ERROR level that it falls back to Eigen kernels on
+    CPUs without AVX-512, which is harmless, so the level defaults to 3; failing
+    operations still raise Python exceptions. Set TF_CPP_MIN_LOG_LEVEL=0 to see
+    every line.
     """
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
@@ -84,7 +90,6 @@ def _command_list(arguments):
 def _command_train(arguments, rest):
     from seq_templates import apps_loader
 
-    _quiet_tensorflow()
     app = apps_loader.load_app(arguments.task)
     return app.main(rest)
 
@@ -99,7 +104,6 @@ def _load_run_app(run_path):
 
 
 def _command_evaluate(arguments):
-    _quiet_tensorflow()
     from seq_templates import config as config_module
     from seq_templates import export
     from seq_templates import run_directory
@@ -108,17 +112,14 @@ def _command_evaluate(arguments):
     app = _load_run_app(run_path)
     config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
     raw_data = app.load_raw_data(config["data"])
-    function, input_specs = export.load_serving_function(run_path)
-    (input_name,) = input_specs
-    metrics = app.evaluate(app.predictor(lambda batch: function(**{input_name: batch})), raw_data,
-                           config, run_path)
+    function, _ = export.load_serving_function(run_path)
+    metrics = app.evaluate(export.batch_predictor(function), raw_data, config, run_path)
     run_directory.write_json(metrics, run_path / "metrics.json")
     print(json.dumps({key: value for key, value in metrics.items()}, indent=2, default=str))
     return 0
 
 
 def _command_export(arguments):
-    _quiet_tensorflow()
     import keras
 
     from seq_templates import config as config_module
@@ -145,50 +146,73 @@ def _command_export(arguments):
     return 0
 
 
-def _parse_input(value, spec):
-    if spec.dtype.name == "string":
+def _parse_value(value, spec, where):
+    """A string input takes the text as it is; a numeric one takes JSON (already parsed in a JSON object)."""
+    if spec.dtype.name == "string" or not isinstance(value, str):
         return value
     try:
         return json.loads(value)
     except json.JSONDecodeError:
         raise errors.SeqTemplatesError(
-            f"Input {value!r} is not valid JSON; the model expects {spec.dtype.name} values, e.g. "
-            "'[1.0, 2.5, 3.0]'."
+            f"{where}: {value!r} is not valid JSON; input '{spec.name}' takes {spec.dtype.name} values, "
+            "e.g. '[1.0, 2.5, 3.0]'."
         ) from None
 
 
-def _command_predict(arguments):
-    _quiet_tensorflow()
-    import tensorflow as tf
+def _parse_inputs(raw_inputs, specs):
+    """One command-line INPUT per example: a raw value for a one-input model, else a JSON object."""
+    columns = {name: [] for name in specs}
+    for position, (where, raw) in enumerate(raw_inputs):
+        if len(specs) == 1:
+            (name, spec), = specs.items()
+            columns[name].append(_parse_value(raw, spec, where))
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or set(record) != set(specs):
+            raise errors.SeqTemplatesError(
+                f"{where}: the model takes several inputs; give each example as a JSON object with the keys "
+                f"{', '.join(sorted(specs))}, received {raw[:80]!r}.")
+        for name, spec in specs.items():
+            columns[name].append(_parse_value(record[name], spec, where))
+    for name, spec in specs.items():
+        if spec.shape.rank == 0:  # one value per call (e.g. a seed): every example must give the same
+            values = {json.dumps(value) for value in columns[name]}
+            if len(values) > 1:
+                raise errors.SeqTemplatesError(
+                    f"Input '{name}' takes one value for the whole request; the examples give {len(values)} "
+                    "different ones. Give the same value in every example.")
+            columns[name] = columns[name][0]
+    return columns
 
+
+def _command_predict(arguments):
     from seq_templates import export
 
-    inputs = list(arguments.inputs)
+    raw_inputs = [(f"INPUT {index + 1}", value) for index, value in enumerate(arguments.inputs)]
     if arguments.input_file:
-        path = pathlib.Path(arguments.input_file)
         from seq_templates.data import readers
 
-        inputs += [line for line in readers.read_lines(path).splitlines() if line.strip()]
-    if not inputs:
+        path = pathlib.Path(arguments.input_file)
+        raw_inputs += [(f"{path}:{number}", line) for number, line in
+                       enumerate(readers.read_lines(path).splitlines(), start=1) if line.strip()]
+    if not raw_inputs:
         raise errors.SeqTemplatesError("No inputs: give INPUT arguments or --input-file FILE.")
     version_path = export.find_version(arguments.model)
-    function, input_specs = export.load_serving_function(version_path)
-    if len(input_specs) != 1:
-        raise errors.SeqTemplatesError(
-            f"The export takes several inputs ({', '.join(input_specs)}); send them through the REST API."
-        )
-    (input_name, spec), = input_specs.items()
-    values = [_parse_input(value, spec) for value in inputs]
-    try:
-        tensor = tf.constant(values, dtype=spec.dtype)
-    except (ValueError, TypeError) as error:
-        raise errors.SeqTemplatesError(f"Inputs do not fit the export's '{input_name}' input: {error}") from None
-    outputs = export.to_numpy(function(**{input_name: tensor}))
-    label_names = export.read_assets(version_path).get("labels.txt")
-    for index, value in enumerate(inputs):
-        record = {"input": value}
-        for name, array in sorted(outputs.items()):  # the same key order on every call
-            item = array[index].tolist() if hasattr(array[index], "tolist") else array[index]
+    function, specs = export.load_serving_function(version_path, arguments.signature)
+    columns = _parse_inputs(raw_inputs, specs)
+    outputs = export.batch_predictor(function)(columns)
+    assets = export.read_assets(version_path)
+    serving = assets.get("serving.json") or {}
+    if serving.get("max_length"):
+        print(f"note: this export reads the first {serving['max_length']} tokens of each input "
+              "(data.serving_max_length, recorded in assets.extra/serving.json)", file=sys.stderr)
+    label_names = assets.get("labels.txt")
+    for index, (_, raw) in enumerate(raw_inputs):
+        record = {"input": raw}
+        for name, item in sorted(export.trim_to_length(outputs, index).items()):  # a fixed key order
             if name == "probabilities" and label_names and len(item) == len(label_names):
                 item = {label: round(float(probability), 6) for label, probability in zip(label_names, item)}
             record[name] = item
@@ -201,6 +225,9 @@ def _command_new(arguments):
 
     source = apps_loader.template_folder(arguments.task)
     destination = pathlib.Path(arguments.directory)
+    if destination.exists() and not destination.is_dir():
+        raise errors.SeqTemplatesError(
+            f"'{destination}' is a file; give a new folder (or an empty one) for the app.")
     if destination.exists() and any(destination.iterdir()):
         raise errors.SeqTemplatesError(
             f"'{destination}' exists and is not empty; choose a new folder for the app."
@@ -246,10 +273,14 @@ def build_parser():
     predict = verbs.add_parser(
         "predict", help="predict through an exported SavedModel",
         description="Feed raw INPUTs to the SavedModel of RUN (or an export folder) and print one "
-                    "JSON line per input. Uses only the export, as TF Serving would.")
+                    "JSON line per input. Uses only the export, as TF Serving would. A one-input model "
+                    "takes each INPUT as it is (a string, or JSON for numbers: '[1.5, 2.0]'); a model "
+                    "with several inputs takes a JSON object per INPUT keyed by input name.")
     predict.add_argument("model", metavar="RUN|EXPORT")
     predict.add_argument("inputs", metavar="INPUT", nargs="*")
     predict.add_argument("--input-file", metavar="FILE", help="read one input per line from FILE")
+    predict.add_argument("--signature", default="serving_default",
+                         help="the SavedModel signature to call (default serving_default)")
 
     export = verbs.add_parser("export", help="export a run's model.keras as a new SavedModel version",
                               description="Rebuild the serving graph from RUN/model.keras and "
@@ -281,6 +312,9 @@ def _dispatch(argv):
 
 def main(argv=None):
     """Entry point of the ``seq-templates`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TENSORFLOW_VERBS and not {"-h", "--help"} & set(argv[:2]):
+        _import_tensorflow_quietly()
     return run_main(_dispatch, argv)
 
 

@@ -41,8 +41,11 @@ def test_train_help_for_a_task_shows_the_options():
 
 def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file):
     run = tmp_path / "run"
-    trained = run_cli("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", run, *QUICK)
+    trained = run_cli("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", run, *QUICK,
+                      "--set", "data.serving_max_length=50")
     assert trained.returncode == 0, trained.stderr[-3000:]
+    serving = json.loads((run / "export" / "1" / "assets.extra" / "serving.json").read_text())
+    assert serving == {"max_length": 50}
     assert "Exported SavedModel" in trained.stdout and (run / "export" / "1" / "saved_model.pb").is_file()
     assert " - loss: " in trained.stdout and "\r" not in trained.stdout  # a line per epoch, no bar
 
@@ -52,6 +55,7 @@ def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file)
 
     predicted = run_cli("predict", run / "export", "the plot was good", "the plot was not good")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert "reads the first 50 tokens" in predicted.stderr  # an explicit serving cut is reported
     records = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
     assert [record["input"] for record in records] == ["the plot was good", "the plot was not good"]
     for record in records:
@@ -59,9 +63,15 @@ def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file)
         assert set(record["probabilities"]) == {"negative", "positive"}
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
+    trained_metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").unlink()
     evaluated = run_cli("evaluate", run)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    assert json.loads((run / "metrics.json").read_text())["num_examples"] > 0
+    evaluated_metrics = json.loads((run / "metrics.json").read_text())
+    # The export, scored again from the CLI, answers exactly as the model did at the end of training.
+    assert evaluated_metrics["num_examples"] == trained_metrics["num_examples"] == 40
+    assert evaluated_metrics["model"] == trained_metrics["model"]
+    assert evaluated_metrics["baseline"]["accuracy"] == trained_metrics["baseline"]["accuracy"]
 
 
 def test_new_copies_an_app_that_trains_from_its_own_file(tmp_path, tiny_sentiment_file):
@@ -70,7 +80,11 @@ def test_new_copies_an_app_that_trains_from_its_own_file(tmp_path, tiny_sentimen
     app_file = tmp_path / "my_app" / "sentiment_app.py"
     assert app_file.is_file() and (tmp_path / "my_app" / "configs" / "sst2.yaml").is_file()
     again = run_cli("new", "sentiment", tmp_path / "my_app")
-    assert again.returncode == 2 and "not empty" in again.stderr
+    _assert_one_line_error(again, "not empty")
+    (tmp_path / "a_file.txt").write_text("mine")
+    onto_a_file = run_cli("new", "sentiment", tmp_path / "a_file.txt")
+    _assert_one_line_error(onto_a_file, "is a file")
+    assert (tmp_path / "a_file.txt").read_text() == "mine"
     app_file.write_text(app_file.read_text().replace('name=f"{TASK}_{model_config.cell}"',
                                                      'name="edited_model"'))
     trained = subprocess.run(
@@ -104,6 +118,7 @@ def _bad_input_cases(tmp_path, tiny_sentiment_file):
         (data + ["--set", "model.cell=transformer"], ["model.cell", "simple_rnn, lstm, gru"]),
         (data + ["--config", tmp_path / "none.yaml"], ["none.yaml", "does not exist"]),
         (data + ["--config", "nosuchconfig"], ["'nosuchconfig'", "one of: default, sst2"]),
+        (data + ["--set", "data.standardize=stem"], ["data.standardize", "tokenize_and_lower"]),
         (["--dataset", "nope"], ["Unknown dataset 'nope'"]),
     ]
 
@@ -155,10 +170,18 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_fi
     assert "--resume" in stderr and "Traceback" not in stderr and not run.exists() and partial.is_dir()
     completed_before = json.loads(state_file.read_text())["epochs_completed"]
 
+    refused = run_cli("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
+                      "--set", "model.units=16", "--set", "data.max_tokens=50")
+    _assert_one_line_error(refused, "--resume cannot change data.max_tokens, model.units")
+    assert partial.is_dir() and not run.exists()
+
     resumed = run_cli("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
                       "--set", "train.early_stopping_patience=0")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming after epoch {completed_before}" in resumed.stdout
+    assert "Resuming with changed settings: train.epochs=4" in resumed.stdout
+    resumes = json.loads((run / "run.json").read_text())["resumed"]
+    assert resumes[0]["changed"] == {"train.epochs": 4}
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == max(4, completed_before)
     assert not partial.exists() and (run / "export" / "1").is_dir()

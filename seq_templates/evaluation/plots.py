@@ -1,11 +1,18 @@
-"""PNG plots with matplotlib (Agg backend, no display needed)."""
+"""PNG plots with matplotlib.
+
+Figures are made with ``matplotlib.figure.Figure`` and drawn by the Agg canvas
+directly: no ``pyplot`` state and no global backend switch, so importing this
+module changes nothing for a caller that uses matplotlib itself.
+"""
 
 import pathlib
 
-import matplotlib
+import matplotlib.figure
 
-matplotlib.use("Agg")
-from matplotlib import pyplot  # noqa: E402  (the backend must be chosen first)
+
+def _new_figure(rows=1, columns=1, figsize=(6.0, 4.0)):
+    figure = matplotlib.figure.Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, squeeze=False)
 
 
 def _save(figure, path):
@@ -13,7 +20,6 @@ def _save(figure, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary_path = path.with_name(f".{path.stem}.tmp.png")
     figure.savefig(temporary_path, dpi=110, bbox_inches="tight")
-    pyplot.close(figure)
     temporary_path.replace(path)
     return path
 
@@ -29,9 +35,9 @@ def training_curves(history, path):
     Returns:
         The path written.
     """
-    names = [name for name in history if not name.startswith("val_") and name != "learning_rate"]
-    figure, axes = pyplot.subplots(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.5),
-                                   squeeze=False)
+    names = [name for name in history if not name.startswith("val_")
+             and name not in ("learning_rate", "epoch_seconds")]
+    figure, axes = _new_figure(1, max(len(names), 1), figsize=(4.5 * max(len(names), 1), 3.5))
     for axis, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
         axis.plot(epochs, history[name], marker="o", label="train")
@@ -47,7 +53,8 @@ def training_curves(history, path):
 def confusion_matrix(matrix, label_names, path, title="Confusion matrix"):
     """Plots a confusion matrix (rows true, columns predicted) with counts in cells."""
     size = max(4.0, 0.6 * len(label_names) + 2)
-    figure, axis = pyplot.subplots(figsize=(size, size))
+    figure, axes = _new_figure(figsize=(size, size))
+    axis = axes[0][0]
     image = axis.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     axis.set_xticks(range(len(label_names)), label_names, rotation=45, ha="right")

@@ -49,7 +49,8 @@ def recurrent_layer(cell, units, return_sequences=False, return_state=False, bid
 
 
 def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=False,
-                    dropout_rate=0.0, residual=False, return_sequences=False, name="recurrent"):
+                    dropout_rate=0.0, residual=False, return_sequences=False, return_state=False,
+                    name="recurrent"):
     """Applies ``num_layers`` stacked recurrent layers to a (masked) sequence tensor.
 
     Layers after the first may be joined by residual connections (``Add``) when
@@ -65,11 +66,17 @@ def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=F
         dropout_rate: Dropout after each layer, in [0, 1).
         residual: Add each layer's input to its output from the second layer on.
         return_sequences: Whether the last layer returns every step.
+        return_state: Also return the last layer's final states, e.g. to start a
+            decoder: ``[h]`` for SimpleRNN/GRU, ``[h, c]`` for LSTM. With
+            ``bidirectional`` the forward and backward states are concatenated
+            by layers named ``<name>_state_1``, ``<name>_state_2`` (give your own
+            layers other names), so each state is ``2 * units`` wide, like the outputs.
         name: Prefix of the layer names.
 
     Returns:
         The output tensor: ``(batch, time, width)`` with ``return_sequences``,
-        else ``(batch, width)``; width is ``units`` or ``2 * units``.
+        else ``(batch, width)``; width is ``units`` or ``2 * units``. With
+        ``return_state``, a tuple ``(outputs, states)``.
     """
     if num_layers < 1:
         raise errors.SeqTemplatesError(f"Expected model.num_layers of at least 1, received {num_layers}.")
@@ -78,12 +85,19 @@ def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=F
             f"Expected model.dropout_rate in [0, 1), received {dropout_rate}."
         )
     outputs = inputs
+    states = []
     for index in range(num_layers):
         last = index == num_layers - 1
         layer_outputs = recurrent_layer(
-            cell, units, return_sequences=return_sequences or not last,
+            cell, units, return_sequences=return_sequences or not last, return_state=return_state and last,
             bidirectional=bidirectional, name=f"{name}_{index + 1}",
         )(outputs)
+        if return_state and last:
+            layer_outputs, *states = layer_outputs
+            if bidirectional:
+                half = len(states) // 2
+                states = [keras.layers.Concatenate(name=f"{name}_state_{position + 1}")([forward, backward])
+                          for position, (forward, backward) in enumerate(zip(states[:half], states[half:]))]
         if dropout_rate > 0:
             layer_outputs = keras.layers.Dropout(dropout_rate, name=f"{name}_{index + 1}_dropout")(
                 layer_outputs)
@@ -91,4 +105,4 @@ def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=F
             layer_outputs = keras.layers.Add(name=f"{name}_{index + 1}_residual")(
                 [outputs, layer_outputs])
         outputs = layer_outputs
-    return outputs
+    return (outputs, states) if return_state else outputs

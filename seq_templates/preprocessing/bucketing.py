@@ -40,51 +40,51 @@ def densify_example(*example):
     return tuple(tf.nest.map_structure(_densify, value) for value in example)
 
 
-def sequence_dataset(inputs, targets, transform, batch_size, boundaries, shuffle=False, seed=None,
-                     shuffle_buffer_size=0, transform_batch_size=1024, sample_weights=None,
-                     augment=None):
-    """Builds a training/evaluation pipeline for sequence inputs.
+def sequence_dataset(examples, transform, batch_size, boundaries, shuffle=False, seed=None,
+                     shuffle_buffer_size=0, transform_batch_size=1024, augment=None, length_function=None):
+    """Builds a training/evaluation pipeline for sequence examples of any shape.
 
-    Raw inputs are transformed in large batches (``transform`` maps a batch of
-    raw inputs and targets to ragged ids and target ids), unbatched, cached,
-    optionally shuffled, bucketed by length and prefetched.
+    Raw examples are transformed in large batches (``transform`` turns a batch of
+    raw examples into ragged features and targets), unbatched, cached, optionally
+    shuffled, bucketed by length (right padding with 0) and prefetched.
 
     Args:
-        inputs: Raw inputs (e.g. a ``tf.constant`` of strings).
-        targets: Raw targets aligned with ``inputs``.
-        transform: ``(inputs_batch, targets_batch) -> (ragged_ids, target_ids)``;
-            ``ragged_ids`` may be a tuple of ragged tensors sharing the time axis
-            (e.g. word ids and per-word character ids); the first gives the length.
+        examples: Raw examples: a tensor or a tuple/dict of tensors sliced along
+            their first axis (e.g. ``(texts, labels)`` as ``tf.string`` tensors).
+        transform: Maps a batch of ``examples`` (same structure) to ``(features,
+            targets)`` or ``(features, targets, sample_weights)``. ``features`` is
+            a dict keyed by the model's ``keras.Input`` names; any part may be
+            ragged along the time axis. Per-token targets come with per-token
+            ``sample_weights`` (ones), which padding turns into 0 so the loss
+            ignores padded steps.
         batch_size: Examples per training batch.
-        boundaries: Bucket boundaries.
+        boundaries: Bucket boundaries (an empty list makes one bucket).
         shuffle: Shuffle examples each epoch (before bucketing).
         seed: Shuffle seed.
         shuffle_buffer_size: Buffer size; 0 means the whole split.
         transform_batch_size: Batch size used while transforming.
-        sample_weights: Optional per-example weights.
-        augment: Optional function applied to each padded batch of ids after
+        augment: Optional function applied to each padded batch of features after
             caching and bucketing (e.g. token dropout), so it differs every epoch.
+        length_function: Maps one example's ``features`` to its length for
+            bucketing; default: the first axis of the first feature in
+            ``tf.nest.flatten`` order.
 
     Returns:
-        A ``tf.data.Dataset`` of ``(ids, targets)`` or ``(ids, targets, weights)``.
+        A ``tf.data.Dataset`` of ``(features, targets)`` or ``(features, targets,
+        sample_weights)`` batches.
     """
-    slices = (inputs, targets) if sample_weights is None else (inputs, targets, sample_weights)
-    dataset = tf.data.Dataset.from_tensor_slices(slices)
+    dataset = tf.data.Dataset.from_tensor_slices((examples,))
     count = int(dataset.cardinality())
-
-    def transform_batch(*batch):
-        ids, target_ids = transform(batch[0], batch[1])
-        return (ids, target_ids) + tuple(batch[2:])
-
+    length_function = length_function or (lambda features: tf.shape(tf.nest.flatten(features)[0])[0])
     dataset = dataset.batch(transform_batch_size).map(
-        transform_batch, num_parallel_calls=tf.data.AUTOTUNE
+        transform, num_parallel_calls=tf.data.AUTOTUNE
     ).unbatch().map(densify_example).cache()
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer_size or max(count, 1), seed=seed,
                                   reshuffle_each_iteration=True)
     dataset = bucket_by_length(dataset, batch_size, boundaries,
-                               lambda ids, *rest: tf.shape(tf.nest.flatten(ids)[0])[0])
+                               lambda features, *rest: length_function(features))
     if augment is not None:
-        dataset = dataset.map(lambda ids, *rest: (augment(ids),) + rest,
+        dataset = dataset.map(lambda features, *rest: (augment(features),) + rest,
                               num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -5,10 +5,14 @@ import keras
 from seq_templates import errors
 
 
-def label_vocabulary(labels):
+def label_vocabulary(labels, setting="data.label_column"):
     """Returns the sorted distinct labels of the training split.
 
     Labels that are all integers sort numerically (``2`` before ``10``).
+
+    Args:
+        labels: The training labels (str).
+        setting: The setting that chose the label column, named in the error.
 
     Raises:
         SeqTemplatesError: Fewer than two distinct labels.
@@ -17,7 +21,7 @@ def label_vocabulary(labels):
     if len(distinct) < 2:
         raise errors.SeqTemplatesError(
             f"Expected at least 2 distinct labels in the training data, received {sorted(distinct)}; "
-            "check data.label_column."
+            f"check {setting}."
         )
     if all(label.lstrip("-").isdigit() for label in distinct):
         return sorted(distinct, key=int)
@@ -47,4 +51,16 @@ def build_label_lookup(vocabulary, invert=False, name=None):
     """
     return keras.layers.StringLookup(
         vocabulary=list(vocabulary), num_oov_indices=0, invert=invert, name=name
+    )
+
+
+def build_tag_lookup(vocabulary, invert=False, name=None):
+    """Returns a ``StringLookup`` for per-token tags: id 0 is padding, the tags are 1..n.
+
+    Padding never shares an id with a real tag, so padded steps can be told
+    apart from tags (and masked out of the loss with a sample weight of 0).
+    ``invert=True`` maps ids back to tags (id 0 to ``""``).
+    """
+    return keras.layers.StringLookup(
+        vocabulary=list(vocabulary), num_oov_indices=0, mask_token="", invert=invert, name=name
     )

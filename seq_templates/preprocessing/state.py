@@ -25,8 +25,9 @@ def layer_state(layer):
         vocabulary = [str(token) for token in layer.get_vocabulary()]
         state["vocabulary"] = vocabulary[(layer.mask_token is not None) + layer.num_oov_indices:]
     elif isinstance(layer, keras.layers.Normalization):
-        state["mean"] = np.asarray(layer.mean).tolist()
-        state["variance"] = np.asarray(layer.variance).tolist()
+        state["mean"] = _statistic(layer, layer.mean)
+        state["variance"] = _statistic(layer, layer.variance)
+        state["build_config"] = layer.get_build_config()
         config.pop("mean", None)
         config.pop("variance", None)
     else:
@@ -34,6 +35,13 @@ def layer_state(layer):
                         f"received {type(layer).__name__}.")
     state["config"] = json.loads(json.dumps(config, default=_jsonable))
     return state
+
+
+def _statistic(layer, value):
+    """A Normalization statistic without its broadcast axes (what the constructor accepts)."""
+    value = np.asarray(value)
+    kept = {axis % value.ndim for axis in layer.axis} if value.ndim else set()
+    return np.squeeze(value, axis=tuple(axis for axis in range(value.ndim) if axis not in kept)).tolist()
 
 
 def restore_layer(state):
@@ -53,7 +61,10 @@ def _construct(state):
     if class_name == "Normalization":
         config["mean"] = state["mean"]
         config["variance"] = state["variance"]
-        return keras.layers.Normalization(**_constructor_arguments(config))
+        layer = keras.layers.Normalization(**_constructor_arguments(config))
+        if state.get("build_config"):
+            layer.build_from_config(state["build_config"])
+        return layer
     raise TypeError(f"Cannot restore a preprocessing layer of class {class_name}.")
 
 

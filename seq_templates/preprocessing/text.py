@@ -1,50 +1,79 @@
 """Word- and character-level text vectorizers (ragged, right-padded later).
 
-The vectorizer is a ``keras.layers.TextVectorization`` adapted on the training
-split only. It returns ragged token ids, so the tf.data pipeline can bucket by
-length and the serving graph can pad each request batch only to its own longest
-sequence. Id 0 is padding (``mask_zero=True`` in the embedding), id 1 is the
-out-of-vocabulary token.
+Text is first standardized by :func:`standardize` with TensorFlow string ops,
+then split on whitespace (or into characters) by a ``keras.layers.TextVectorization``
+adapted on the standardized training split only. The same two steps run in
+tf.data and in the serving graph. The default, ``tokenize_and_lower``, is the
+tokenizing standardizer of :mod:`seq_templates.preprocessing.tokenizer`: raw text
+(``It isn't good.``) and pre-tokenized corpora (``it is n't good .``) meet the
+same tokens. The vectorizer returns ragged token ids, so the tf.data pipeline
+can bucket by length and the serving graph pads each request batch only to its
+own longest sequence. Id 0 is padding (``mask_zero=True`` in the embedding), id 1
+is the out-of-vocabulary token.
 """
 
 import keras
 import tensorflow as tf
 
 from seq_templates import errors
+from seq_templates.preprocessing import tokenizer
 
 LEVELS = ("word", "char")
-STANDARDIZE_CHOICES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none")
+# tokenize_and_lower / tokenize: punctuation and clitics split off (Penn Treebank style),
+# NFKC, with or without lower-casing; the others are TextVectorization's own options.
+STANDARDIZE_CHOICES = ("tokenize_and_lower", "tokenize", "lower_and_strip_punctuation", "lower",
+                       "strip_punctuation", "none")
 PADDING_ID = 0
 OOV_ID = 1
 # TextVectorization's own punctuation pattern, so words split here line up with its ids.
 STRIP_PUNCTUATION_PATTERN = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 
 
-def build_text_vectorizer(level="word", max_tokens=20000, standardize="lower_and_strip_punctuation",
-                          name=None):
-    """Returns an un-adapted ragged ``TextVectorization`` layer.
+def standardize(texts, mode="tokenize_and_lower"):
+    """Standardizes a batch of strings with TensorFlow ops (the same in tf.data and serving).
+
+    Args:
+        texts: A ``tf.string`` tensor.
+        mode: One of ``STANDARDIZE_CHOICES``: ``tokenize_and_lower`` (default) and
+            ``tokenize`` split punctuation and clitics off as tokens (see
+            :mod:`~seq_templates.preprocessing.tokenizer`); ``lower``,
+            ``strip_punctuation``, ``lower_and_strip_punctuation`` and ``none``
+            do what TextVectorization's options of those names do.
+
+    Returns:
+        A ``tf.string`` tensor of the same shape.
+    """
+    if mode not in STANDARDIZE_CHOICES:
+        raise errors.SeqTemplatesError(
+            f"Expected standardize in {', '.join(STANDARDIZE_CHOICES)}, received '{mode}'.")
+    if mode in ("tokenize_and_lower", "tokenize"):
+        return tokenizer.standardize(texts, lowercase=mode == "tokenize_and_lower")
+    if mode in ("lower", "lower_and_strip_punctuation"):
+        texts = tf.strings.lower(texts, encoding="utf-8")
+    if mode in ("strip_punctuation", "lower_and_strip_punctuation"):
+        texts = tf.strings.regex_replace(texts, STRIP_PUNCTUATION_PATTERN, "")
+    return texts
+
+
+def build_text_vectorizer(level="word", max_tokens=20000, name=None):
+    """Returns an un-adapted ragged ``TextVectorization`` layer for standardized text.
 
     Args:
         level: ``word`` splits on whitespace; ``char`` splits into characters.
         max_tokens: Vocabulary size including padding and OOV; None for no limit.
-        standardize: One of ``lower_and_strip_punctuation``, ``lower``,
-            ``strip_punctuation`` or ``none``.
         name: Layer name.
 
     Returns:
-        A ``keras.layers.TextVectorization`` with ``ragged=True``.
+        A ``keras.layers.TextVectorization`` with ``ragged=True`` and no
+        standardization of its own (feed it :func:`standardize`'s output).
     """
     if level not in LEVELS:
         raise errors.SeqTemplatesError(
             f"Expected a text level in {', '.join(LEVELS)}, received '{level}'."
         )
-    if standardize not in STANDARDIZE_CHOICES:
-        raise errors.SeqTemplatesError(
-            f"Expected standardize in {', '.join(STANDARDIZE_CHOICES)}, received '{standardize}'."
-        )
     return keras.layers.TextVectorization(
         max_tokens=max_tokens,
-        standardize=None if standardize == "none" else standardize,
+        standardize=None,
         split="character" if level == "char" else "whitespace",
         output_mode="int",
         ragged=True,
@@ -52,17 +81,18 @@ def build_text_vectorizer(level="word", max_tokens=20000, standardize="lower_and
     )
 
 
-def adapt_text_vectorizer(vectorizer, texts, batch_size=1024):
-    """Adapts ``vectorizer`` on training texts (a list of str) and checks the result.
+def adapt_text_vectorizer(vectorizer, texts, standardize_mode="tokenize_and_lower", batch_size=1024):
+    """Adapts ``vectorizer`` on standardized training texts (a list of str) and checks the result.
 
     Raises:
         SeqTemplatesError: The texts yield no tokens at all.
     """
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), dtype=tf.string))
-    vectorizer.adapt(dataset.batch(batch_size))
+    vectorizer.adapt(dataset.batch(batch_size).map(lambda batch: standardize(batch, standardize_mode)))
     if vectorizer.vocabulary_size() <= 2:
         raise errors.SeqTemplatesError(
-            "The training texts produced no tokens; check data.text_column points at the text."
+            "The training texts produced no tokens: the text column holds empty strings; point the "
+            "data settings at the column with the text."
         )
     return vectorizer
 
@@ -94,9 +124,9 @@ def truncate_and_fill(token_ids, max_length=None, filler=OOV_ID):
     return tf.ragged.boolean_mask(with_filler, keep)
 
 
-def vectorize(vectorizer, texts, max_length=None):
-    """Vectorizes a batch of strings to ragged ids with :func:`truncate_and_fill` applied."""
-    return truncate_and_fill(vectorizer(texts), max_length)
+def vectorize(vectorizer, texts, standardize_mode="tokenize_and_lower", max_length=None):
+    """Standardizes and vectorizes a batch of strings to ragged ids (:func:`truncate_and_fill` applied)."""
+    return truncate_and_fill(vectorizer(standardize(texts, standardize_mode)), max_length)
 
 
 def token_dropout(token_ids, rate, seed=None):
@@ -119,17 +149,13 @@ def token_dropout(token_ids, rate, seed=None):
     return tf.where(drop & (token_ids != PADDING_ID), tf.cast(OOV_ID, token_ids.dtype), token_ids)
 
 
-def split_words(texts, standardize="lower_and_strip_punctuation"):
-    """Splits strings into words exactly as a whitespace ``TextVectorization`` does.
+def split_words(texts, standardize_mode="tokenize_and_lower"):
+    """Splits strings into words exactly as :func:`vectorize` does at word level.
 
     Returns:
         A ragged ``(batch, None)`` string tensor of standardized words.
     """
-    if standardize in ("lower", "lower_and_strip_punctuation"):
-        texts = tf.strings.lower(texts)
-    if standardize in ("strip_punctuation", "lower_and_strip_punctuation"):
-        texts = tf.strings.regex_replace(texts, STRIP_PUNCTUATION_PATTERN, "")
-    return tf.strings.split(texts)
+    return tf.strings.split(standardize(texts, standardize_mode))
 
 
 def build_char_lookup(words, max_tokens=500, name=None):
@@ -140,13 +166,13 @@ def build_char_lookup(words, max_tokens=500, name=None):
     return lookup
 
 
-def char_ids(char_lookup, texts, standardize, max_length=None, max_word_chars=12):
+def char_ids(char_lookup, texts, standardize_mode, max_length=None, max_word_chars=12):
     """Character ids per word, aligned with :func:`vectorize`'s word ids.
 
     Args:
         char_lookup: From :func:`build_char_lookup`.
         texts: A batch of strings.
-        standardize: The word vectorizer's ``standardize`` option.
+        standardize_mode: The word vectorizer's standardization (:func:`standardize`).
         max_length: The word vectorizer's ``max_length``.
         max_word_chars: Characters kept per word (the rest are cut; shorter words
             are right-padded with 0).
@@ -155,7 +181,7 @@ def char_ids(char_lookup, texts, standardize, max_length=None, max_word_chars=12
         A ragged ``(batch, None, max_word_chars)`` int tensor: rows line up with
         the word ids, including the one-token filler of empty texts.
     """
-    words = truncate_and_fill(split_words(texts, standardize), max_length, filler="")
+    words = truncate_and_fill(split_words(texts, standardize_mode), max_length, filler="")
     characters = tf.strings.unicode_split(words.flat_values, "UTF-8")[:, :max_word_chars]
     dense = char_lookup(characters).to_tensor(shape=[None, max_word_chars])
     return tf.RaggedTensor.from_row_lengths(dense, words.row_lengths())

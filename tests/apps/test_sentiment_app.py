@@ -25,10 +25,12 @@ def test_tf_data_path_equals_direct_call_on_raw_strings(char_features):
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
     texts, labels = raw["test"][0][:16], raw["test"][1][:16]
-    ids, label_ids = next(iter(app.make_dataset((texts, labels), preprocessing, config)))
-    _, serve = app.build_serving(model, preprocessing, config)
-    served = serve(tf.constant(texts))
-    np.testing.assert_allclose(model(ids, training=False).numpy(), served["probabilities"].numpy(), atol=1e-6)
+    features, label_ids = next(iter(app.make_dataset((texts, labels), preprocessing, config)))
+    assert set(features) == ({"token_ids", "char_ids"} if char_features else {"token_ids"})
+    _, endpoints = app.build_serving(model, preprocessing, config)
+    served = endpoints["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(tf.nn.softmax(model(features, training=False)).numpy(),
+                               served["probabilities"].numpy(), atol=1e-6)
     names = preprocessing["label_lookup"].get_vocabulary()
     assert [names[i] for i in label_ids.numpy()] == labels
 
@@ -44,14 +46,23 @@ def test_model_options_build_and_answer_every_input(overrides):
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
-    _, serve = app.build_serving(model, preprocessing, config)
-    outputs = serve(tf.constant(["the plot was good", "", "?!", "word " * 400]))
+    _, endpoints = app.build_serving(model, preprocessing, config)
+    outputs = endpoints["serving_default"](tf.constant(["the plot was good", "", "?!", "word " * 400]))
     probabilities = outputs["probabilities"].numpy()
     assert probabilities.shape == (4, 2) and np.all(np.isfinite(probabilities))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert set(outputs["label"].numpy().astype(str)) <= {"negative", "positive"}
-    cell_layers = [layer for layer in model.layers if "recurrent" in layer.name]
-    assert cell_layers
+    model_config = config["model"]
+    recurrent_layers = [layer for layer in model.layers if layer.name.startswith("recurrent_")
+                        and not layer.name.endswith(("_dropout", "_residual"))]
+    assert len(recurrent_layers) == model_config.num_layers
+    for layer in recurrent_layers:
+        assert isinstance(layer, keras.layers.Bidirectional) == model_config.bidirectional
+        cell_layer = layer.forward_layer if model_config.bidirectional else layer
+        assert type(cell_layer).__name__ == {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[
+            model_config.cell]
+    assert any(layer.name.startswith(model_config.pooling) for layer in model.layers) == (
+        model_config.pooling != "last")
 
 
 def test_multi_class_labels(tmp_path):
@@ -94,14 +105,44 @@ def test_char_features_line_up_with_words_and_survive_save_and_restore(tmp_path)
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     probe = tf.constant(["The plot, was GOOD!", "", "a b c d e"])
-    word_ids, char_ids = app.featurize(preprocessing, config, probe)
+    features = app.featurize(preprocessing, config, probe, config["data"].max_length)
+    word_ids, char_ids = features["token_ids"], features["char_ids"]
     assert word_ids.row_lengths().numpy().tolist() == [3, 1, 3]
     assert char_ids.row_lengths().numpy().tolist() == [3, 1, 3]
     assert char_ids.shape[-1] == 4
     assert char_ids[1].numpy().tolist() == [[0, 0, 0, 0]]  # the filler word of an empty text
     state.save(preprocessing, tmp_path / "preprocessing.json")
     restored = state.load(tmp_path / "preprocessing.json")
-    again = app.featurize(restored, config, probe)
-    assert again[1].to_list() == char_ids.to_list() and again[0].to_list() == word_ids.to_list()
+    again = app.featurize(restored, config, probe, config["data"].max_length)
+    assert again["char_ids"].to_list() == char_ids.to_list() and again["token_ids"].to_list() == word_ids.to_list()
     with pytest.raises(errors.SeqTemplatesError, match="char_features needs data.level=word"):
         app.build_preprocessing(quick_config("data.char_features=true", "data.level=char"), raw["train"])
+
+
+@pytest.mark.parametrize("serving_max_length", [None, 256])
+def test_the_export_reads_a_long_review_in_full_unless_told_to_truncate(tmp_path, serving_max_length):
+    """Training batches are cut at data.max_length; serving reads all 3,000 words unless told otherwise."""
+    config = quick_config("data.max_train_samples=200", "data.max_length=32",
+                          f"data.serving_max_length={serving_max_length or 'null'}")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    model = app.build_model(config, preprocessing)
+    _, endpoints = app.build_serving(model, preprocessing, config)
+    prefix = " ".join(["the plot was good but the acting was dull"] * 333)  # 2,997 words
+    outputs = endpoints["serving_default"](tf.constant([prefix + " awful .", prefix + " superb !"]))
+    probabilities = outputs["probabilities"].numpy()
+    if serving_max_length is None:  # the last words decide the difference: they were read
+        assert not np.array_equal(probabilities[0], probabilities[1])
+    else:
+        np.testing.assert_array_equal(probabilities[0], probabilities[1])
+
+
+def test_raw_and_pretokenized_text_meet_the_same_token_ids():
+    config = quick_config("data.max_train_samples=200")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    written = app.featurize(preprocessing, config, tf.constant(["It isn't good. The plot, (sadly) wasn't!"]), None)
+    tokenized = app.featurize(preprocessing, config,
+                              tf.constant(["it is n't good . the plot , -lrb- sadly -rrb- was n't !"]), None)
+    assert written["token_ids"].to_list() == tokenized["token_ids"].to_list()
+    assert len(written["token_ids"][0]) == 14  # it is n't good . the plot , ( sadly ) was n't !

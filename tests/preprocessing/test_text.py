@@ -15,13 +15,13 @@ TEXTS = ["the plot was good", "the plot was not good", "bad", "a long long long 
 
 def test_word_and_char_vectorizers_are_ragged_and_reserve_padding_and_oov():
     word = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 100), TEXTS)
-    ids = word(tf.constant(["the plot was good", "unseen words"]))
+    ids = text.vectorize(word, tf.constant(["the plot was good", "unseen words"]))
     assert isinstance(ids, tf.RaggedTensor)
     assert ids.row_lengths().numpy().tolist() == [4, 2]
     assert ids[1].numpy().tolist() == [text.OOV_ID, text.OOV_ID]
     assert word.get_vocabulary()[:2] == ["", "[UNK]"]
     char = text.adapt_text_vectorizer(text.build_text_vectorizer("char", 100), TEXTS)
-    assert char(tf.constant(["bad"])).row_lengths().numpy().tolist() == [3]
+    assert text.vectorize(char, tf.constant(["bad"])).row_lengths().numpy().tolist() == [3]
 
 
 def test_truncate_and_fill_never_leaves_an_empty_row():
@@ -43,12 +43,12 @@ def test_labels_sort_numerically_and_unknown_labels_are_named():
 
 
 def test_saved_state_restores_identical_layers(tmp_path):
-    vectorizer = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 100, "lower"), TEXTS)
+    vectorizer = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 100), TEXTS)
     lookup = labels.build_label_lookup(["neg", "pos"])
     state.save({"text_vectorizer": vectorizer, "label_lookup": lookup}, tmp_path / "preprocessing.json")
     restored = state.load(tmp_path / "preprocessing.json")
     probe = tf.constant(["The plot, WAS good!", "zzz", ""])
-    assert restored["text_vectorizer"](probe).to_list() == vectorizer(probe).to_list()
+    assert text.vectorize(restored["text_vectorizer"], probe).to_list() == text.vectorize(vectorizer, probe).to_list()
     assert restored["text_vectorizer"].get_vocabulary() == vectorizer.get_vocabulary()
     assert restored["label_lookup"](tf.constant(["pos", "neg"])).numpy().tolist() == [1, 0]
 
@@ -58,10 +58,12 @@ def test_bucketed_batches_group_similar_lengths_and_pad_right():
     inputs = tf.constant([" ".join(["w"] * length) for length in lengths])
     vectorizer = text.adapt_text_vectorizer(text.build_text_vectorizer("word", 10), ["w x"])
     dataset = bucketing.sequence_dataset(
-        inputs, tf.constant(lengths), lambda batch, targets: (vectorizer(batch), targets),
+        (inputs, tf.constant(lengths)), lambda batch: ({"token_ids": text.vectorize(vectorizer, batch[0])},
+                                                        batch[1]),
         batch_size=8, boundaries=[5], shuffle=True, seed=3)
     seen = 0
-    for ids, targets in dataset:
+    for features, targets in dataset:
+        ids = features["token_ids"]
         targets = targets.numpy()
         assert targets.max() < 5 or targets.min() >= 5  # one bucket per batch
         assert ids.shape[1] == targets.max()  # padded only to the longest in the batch
@@ -89,9 +91,28 @@ def test_token_dropout_applies_to_training_batches_only():
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     split = (raw["test"][0][:64], raw["test"][1][:64])
-    training_ids = np.concatenate([ids.numpy().ravel() for ids, _ in
+    training_ids = np.concatenate([features["token_ids"].numpy().ravel() for features, _ in
                                    app.make_dataset(split, preprocessing, config, shuffle=True)])
-    evaluation_ids = np.concatenate([ids.numpy().ravel() for ids, _ in
+    evaluation_ids = np.concatenate([features["token_ids"].numpy().ravel() for features, _ in
                                      app.make_dataset(split, preprocessing, config)])
     assert np.mean(training_ids == text.OOV_ID) > 0.5
     assert np.mean(evaluation_ids == text.OOV_ID) < 0.05
+
+
+def test_per_token_targets_come_with_a_padding_mask_as_sample_weights():
+    sentences = tf.constant(["a b c", "d", "e f", "g h i j"])
+    tags = tf.ragged.constant([["X", "Y", "X"], ["Y"], ["X", "X"], ["Y", "Y", "X", "Y"]])
+    tag_lookup = labels.build_tag_lookup(["X", "Y"])
+    assert tag_lookup.get_vocabulary() == ["", "X", "Y"]  # padding 0 is never a real tag
+
+    def transform(batch):
+        words = tf.strings.split(batch[0])
+        tag_ids = tag_lookup(batch[1])
+        return {"words": words}, tag_ids, tf.ones_like(tag_ids, dtype=tf.float32)
+
+    dataset = bucketing.sequence_dataset((sentences, tags), transform, batch_size=4, boundaries=[])
+    features, tag_ids, weights = next(iter(dataset))
+    assert tag_ids.shape == weights.shape == (4, 4)
+    np.testing.assert_array_equal(weights.numpy() > 0, tag_ids.numpy() > 0)
+    np.testing.assert_array_equal(weights.numpy().sum(axis=1), [3, 1, 2, 4])
+    assert set(np.unique(tag_ids.numpy()[weights.numpy() > 0])) == {1, 2}
