@@ -98,7 +98,7 @@ def load_raw_data(data_config):
         label_names, strategy = {}, "shuffle"
     elif data_config.dataset:
         splits, recipe = registry.read(data_config.dataset)  # the reader follows the recipe's format
-        label_names, strategy = recipe.get("label_names") or {}, recipe.get("split_strategy", "shuffle")
+        label_names, strategy = recipe.get("label_names") or {}, data_splits.strategy_for_recipe(recipe)
     else:
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
     splits = data_splits.carve(
