@@ -154,7 +154,8 @@ def input_specs(function):
     return {spec.name: spec for spec in function.input_signature}
 
 
-def _to_tensor(values, spec):
+def to_tensor(values, spec):
+    """Converts values to a tensor for ``spec``; a user error names the input when they do not fit."""
     try:
         tensor = tf.constant(values, dtype=spec.dtype)
     except (ValueError, TypeError) as error:
@@ -206,13 +207,13 @@ def batch_predictor(function, batch_size=512):
         if missing:
             raise errors.SeqTemplatesError(
                 f"Missing input(s) {', '.join(missing)}; the model takes {', '.join(sorted(specs))}.")
-        whole = {name: _to_tensor(values, specs[name]) for name, values in inputs.items()
+        whole = {name: to_tensor(values, specs[name]) for name, values in inputs.items()
                  if specs[name].shape.rank == 0}
         batched = {name: values for name, values in inputs.items() if name not in whole}
         count = len(next(iter(batched.values()))) if batched else 1
         parts = []
         for start in range(0, count, batch_size):
-            batch = {name: _to_tensor(values[start:start + batch_size] if isinstance(values, np.ndarray)
+            batch = {name: to_tensor(values[start:start + batch_size] if isinstance(values, np.ndarray)
                                       else list(values[start:start + batch_size]), specs[name])
                      for name, values in batched.items()}
             parts.append(to_numpy(function(**batch, **whole)))

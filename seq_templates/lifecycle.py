@@ -234,7 +234,7 @@ class Run:
 def seeded_inputs(function, inputs, seed=PARITY_SEED):
     """Converts ``{input name: values}`` to tensors for ``function``; adds ``seed`` where it takes one."""
     specs = export.input_specs(function)
-    tensors = {name: tf.constant(values, dtype=specs[name].dtype) for name, values in inputs.items()}
+    tensors = {name: export.to_tensor(values, specs[name]) for name, values in inputs.items()}
     if "seed" in specs and "seed" not in tensors:
         spec = specs["seed"]
         if spec.shape.rank == 0:
