@@ -159,25 +159,62 @@ def _parse_value(value, spec, where):
         ) from None
 
 
-def _parse_inputs(raw_inputs, specs):
-    """One command-line INPUT per example: a raw value for a one-input model, else a JSON object."""
-    columns = {name: [] for name in specs}
-    for position, (where, raw) in enumerate(raw_inputs):
-        if len(specs) == 1:
-            (name, spec), = specs.items()
-            columns[name].append(_parse_value(raw, spec, where))
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict) or set(record) != set(specs):
+def _parse_parameters(parameters, specs):
+    """``--param NAME=VALUE`` pairs, checked against the signature's inputs."""
+    values = {}
+    for parameter in parameters:
+        name, separator, value = parameter.partition("=")
+        if not separator or not name:
+            raise errors.SeqTemplatesError(
+                f"--param {parameter!r}: expected NAME=VALUE, e.g. --param temperature=0.7.")
+        if name not in specs:
+            raise errors.SeqTemplatesError(
+                f"--param {name}: the signature has no input '{name}'; its inputs are "
+                f"{', '.join(sorted(specs))} (choose another with --signature).")
+        values[name] = _parse_value(value, specs[name], f"--param {name}")
+    return values
+
+
+def _json_record(text, specs):
+    """``text`` as a JSON object keyed by input names, or None when it is not one."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and record and set(record) <= set(specs) else None
+
+
+def _parse_inputs(raw_inputs, specs, fixed, defaults):
+    """One example per INPUT: a raw value or a record of input values.
+
+    Args:
+        raw_inputs: ``(where, value)`` pairs; a value is a string or an already-parsed ``dict``
+            of input values. When one input is left to give per example (the others are fixed
+            or have defaults), a string is taken as that input's value as it is, unless it is
+            a JSON object keyed by input names; otherwise it must be such an object.
+        specs: The signature's input specs by name.
+        fixed: Values given once for the whole request (``--param``); they win over records.
+        defaults: The export's recorded defaults, used for inputs an example does not give.
+
+    Returns:
+        The request's columns, by input name.
+    """
+    per_example = {name: spec for name, spec in specs.items() if name not in fixed}
+    required = [name for name in per_example if name not in defaults]
+    columns = {name: [] for name in per_example}
+    for where, raw in raw_inputs:
+        record = raw if isinstance(raw, dict) else _json_record(raw, specs)
+        if record is None and len(required) == 1:
+            record = {required[0]: raw}
+        if not isinstance(record, dict) or not set(required) <= set(record) or not set(record) <= set(specs):
             raise errors.SeqTemplatesError(
                 f"{where}: the model takes several inputs; give each example as a JSON object with the keys "
-                f"{', '.join(sorted(specs))}, received {raw[:80]!r}.")
-        for name, spec in specs.items():
-            columns[name].append(_parse_value(record[name], spec, where))
-    for name, spec in specs.items():
+                f"{', '.join(sorted(required))} (optional: {', '.join(sorted(set(specs) - set(required))) or 'none'}), "
+                f"received {str(raw)[:80]!r}.")
+        for name, spec in per_example.items():
+            value = record[name] if name in record else defaults[name]
+            columns[name].append(_parse_value(value, spec, where))
+    for name, spec in per_example.items():
         if spec.shape.rank == 0:  # one value per call (e.g. a seed): every example must give the same
             values = {json.dumps(value) for value in columns[name]}
             if len(values) > 1:
@@ -185,27 +222,49 @@ def _parse_inputs(raw_inputs, specs):
                     f"Input '{name}' takes one value for the whole request; the examples give {len(values)} "
                     "different ones. Give the same value in every example.")
             columns[name] = columns[name][0]
+    for name, value in fixed.items():
+        columns[name] = value if specs[name].shape.rank == 0 else [value] * len(raw_inputs)
     return columns
+
+
+def _run_app(path):
+    """The app and config of a run directory, or ``(None, None)`` for a bare export folder."""
+    from seq_templates import config as config_module
+
+    run_path = pathlib.Path(path)
+    if not (run_path / "run.json").is_file() or not (run_path / "config.yaml").is_file():
+        return None, None
+    try:
+        app = _load_run_app(run_path)
+    except errors.SeqTemplatesError:  # the app file moved: predict needs only the export
+        return None, None
+    return app, config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
 
 
 def _command_predict(arguments):
     from seq_templates import export
 
+    app, config = _run_app(arguments.model)
     raw_inputs = [(f"INPUT {index + 1}", value) for index, value in enumerate(arguments.inputs)]
     if arguments.input_file:
-        from seq_templates.data import readers
-
         path = pathlib.Path(arguments.input_file)
-        raw_inputs += [(f"{path}:{number}", line) for number, line in
-                       enumerate(readers.read_lines(path).splitlines(), start=1) if line.strip()]
+        if app is not None and hasattr(app, "read_prediction_file"):
+            raw_inputs += list(app.read_prediction_file(path, config))
+        else:
+            from seq_templates.data import readers
+
+            raw_inputs += [(f"{path}:{number}", line) for number, line in
+                           enumerate(readers.read_lines(path).splitlines(), start=1) if line.strip()]
     if not raw_inputs:
         raise errors.SeqTemplatesError("No inputs: give INPUT arguments or --input-file FILE.")
     version_path = export.find_version(arguments.model)
     function, specs = export.load_serving_function(version_path, arguments.signature)
-    columns = _parse_inputs(raw_inputs, specs)
-    outputs = export.batch_predictor(function)(columns)
     assets = export.read_assets(version_path)
     serving = assets.get("serving.json") or {}
+    defaults = (serving.get("defaults") or {}).get(arguments.signature) or {}
+    defaults = {name: value for name, value in defaults.items() if name in specs}
+    columns = _parse_inputs(raw_inputs, specs, _parse_parameters(arguments.param, specs), defaults)
+    outputs = export.batch_predictor(function)(columns)
     if serving.get("max_length"):
         print(f"note: this export reads the first {serving['max_length']} tokens of each input "
               "(data.serving_max_length, recorded in assets.extra/serving.json)", file=sys.stderr)
@@ -216,7 +275,9 @@ def _command_predict(arguments):
             if name == "probabilities" and label_names and len(item) == len(label_names):
                 item = {label: round(float(probability), 6) for label, probability in zip(label_names, item)}
             record[name] = item
-        print(json.dumps(record, ensure_ascii=False))
+        if app is not None and hasattr(app, "describe_prediction"):
+            record = app.describe_prediction(record, config)
+        print(json.dumps(record, ensure_ascii=False, default=str))
     return 0
 
 
@@ -281,6 +342,10 @@ def build_parser():
     predict.add_argument("--input-file", metavar="FILE", help="read one input per line from FILE")
     predict.add_argument("--signature", default="serving_default",
                          help="the SavedModel signature to call (default serving_default)")
+    predict.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+                         help="a value for the signature's input NAME, the same for every example "
+                              "(e.g. --signature generate --param temperature=0.7); inputs not given "
+                              "take the defaults the export records in assets.extra/serving.json")
 
     export = verbs.add_parser("export", help="export a run's model.keras as a new SavedModel version",
                               description="Rebuild the serving graph from RUN/model.keras and "

@@ -1,0 +1,65 @@
+"""`seq-templates predict` on a signature with several inputs: --param and the export's defaults."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from seq_templates import export
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def scaled_length_export(tmp_path_factory):
+    """An export whose `scale` signature returns len(text) * factor + offset, with recorded defaults."""
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                  tf.TensorSpec([], tf.float32, name="factor"),
+                                  tf.TensorSpec([None], tf.float32, name="offset")])
+    def scale(texts, factor, offset):
+        lengths = tf.cast(tf.strings.length(texts), tf.float32)
+        return {"value": lengths * factor + offset}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+    def serve(texts):
+        return {"value": tf.cast(tf.strings.length(texts), tf.float32)}
+
+    module.scale = scale
+    root = tmp_path_factory.mktemp("export")
+    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale})
+    extra = root / "1" / export.ASSETS_EXTRA
+    extra.mkdir()
+    (extra / "serving.json").write_text(json.dumps({"defaults": {"scale": {"factor": 2.0, "offset": 1.0}}}))
+    return root
+
+
+def _values(completed):
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return [json.loads(line)["value"] for line in completed.stdout.strip().splitlines()]
+
+
+def test_defaults_fill_the_inputs_not_given(scaled_length_export):
+    assert _values(run_cli("predict", scaled_length_export, "abc", "abcdef", "--signature", "scale")) == [7.0, 13.0]
+
+
+def test_param_overrides_a_default_for_every_example(scaled_length_export):
+    completed = run_cli("predict", scaled_length_export, "abc", "abcdef", "--signature", "scale",
+                        "--param", "factor=10", "--param", "offset=0.5")
+    assert _values(completed) == [30.5, 60.5]
+
+
+def test_a_json_record_gives_its_own_values(scaled_length_export):
+    completed = run_cli("predict", scaled_length_export, '{"texts": "ab", "offset": 5}', "--signature", "scale")
+    assert _values(completed) == [9.0]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--param", "temperature=1"], "has no input 'temperature'"),
+    (["--param", "factor"], "expected NAME=VALUE"),
+    (["--param", "factor=fast"], "is not valid JSON"),
+])
+def test_bad_params_are_one_line_errors(scaled_length_export, arguments, message):
+    completed = run_cli("predict", scaled_length_export, "abc", "--signature", "scale", *arguments)
+    assert completed.returncode == 2
+    assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
