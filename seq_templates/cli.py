@@ -22,7 +22,7 @@ from seq_templates import errors
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
-TENSORFLOW_VERBS = ("train", "evaluate", "predict", "export")
+TENSORFLOW_VERBS = ("train", "evaluate", "predict", "export", "serve")
 
 
 def _import_tensorflow_quietly():
@@ -241,6 +241,18 @@ def _run_app(path):
     return app, config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
 
 
+def _call_export(predict, columns):
+    """Calls the export; a value its graph rejects (a checked setting) is a one-line user error."""
+    import tensorflow as tf
+
+    try:
+        return predict(columns)
+    except tf.errors.InvalidArgumentError as error:
+        lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+        reason = next((line for line in lines if "Expected" in line), lines[0] if lines else "invalid input")
+        raise errors.SeqTemplatesError(f"The model rejected the input: {reason[:300]}") from None
+
+
 def _command_predict(arguments):
     from seq_templates import export
 
@@ -264,7 +276,7 @@ def _command_predict(arguments):
     defaults = (serving.get("defaults") or {}).get(arguments.signature) or {}
     defaults = {name: value for name, value in defaults.items() if name in specs}
     columns = _parse_inputs(raw_inputs, specs, _parse_parameters(arguments.param, specs), defaults)
-    outputs = export.batch_predictor(function)(columns)
+    outputs = _call_export(export.batch_predictor(function), columns)
     if serving.get("max_length"):
         print(f"note: this export reads the first {serving['max_length']} tokens of each input "
               "(data.serving_max_length, recorded in assets.extra/serving.json)", file=sys.stderr)
@@ -279,6 +291,12 @@ def _command_predict(arguments):
             record = app.describe_prediction(record, config)
         print(json.dumps(record, ensure_ascii=False, default=str))
     return 0
+
+
+def _command_serve(arguments):
+    from seq_templates.serving import server
+
+    return server.run(arguments)
 
 
 def _command_new(arguments):
@@ -354,6 +372,15 @@ def build_parser():
     export.add_argument("run", metavar="RUN")
     export.add_argument("--export-dir", metavar="DIR", help="folder of versions (default RUN/export)")
 
+    from seq_templates.serving import server
+
+    serve = verbs.add_parser(
+        "serve", help="serve exports through the TensorFlow Serving REST API",
+        description="Serve RUN's export (or an export folder, or several models) through TensorFlow "
+                    "Serving's REST API: GET /v1/models/NAME[/metadata], POST /v1/models/NAME:predict. "
+                    "New version folders are served without a restart. See docs/serving.md.")
+    server.add_arguments(serve)
+
     new = verbs.add_parser("new", help="copy a template out to adapt",
                            description="Copy the TASK template (app file, README, configs) into DIR.")
     new.add_argument("task", metavar="TASK")
@@ -371,7 +398,7 @@ def _dispatch(argv):
         return _command_train(arguments, argv[2:])
     arguments = parser.parse_args(argv)
     commands = {"list": _command_list, "evaluate": _command_evaluate, "predict": _command_predict,
-                "export": _command_export, "new": _command_new}
+                "export": _command_export, "new": _command_new, "serve": _command_serve}
     return commands[arguments.verb](arguments)
 
 

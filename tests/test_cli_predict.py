@@ -21,13 +21,20 @@ def scaled_length_export(tmp_path_factory):
         lengths = tf.cast(tf.strings.length(texts), tf.float32)
         return {"value": lengths * factor + offset}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                  tf.TensorSpec([], tf.float32, name="factor")])
+    def checked(texts, factor):
+        with tf.control_dependencies([tf.debugging.assert_positive(factor, message="Expected factor > 0")]):
+            return {"value": tf.cast(tf.strings.length(texts), tf.float32) * factor}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(texts):
         return {"value": tf.cast(tf.strings.length(texts), tf.float32)}
 
     module.scale = scale
     root = tmp_path_factory.mktemp("export")
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale})
+    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale,
+                                                           "checked": checked})
     extra = root / "1" / export.ASSETS_EXTRA
     extra.mkdir()
     (extra / "serving.json").write_text(json.dumps({"defaults": {"scale": {"factor": 2.0, "offset": 1.0}}}))
@@ -63,3 +70,11 @@ def test_bad_params_are_one_line_errors(scaled_length_export, arguments, message
     completed = run_cli("predict", scaled_length_export, "abc", "--signature", "scale", *arguments)
     assert completed.returncode == 2
     assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_a_value_the_graph_rejects_is_a_one_line_error(scaled_length_export):
+    completed = run_cli("predict", scaled_length_export, "abc", "--signature", "checked", "--param", "factor=-1")
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert "Expected factor > 0" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+    assert _values(run_cli("predict", scaled_length_export, "abc", "--signature", "checked",
+                           "--param", "factor=2")) == [6.0]
