@@ -1,4 +1,4 @@
-"""The ``seq-templates`` command: list, train, evaluate, predict, export, new.
+"""The ``seq-templates`` command: list, train, evaluate, predict, export, new, serve.
 
 Mistakes a user can fix print one line (``error: ...``) and exit with status 2;
 nothing half-written is left behind. TensorFlow is imported only by the verbs

@@ -55,3 +55,30 @@ def run_cli(*arguments, cwd=None, environment=None, timeout=600):
     env.update(TEST_ENVIRONMENT)
     env.update(environment or {})
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_app_runs(tmp_path_factory):
+    """Trains an app (a bundled template or a fixture app) once per test session with its quick settings.
+
+    Returns a function ``train(name) -> (app module, run directory)``, named as in
+    ``tests/apps/test_app_contract.py``'s ``APPS``, trained with its ``QUICK`` overrides. The run
+    directory is shared by every test that asks for it: copy what you change.
+    """
+    from seq_templates import apps_loader
+    from tests.apps import test_app_contract
+
+    runs = {}
+
+    def train(name):
+        if name not in test_app_contract.QUICK:
+            pytest.skip(f"{name} has no quick settings in tests/apps/test_app_contract.py QUICK yet")
+        if name not in runs:
+            app = apps_loader.load_app(str(test_app_contract.APPS[name]))
+            output_dir = tmp_path_factory.mktemp(name) / "run"
+            overrides = sum((["--set", item] for item in test_app_contract.QUICK[name]["overrides"]), [])
+            assert app.main(["--output-dir", str(output_dir), *overrides]) == 0
+            runs[name] = (app, output_dir)
+        return runs[name]
+
+    return train

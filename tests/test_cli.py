@@ -26,7 +26,7 @@ def test_list_shows_templates_and_datasets():
         assert name in completed.stdout
 
 
-@pytest.mark.parametrize("verb", ["train", "evaluate", "predict", "export", "new", "list"])
+@pytest.mark.parametrize("verb", ["train", "evaluate", "predict", "export", "new", "list", "serve"])
 def test_every_verb_has_help(verb):
     completed = run_cli(verb, "--help")
     assert completed.returncode == 0 and "usage:" in completed.stdout

@@ -1,0 +1,172 @@
+"""The ASGI app (Starlette): TensorFlow Serving's REST API over a model repository.
+
+Routes, as TF Serving's ``http_rest_api_util.cc`` matches them (case-insensitive):
+
+- ``GET  /v1/models/<name>[/versions/<v>|/labels/<label>]``: version status
+  (``{"model_version_status": [...]}``);
+- ``GET  /v1/models/<name>[/versions/<v>|/labels/<label>]/metadata``: signature defs;
+- ``POST /v1/models/<name>[/versions/<v>|/labels/<label>]:predict``: row or columnar predict.
+
+Every failure answers ``{"error": "<message>"}`` with the HTTP status TF Serving
+maps its status code to (400 bad request, 404 unknown model or version, 413 body
+over the limit, 429 batching queue full, 500 the model call failed). Model calls
+run on a thread pool, merged by the :mod:`batching` module when batching is on;
+JSON decoding and encoding follow :mod:`json_tensors`.
+"""
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import re
+
+from starlette import applications
+from starlette import responses
+from starlette import routing
+
+from seq_templates.serving import batching
+from seq_templates.serving import error_codes
+from seq_templates.serving import json_tensors
+
+LOGGER = logging.getLogger("seq_templates.serving")
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+_PREDICT_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE)
+_STATUS_PATH = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE)
+_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+def _json_response(document, status_code=200, headers=None):
+    body = document if isinstance(document, bytes) else json.dumps(document, indent=2, ensure_ascii=False).encode()
+    return responses.Response(body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+def _error_response(error):
+    headers = {"connection": "close"} if error.code == error_codes.PAYLOAD_TOO_LARGE else None
+    return _json_response(error.to_json(), error.http_status, headers)
+
+
+def _version_number(text):
+    if text is None:
+        return None
+    number = int(text)
+    if number >= 2 ** 63:
+        raise error_codes.invalid_argument(f"Failed to convert version: {text} to numeric.")
+    return number
+
+
+async def _read_body(request, limit):
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    message = "The request body exceeds the server's limit of {limit} bytes (seq-templates serve --max-body-bytes)."
+    if declared.isdigit() and int(declared) > limit:
+        raise error_codes.ServingError(error_codes.PAYLOAD_TOO_LARGE, message.format(limit=limit))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise error_codes.ServingError(error_codes.PAYLOAD_TOO_LARGE, message.format(limit=limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES, num_threads=None):
+    """Returns the Starlette app serving ``repository``.
+
+    Args:
+        repository: A :class:`repository.Repository` (its versions already loaded;
+            the app's lifespan starts and stops its watcher thread).
+        batching_parameters: :class:`config_files.BatchingParameters` to merge
+            concurrent requests, or None to call the model once per request.
+        max_body_bytes: Larger request bodies are answered with 413.
+        num_threads: Threads running model calls (default: 2 per CPU, at least 4).
+    """
+    executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=num_threads or max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="seq-templates-model")
+    batcher = batching.Batcher(batching_parameters, executor) if batching_parameters else None
+
+    async def predict(model_name, version, label, method, body):
+        document = json_tensors.parse(body)
+        signature_name = json_tensors.signature_name(document)
+        model = repository.find(model_name)
+        if model is None:
+            request = f"Specific({model_name}, {version})" if version is not None else f"Latest({model_name})"
+            raise error_codes.not_found(f"Servable not found for request: {request}")
+        if label is not None:
+            version = model.label_version(label)
+        loaded = model.resolve(version)
+        if method != "predict":
+            raise error_codes.invalid_argument(
+                f"The {method} API needs a signature with method_name tensorflow/serving/{method}; the exports of "
+                "seq-templates have predict signatures: use :predict.")
+        signature = loaded.signatures.get(signature_name)
+        if signature is None:
+            raise error_codes.invalid_argument(f'Serving signature name: "{signature_name}" not found in signature def')
+        request = json_tensors.decode_predict(document, signature.input_specs)
+        if batcher is not None:
+            outputs = await batcher.call(signature, request.inputs, request.rows)
+        else:
+            outputs = await asyncio.get_running_loop().run_in_executor(executor, signature.call, request.inputs)
+        return json_tensors.encode_predict(outputs, request.request_format)
+
+    def status(model_name, version, label, subresource):
+        if not model_name:
+            raise error_codes.invalid_argument("Missing model name in request.")
+        model = repository.find(model_name)
+        if model is None:
+            if subresource:
+                request = f"Specific({model_name}, {version})" if version is not None else f"Latest({model_name})"
+                raise error_codes.not_found(f"Servable not found for request: {request}")
+            if version is not None:
+                raise error_codes.not_found(f"Could not find version {version} of model {model_name}")
+            raise error_codes.not_found(f"Could not find any versions of model {model_name}")
+        if label is not None:
+            version = model.label_version(label)
+        if subresource:
+            return model.resolve(version).metadata()
+        return {"model_version_status": model.status(version)}
+
+    async def handle(request):
+        path = request.url.path
+        method = request.method
+        try:
+            if method == "POST":
+                match = _PREDICT_PATH.fullmatch(path)
+                if match:
+                    name, version_text, label, api = match.groups()
+                    version = _version_number(version_text)
+                    body = await _read_body(request, max_body_bytes)
+                    return _json_response(await predict(name, version, label, api.lower(), body))
+            elif method == "GET":
+                match = _STATUS_PATH.fullmatch(path)
+                if match:
+                    name, version_text, label, subresource = match.groups()
+                    return _json_response(status(name, _version_number(version_text), label, subresource))
+            if not path.lower().startswith("/v1/"):
+                raise error_codes.not_found(f"Malformed request: {method} {path} (the API is under /v1/models/)")
+            raise error_codes.invalid_argument(f"Malformed request: {method} {path}")
+        except error_codes.ServingError as error:
+            return _error_response(error)
+        except Exception as error:  # noqa: BLE001 - a bug answers 500 and the server keeps serving
+            LOGGER.exception("Internal error answering %s %s", method, path)
+            return _error_response(error_codes.ServingError(error_codes.INTERNAL,
+                                                            f"Internal error: {type(error).__name__}: {error}"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        repository.start_watching()
+        try:
+            yield
+        finally:
+            repository.stop_watching()
+            if batcher is not None:
+                await batcher.close()
+
+    app = applications.Starlette(routes=[routing.Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
+    app.state.repository = repository
+    app.state.batcher = batcher
+    return app

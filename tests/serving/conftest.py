@@ -1,0 +1,113 @@
+"""Fixtures for the server's tests: a tiny hand-made export, apps' quick runs, app clients."""
+
+import contextlib
+import pathlib
+import shutil
+import warnings
+
+import pytest
+import tensorflow as tf
+
+from seq_templates.serving import app as app_module
+from seq_templates.serving import config_files
+from seq_templates.serving import repository
+
+
+class _Toy(tf.Module):
+    """Signatures covering what the JSON formats and the batcher must handle."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def tokens(self, text):  # a padded sequence output with a `length`, like a tagger's
+        split = tf.strings.split(text)
+        return {"tokens": split.to_tensor(""), "length": tf.cast(split.row_lengths(), tf.int32),
+                "upper": tf.strings.upper(text)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data_bytes")])
+    def echo_bytes(self, data_bytes):  # an output named *_bytes is answered as {"b64": ...}
+        return {"data_bytes": data_bytes, "size": tf.strings.length(data_bytes)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.bool, name="flag"),
+                                  tf.TensorSpec([None], tf.int64, name="count"),
+                                  tf.TensorSpec([None], tf.float64, name="value"),
+                                  tf.TensorSpec([None], tf.int32, name="small")])
+    def types(self, flag, count, value, small):
+        return {"flag": flag, "count": count, "value": value, "small": small}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def fail(self, text):  # a model call that fails inside TensorFlow (a NotFoundError)
+        content = tf.io.read_file(tf.strings.join(["/nonexistent-seq-templates-folder/", text[0]]))
+        return {"content": tf.fill(tf.shape(text), content)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def total_only(self, text):  # an output without a batch dimension
+        return {"count": tf.size(text)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="values")])
+    def checked(self, values):  # fails (InvalidArgumentError) for a negative value
+        with tf.control_dependencies([tf.debugging.assert_non_negative(values)]):
+            return {"root": tf.sqrt(values)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="values")])
+    def centered(self, values):  # each row's answer depends on the whole batch
+        return {"centered": values - tf.reduce_mean(values)}
+
+
+def save_toy(path, scale=1.0):
+    """Writes the toy SavedModel at ``path`` (a version folder); ``scale`` changes the window answer."""
+    toy = _Toy()
+    toy.scale = tf.Variable(scale)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="values"),
+                                  tf.TensorSpec([], tf.float32, name="offset")])
+    def window(values, offset):  # a numeric window and a scalar given once per request
+        return {"total": (tf.reduce_sum(values, axis=1) + offset) * toy.scale}
+
+    signatures = {"serving_default": toy.tokens, "window": window, "echo_bytes": toy.echo_bytes,
+                  "types": toy.types, "fail": toy.fail, "total_only": toy.total_only,
+                  "checked": toy.checked, "centered": toy.centered}
+    tf.saved_model.save(toy, str(path), signatures=signatures)
+    return pathlib.Path(path)
+
+
+@pytest.fixture(scope="session")
+def toy_version(tmp_path_factory):
+    """A version folder holding the toy SavedModel (copy it to make more versions)."""
+    return save_toy(tmp_path_factory.mktemp("toy") / "1")
+
+
+@pytest.fixture
+def toy_base(tmp_path, toy_version):
+    """A fresh base path with the toy as version 1."""
+    base = tmp_path / "toy"
+    shutil.copytree(toy_version, base / "1")
+    return base
+
+
+def make_repository(models, poll_interval_seconds=0.0, **policy):
+    """A loaded repository of ``{name: base path}``."""
+    configs = [config_files.ModelConfig(name=name, base_path=pathlib.Path(path), **policy)
+               for name, path in models.items()]
+    loaded = repository.Repository(configs, poll_interval_seconds)
+    loaded.refresh()
+    return loaded
+
+
+@contextlib.contextmanager
+def client_for(models, batching=None, max_body_bytes=app_module.DEFAULT_MAX_BODY_BYTES, **policy):
+    """A Starlette TestClient on an app serving ``{name: base path}``."""
+    with warnings.catch_warnings():  # starlette asks for httpx2, which is not released yet; httpx works
+        warnings.simplefilter("ignore")
+        from starlette import testclient
+
+    served = make_repository(models, **policy)
+    app = app_module.build_app(served, batching, max_body_bytes)
+    with testclient.TestClient(app, raise_server_exceptions=False) as client:
+        client.repository = served
+        client.app_under_test = app
+        yield client
+
+
+@pytest.fixture
+def toy_client(toy_base):
+    with client_for({"toy": toy_base}) as client:
+        yield client
