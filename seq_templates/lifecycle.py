@@ -159,14 +159,20 @@ class Run:
             model.summary(print_fn=lambda line, **_: print(line))
         return model
 
-    def fit(self, model, train_dataset, validation_dataset):
+    def fit(self, model, train_dataset, validation_dataset, callbacks=None):
         """Region 4: trains with checkpoints, early stopping and history; saves ``model.keras``.
+
+        Args:
+            model: The compiled model.
+            train_dataset: Batched training dataset.
+            validation_dataset: Batched validation dataset, or None.
+            callbacks: More Keras callbacks for ``training.fit`` (e.g. ``training.TimeBudget``).
 
         Returns:
             The history (dict of metric name to per-epoch values).
         """
         history = training.fit(model, train_dataset, validation_dataset, self.config["train"], self.path,
-                               checkpoint=self._checkpoint)
+                               checkpoint=self._checkpoint, callbacks=callbacks)
         model.save(self.path / "model.keras")
         return history
 

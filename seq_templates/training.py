@@ -292,7 +292,33 @@ def load_checkpoint(run_directory):
                       best_weights=_load_weights(folder / BEST_WEIGHTS_FILE) if early_stopping else None)
 
 
-def fit(model, train_dataset, validation_dataset, train_config, run_directory, checkpoint=None):
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training after the first batch that ends past ``max_minutes`` of training time.
+
+    The epoch in progress is cut short, then validated and checkpointed as usual,
+    so a time-budgeted run ends like one that ran out of epochs.
+
+    Args:
+        max_minutes: The budget in minutes (wall clock from the start of ``fit``).
+    """
+
+    def __init__(self, max_minutes):
+        super().__init__()
+        self.max_minutes = max_minutes
+        self._started = None
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        self._started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self._started > 60.0 * self.max_minutes:
+            self.stopped = True
+            self.model.stop_training = True
+
+
+def fit(model, train_dataset, validation_dataset, train_config, run_directory, checkpoint=None,
+        callbacks=None):
     """Trains a compiled model and records its history.
 
     Args:
@@ -303,6 +329,7 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
         train_config: A :class:`seq_templates.config.TrainConfig`.
         run_directory: Where checkpoints, logs, ``history.json`` and plots go.
         checkpoint: The :class:`Checkpoint` to continue from, or None.
+        callbacks: More Keras callbacks (e.g. :class:`TimeBudget`), run before the shared ones.
 
     Returns:
         The history: a dict of metric name to per-epoch values, including any
@@ -310,7 +337,7 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     """
     run_directory = pathlib.Path(run_directory)
     checkpoint = checkpoint or Checkpoint(model=model, epochs_completed=0, history={})
-    callbacks = []
+    callbacks = list(callbacks or [])
     averaged_weights = early_stopping = None
     if getattr(model.optimizer, "use_ema", False):
         # Validate and checkpoint with the averaged weights (must run before the others).
