@@ -189,7 +189,8 @@ def _parse_inputs(raw_inputs, specs, fixed, defaults):
 
     Args:
         raw_inputs: ``(where, value)`` pairs; a value is a string or an already-parsed ``dict``
-            of input values. When one input is left to give per example (the others are fixed
+            of input values (keys starting with ``_`` are context an app's ``read_prediction_file``
+            leaves for its ``describe_prediction``, which finds them in the record's ``input``). When one input is left to give per example (the others are fixed
             or have defaults), a string is taken as that input's value as it is, unless it is
             a JSON object keyed by input names; otherwise it must be such an object.
         specs: The signature's input specs by name.
@@ -206,6 +207,8 @@ def _parse_inputs(raw_inputs, specs, fixed, defaults):
         record = raw if isinstance(raw, dict) else _json_record(raw, specs)
         if record is None and len(required) == 1:
             record = {required[0]: raw}
+        if isinstance(record, dict):  # "_"-keys are the app's context for describe_prediction, not inputs
+            record = {name: value for name, value in record.items() if not name.startswith("_")}
         if not isinstance(record, dict) or not set(required) <= set(record) or not set(record) <= set(specs):
             raise errors.SeqTemplatesError(
                 f"{where}: the model takes several inputs; give each example as a JSON object with the keys "

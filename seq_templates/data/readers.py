@@ -358,7 +358,7 @@ def read_labelled_folders(root, label_folders=None, encoding="utf-8", setting_pr
 
 # region CoNLL (tagging)
 def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="utf-8",
-               setting_prefix="data."):
+               setting_prefix="data.", return_line_numbers=False):
     """Reads sentences of (token, tag) rows from a CoNLL column file.
 
     One token per line, columns separated by ``separator``, a blank (or
@@ -375,10 +375,13 @@ def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="ut
         encoding: Text encoding.
         setting_prefix: Prefix of the settings named in errors
             (``data.token_column``, ``data.tag_column``, ``data.separator``).
+        return_line_numbers: Also return each token's 1-based line number, so
+            later checks (a tag scheme, say) can name ``file:line``.
 
     Returns:
         A tuple ``(token_lists, tag_lists)``: one list of strings per sentence,
-        aligned.
+        aligned; with ``return_line_numbers``, ``(token_lists, tag_lists,
+        line_number_lists)``.
 
     Raises:
         SeqTemplatesError: For a missing file, bad bytes, a row whose column count
@@ -400,15 +403,16 @@ def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="ut
             )
         indexes[role] = _parse_index(column)
     text = read_lines(path, encoding, setting_prefix)
-    token_lists, tag_lists = [], []
-    tokens, tags = [], []
+    token_lists, tag_lists, line_number_lists = [], [], []
+    tokens, tags, line_numbers = [], [], []
     expected_columns = first_line = None
     for line_number, line in enumerate(_split_lines(text), start=1):
         if not line.strip() or line.lstrip().startswith("-DOCSTART-"):
             if tokens:
                 token_lists.append(tokens)
                 tag_lists.append(tags)
-                tokens, tags = [], []
+                line_number_lists.append(line_numbers)
+                tokens, tags, line_numbers = [], [], []
             continue
         if separator is None:
             fields = line.split()
@@ -430,14 +434,18 @@ def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="ut
             )
         tokens.append(fields[indexes["token"]])
         tags.append(fields[indexes["tag"]])
+        line_numbers.append(line_number)
     if tokens:
         token_lists.append(tokens)
         tag_lists.append(tags)
+        line_number_lists.append(line_numbers)
     if not token_lists:
         raise errors.SeqTemplatesError(
             f"{path}: no sentences found; expected one token per line with its tag in another "
             "column and a blank line between sentences."
         )
+    if return_line_numbers:
+        return token_lists, tag_lists, line_number_lists
     return token_lists, tag_lists
 # endregion
 
@@ -448,8 +456,10 @@ def read_parallel_tsv(path, source_column=0, target_column=1, encoding="utf-8",
     """Reads sentence pairs from a tab-separated file without a header.
 
     The Anki / Tatoeba layout: ``English<TAB>Spanish[<TAB>attribution]``. Quotes
-    are text (no CSV quoting); blank lines are skipped; further columns are
-    ignored.
+    are text (no CSV quoting); blank lines are skipped; further columns (the
+    attribution of newer Anki files) are ignored. A dataset in several part
+    files is read file by file (the registry concatenates them); filter and
+    deduplicate the pairs with :func:`clean_pairs`.
 
     Args:
         path: The file.
@@ -477,6 +487,33 @@ def read_parallel_tsv(path, source_column=0, target_column=1, encoding="utf-8",
             f"{path}: no sentence pairs found; expected lines 'source<TAB>target'."
         )
     return values["source"], values["target"]
+
+
+def clean_pairs(sources, targets, max_words=None, deduplicate=True):
+    """Drops sentence pairs that are too long and repeats of an identical pair, keeping the order.
+
+    Args:
+        sources: Source sentences.
+        targets: Target sentences, aligned with ``sources``.
+        max_words: Keep pairs whose sides both have at most this many
+            whitespace-separated words; None keeps all.
+        deduplicate: Keep only the first of identical ``(source, target)`` pairs.
+
+    Returns:
+        A tuple ``(sources, targets)`` of the kept pairs.
+    """
+    seen = set()
+    kept_sources, kept_targets = [], []
+    for source, target in zip(sources, targets):
+        if max_words is not None and (len(source.split()) > max_words or len(target.split()) > max_words):
+            continue
+        if deduplicate:
+            if (source, target) in seen:
+                continue
+            seen.add((source, target))
+        kept_sources.append(source)
+        kept_targets.append(target)
+    return kept_sources, kept_targets
 # endregion
 
 
@@ -509,7 +546,7 @@ def read_plain_text(path, encoding="utf-8", setting_prefix="data."):
 # region Time series (forecasting)
 def read_timeseries(path, time_column=None, time_columns=None, value_columns=None,
                     missing_values=None, time_format=None, file_format=None, encoding="utf-8",
-                    setting_prefix="data."):
+                    setting_prefix="data.", delimiter=None):
     """Reads a table of observations in time order, indexed by time.
 
     Gaps in time and missing values are reported as they are (NaN), never filled:
@@ -532,6 +569,8 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
         encoding: Text encoding of a CSV/TSV file.
         setting_prefix: Prefix of the settings named in errors
             (``data.time_column``, ``data.value_columns``, ...).
+        delimiter: The field separator of a CSV file; None: a tab for TSV, and for
+            CSV a comma, or a semicolon when the header has semicolons and no comma.
 
     Returns:
         A ``pandas.DataFrame`` with a ``DatetimeIndex`` named ``time``, strictly
@@ -558,8 +597,8 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
         frame.columns = [str(name).strip() for name in frame.columns]
         line_labels = [f"row {position + 1}" for position in range(len(frame))]
     else:
-        frame = _read_delimited_table(path, "\t" if file_format == "tsv" else ",", encoding,
-                                      setting_prefix)
+        frame = _read_delimited_table(path, delimiter or _default_delimiter(path, file_format, encoding),
+                                      encoding, setting_prefix)
         # Blank lines were kept so that row positions match lines: drop them now.
         blank = (frame.apply(lambda column: column.str.strip()) == "").all(axis=1).to_numpy()
         line_labels = [f"line {position + 2}" for position in range(len(frame))
@@ -622,6 +661,18 @@ class _RowLocator:
     def __call__(self, row):
         label = self.labels[row]
         return f"{self.path}:{label[5:]}" if label.startswith("line ") else f"{self.path}: {label}"
+
+
+def _default_delimiter(path, file_format, encoding):
+    """A tab for TSV; for CSV a comma, or a semicolon when the header has semicolons and no comma."""
+    if file_format == "tsv":
+        return "\t"
+    try:
+        with open(path, encoding=encoding, errors="replace") as file:
+            header = file.readline()
+    except OSError:
+        return ","  # the reader reports the missing file
+    return ";" if ";" in header and "," not in header else ","
 
 
 def _read_delimited_table(path, delimiter, encoding, setting_prefix):

@@ -68,3 +68,41 @@ def confusion_matrix(matrix, label_names, path, title="Confusion matrix"):
             axis.text(column_index, row_index, str(value), ha="center", va="center",
                       color="white" if value > peak / 2 else "black")
     return _save(figure, path)
+
+
+def forecast(history_times, history, future_times, truth, predicted, path, lower=None, upper=None,
+             baseline=None, baseline_name="baseline", title="Forecast", value_name="value"):
+    """Plots one forecast: the history before the origin, the truth after it, the forecast and its interval.
+
+    Args:
+        history_times: Times of the history values.
+        history: Values before the origin.
+        future_times: Times of the forecast steps.
+        truth: True values at ``future_times``.
+        predicted: Forecast values at ``future_times``.
+        path: Output PNG path.
+        lower: Lower bound of the prediction interval (or None).
+        upper: Upper bound of the prediction interval (or None).
+        baseline: A baseline forecast at ``future_times`` (or None).
+        baseline_name: The baseline's legend label.
+        title: Figure title.
+        value_name: The y-axis label.
+
+    Returns:
+        The path written.
+    """
+    figure, axes = _new_figure(figsize=(8.0, 3.8))
+    axis = axes[0][0]
+    axis.plot(history_times, history, color="0.35", label="history")
+    axis.plot(future_times, truth, color="black", marker=".", label="truth")
+    if lower is not None and upper is not None:
+        axis.fill_between(future_times, lower, upper, color="tab:blue", alpha=0.2, label="interval")
+    axis.plot(future_times, predicted, color="tab:blue", marker=".", label="forecast")
+    if baseline is not None:
+        axis.plot(future_times, baseline, color="tab:orange", linestyle="--", label=baseline_name)
+    axis.set_title(title)
+    axis.set_ylabel(value_name)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
+    figure.autofmt_xdate()
+    return _save(figure, path)
