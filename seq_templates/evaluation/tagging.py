@@ -1,0 +1,100 @@
+"""Tagging metrics: entity precision/recall/F1 as ``conlleval`` counts them, token accuracy, baselines.
+
+An entity is correct when a predicted entity has exactly the gold entity's type,
+start and end (conlleval's chunk match); entities are read from tags by
+:func:`seq_templates.preprocessing.tag_schemes.entity_spans` with conlleval's
+rules, so IOB1, IOB2 and BIOES tags (and predictions that break their scheme)
+all score as conlleval scores them. ``micro`` is conlleval's overall line;
+``macro`` averages the per-type F1 (seqeval's ``average="macro"``).
+"""
+
+import collections
+
+from seq_templates.preprocessing import tag_schemes
+
+NO_ENTITY = "O"
+
+
+def _spans(tag_lists):
+    return {(sentence, *span) for sentence, tags in enumerate(tag_lists)
+            for span in tag_schemes.entity_spans(tags)}
+
+
+def _scores(correct, predicted, gold):
+    precision = correct / predicted if predicted else 0.0
+    recall = correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": gold, "predicted": predicted,
+            "correct": correct}
+
+
+def token_accuracy(reference_tags, predicted_tags):
+    """Share of tokens whose predicted tag equals the gold tag (conlleval's ``accuracy``)."""
+    pairs = [(truth, guess) for truths, guesses in zip(reference_tags, predicted_tags)
+             for truth, guess in zip(truths, list(guesses) + [None] * (len(truths) - len(guesses)))]
+    return sum(truth == guess for truth, guess in pairs) / len(pairs) if pairs else 0.0
+
+
+def entity_metrics(reference_tags, predicted_tags):
+    """Entity-level scores of predicted tag sentences against gold ones.
+
+    Args:
+        reference_tags: Gold tags, one list per sentence.
+        predicted_tags: Predicted tags, one list per sentence (aligned; a shorter
+            list counts its missing tokens as wrong).
+
+    Returns:
+        ``{"micro": {...}, "macro": {...}, "per_type": {type: {...}}, "token_accuracy": float}``;
+        each score dict has ``precision``, ``recall``, ``f1``, ``support`` (gold
+        entities), ``predicted`` and ``correct`` counts (``macro`` only the first three).
+    """
+    if len(reference_tags) != len(predicted_tags):
+        raise ValueError(f"Expected as many predicted sentences as gold ones ({len(reference_tags)}), "
+                         f"received {len(predicted_tags)}.")
+    gold, predicted = _spans(reference_tags), _spans(predicted_tags)
+    correct = gold & predicted
+    types = sorted({span[1] for span in gold | predicted})
+    per_type = {entity_type: _scores(sum(span[1] == entity_type for span in correct),
+                                     sum(span[1] == entity_type for span in predicted),
+                                     sum(span[1] == entity_type for span in gold))
+                for entity_type in types}
+    macro = {name: (sum(scores[name] for scores in per_type.values()) / len(per_type) if per_type else 0.0)
+             for name in ("precision", "recall", "f1")}
+    return {"micro": _scores(len(correct), len(predicted), len(gold)), "macro": macro, "per_type": per_type,
+            "token_accuracy": token_accuracy(reference_tags, predicted_tags)}
+
+
+def most_frequent_tag_baseline(train_tokens, train_tags, tokens):
+    """Tags each token with its most frequent training tag (unseen tokens: the most frequent tag overall).
+
+    Returns:
+        One list of tags per sentence of ``tokens``.
+    """
+    counts = collections.defaultdict(collections.Counter)
+    for sentence_tokens, sentence_tags in zip(train_tokens, train_tags):
+        for token, tag in zip(sentence_tokens, sentence_tags):
+            counts[token][tag] += 1
+    overall = collections.Counter(tag for tags in train_tags for tag in tags).most_common(1)[0][0]
+    best = {token: counter.most_common(1)[0][0] for token, counter in counts.items()}
+    return [[best.get(token, overall) for token in sentence] for sentence in tokens]
+
+
+def entity_confusion(reference_tags, predicted_tags):
+    """Confusion between entity types over spans, with ``O`` for "no entity with that span".
+
+    A gold entity whose exact span is predicted with another type counts in
+    (gold type, predicted type); a missed one in (gold type, ``O``); a predicted
+    span with no gold entity in (``O``, predicted type).
+
+    Returns:
+        ``(matrix, names)``: rows gold, columns predicted, ``names`` the types then ``O``.
+    """
+    gold = {(sentence, start, end): entity_type for sentence, entity_type, start, end in _spans(reference_tags)}
+    predicted = {(sentence, start, end): entity_type
+                 for sentence, entity_type, start, end in _spans(predicted_tags)}
+    names = sorted(set(gold.values()) | set(predicted.values())) + [NO_ENTITY]
+    index = {name: position for position, name in enumerate(names)}
+    matrix = [[0] * len(names) for _ in names]
+    for span in set(gold) | set(predicted):
+        matrix[index[gold.get(span, NO_ENTITY)]][index[predicted.get(span, NO_ENTITY)]] += 1
+    return matrix, names
