@@ -46,6 +46,28 @@ QUICK = {
         "metric": lambda metrics: metrics["model"]["accuracy"],
         "floor": 0.75,
     },
+    "text_generation": {
+        "overrides": ["train.epochs=4", "model.units=64", "data.sequence_length=50", "data.window_stride=10",
+                      "train.learning_rate=0.005", "model.max_length=40", *QUIET],
+        "metric": lambda metrics: -metrics["model"]["bits_per_char"],
+        "floor": -1.0,
+    },
+    "ner": {
+        "overrides": ["train.epochs=3", "data.max_train_samples=1500", "model.units=32", *QUIET],
+        "metric": lambda metrics: metrics["model"]["micro"]["f1"],
+        "floor": 0.8,
+    },
+    "forecasting": {
+        "overrides": ["train.epochs=4", "model.units=16", *QUIET],
+        "metric": lambda metrics: metrics["baselines"]["seasonal_naive"]["mae"] - metrics["model"]["mae"],
+        "floor": 0.0,
+    },
+    "translation": {
+        "overrides": ["data.max_train_samples=3000", "train.epochs=3", "model.units=64", "model.embedding_dim=32",
+                      "model.attention_units=64", *QUIET],
+        "metric": lambda metrics: metrics["model"]["chrf"],
+        "floor": 60.0,
+    },
     "tagger_app": {
         "overrides": QUIET,
         "metric": lambda metrics: metrics["model"]["token_accuracy"],
@@ -75,14 +97,11 @@ def test_every_app_has_quick_settings():
 
 
 @pytest.fixture(scope="module", params=sorted(APPS))
-def trained(request, tmp_path_factory):
-    """Runs the app's main() once on its offline dataset; returns (name, app, run directory)."""
-    name = request.param
-    app = apps_loader.load_app(str(APPS[name]))
-    output_dir = tmp_path_factory.mktemp(name) / "run"
-    overrides = sum((["--set", item] for item in QUICK[name]["overrides"]), [])
-    assert app.main(["--output-dir", str(output_dir), *overrides]) == 0
-    return name, app, output_dir
+def trained(request, trained_app_runs):
+    """The app's main() run once per session on its offline dataset (shared with tests/serving/, see
+    ``trained_app_runs`` in tests/conftest.py); returns (name, app, run directory)."""
+    app, output_dir = trained_app_runs(request.param)
+    return request.param, app, output_dir
 
 
 def test_run_directory_is_complete(trained):
