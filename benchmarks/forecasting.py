@@ -42,6 +42,7 @@ import tensorflow as tf  # noqa: E402
 from seq_templates import apps_loader  # noqa: E402
 from seq_templates import config as config_module  # noqa: E402
 from seq_templates import export  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 BEGIN_MARKER = "<!-- forecasting benchmark: begin -->"
@@ -214,19 +215,6 @@ def section(records, command):
     return "\n".join(lines)
 
 
-def write_section(path, text):
-    path = pathlib.Path(path)
-    current = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN_MARKER in current and END_MARKER in current:
-        before, rest = current.split(BEGIN_MARKER, 1)
-        current = before + text + rest.split(END_MARKER, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    temporary_path = path.with_name(f".{path.name}.tmp")
-    temporary_path.write_text(current, encoding="utf-8")
-    temporary_path.replace(path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -260,7 +248,7 @@ def main(argv=None):
                         print(f"   MAE {model['mae']:.3f} (h=1 {model['mae_by_horizon'][0]:.3f}) MASE {model['mase']:.3f}"
                               f" in {record['seconds']:.0f} s", flush=True)
     text = section(records, command.strip())
-    write_section(arguments.output, text)
+    report.write_section(arguments.output, text, BEGIN_MARKER, END_MARKER)
     print(text)
 
 

@@ -44,6 +44,7 @@ from seq_templates import apps_loader  # noqa: E402
 from seq_templates import config as config_module  # noqa: E402
 from seq_templates import export  # noqa: E402
 from seq_templates.evaluation import tagging  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 BEGIN_MARKER = "<!-- ner benchmark: begin -->"
@@ -168,19 +169,6 @@ def render(command, headline, ablations, ablation_minutes, speed):
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    path = pathlib.Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"  # re-read right before writing
-    if BEGIN_MARKER in text and END_MARKER in text:
-        before, rest = text.split(BEGIN_MARKER, 1)
-        text = before + section + rest.split(END_MARKER, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    temporary_path = path.with_name(f".{path.name}.tmp")
-    temporary_path.write_text(text, encoding="utf-8")
-    temporary_path.replace(path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/ner_benchmark", help="run directories (reused when complete)")
@@ -202,7 +190,7 @@ def main(argv=None):
     speed = {1: throughput(work / "headline", sentences, 1, 500),
              64: throughput(work / "headline", sentences, 64, len(sentences))}
     ablations = {}
-    write_section(arguments.output, render(command, headline, ablations, arguments.ablation_minutes, speed))
+    report.write_section(arguments.output, render(command, headline, ablations, arguments.ablation_minutes, speed), BEGIN_MARKER, END_MARKER)
     if not arguments.skip_ablations:
         for index, (name, overrides) in enumerate(ABLATIONS.items()):
             run_dir = work / f"ablation{index}"
@@ -210,9 +198,9 @@ def main(argv=None):
                                 arguments.lock)
             ablations[name] = (scores(run_dir, app), run_seconds)
             # Written after every run, so an interrupted benchmark leaves what it has measured.
-            write_section(arguments.output, render(command, headline, ablations, arguments.ablation_minutes, speed))
+            report.write_section(arguments.output, render(command, headline, ablations, arguments.ablation_minutes, speed), BEGIN_MARKER, END_MARKER)
     section = render(command, headline, ablations, arguments.ablation_minutes, speed)
-    write_section(arguments.output, section)
+    report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
     print(section)
     return 0
 

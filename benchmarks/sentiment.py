@@ -53,6 +53,7 @@ from seq_templates.evaluation import baselines  # noqa: E402
 from seq_templates.preprocessing import text  # noqa: E402
 
 import detokenize  # noqa: E402  (benchmarks/detokenize.py, beside this script)
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 SST2_CONFIG = REPOSITORY / "apps" / "sentiment" / "configs" / "sst2.yaml"
@@ -232,19 +233,6 @@ def render(command, runs, speed, baseline_copies=None, reference=None, examples=
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    path = pathlib.Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN_MARKER in text and END_MARKER in text:
-        before, rest = text.split(BEGIN_MARKER, 1)
-        text = before + section + rest.split(END_MARKER, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    temporary_path = path.with_name(f".{path.name}.tmp")
-    temporary_path.write_text(text, encoding="utf-8")
-    temporary_path.replace(path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 2024],
@@ -288,7 +276,7 @@ def main(argv=None):
     command = "SEQ_TEMPLATES_DATA=../shared/data python benchmarks/sentiment.py" + (
         " " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     section = render(command, runs, speed, baseline_copies, reference, examples)
-    write_section(arguments.output, section)
+    report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
     print(section)
     return 0
 

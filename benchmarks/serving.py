@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 BEGIN_MARKER = "<!-- serving benchmark: begin -->"
@@ -191,20 +192,6 @@ def format_section(command, run, direct, modes, exit_statuses, batching_flags):
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    """Replaces this benchmark's section of ``path`` (re-read just before writing: others write theirs)."""
-    path = pathlib.Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN_MARKER in text and END_MARKER in text:
-        before, rest = text.split(BEGIN_MARKER, 1)
-        text = before + section + rest.split(END_MARKER, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    temporary_path = path.with_name(f".{path.name}.tmp")
-    temporary_path.write_text(text, encoding="utf-8")
-    temporary_path.replace(path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", metavar="RUN", help="a sentiment run directory (default: train a quick one)")
@@ -240,7 +227,7 @@ def main(argv=None):
                                  f"({' '.join(QUICK_OVERRIDES)})", direct, modes, exit_statuses, batching_flags)
     print(section)
     if not arguments.no_write:
-        write_section(arguments.output, section)
+        report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
     return 0
 
 

@@ -40,6 +40,7 @@ from seq_templates import apps_loader  # noqa: E402
 from seq_templates import config as config_module  # noqa: E402
 from seq_templates import export  # noqa: E402
 from seq_templates.preprocessing import state  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 BEGIN_MARKER = "<!-- text_generation benchmark: begin -->"
@@ -188,19 +189,6 @@ def render(runs, speed_result, budget_note):
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    path = pathlib.Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN_MARKER in text and END_MARKER in text:
-        before, rest = text.split(BEGIN_MARKER, 1)
-        text = before + section + rest.split(END_MARKER, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    temporary_path = path.with_name(f".{path.name}.tmp")
-    temporary_path.write_text(text, encoding="utf-8")
-    temporary_path.replace(path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows-run", type=pathlib.Path, help="a finished run of the command (else trains one)")
@@ -217,7 +205,7 @@ def main(argv=None):
         results["runs"] = {name: summarize(pathlib.Path(summary["run"])) for name, summary in results["runs"].items()}
         plot(results["runs"], pathlib.Path(arguments.output).parent / "text_generation_curves.png")
         section = render(results["runs"], results["speed"], arguments.budget_note)
-        write_section(arguments.output, section)
+        report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
         print(section)
         return 0
     arguments.runs_folder.mkdir(parents=True, exist_ok=True)
@@ -236,7 +224,7 @@ def main(argv=None):
     speed_result = None if arguments.skip_speed else speed(windows_run)
     plot(runs, pathlib.Path(arguments.output).parent / "text_generation_curves.png")
     section = render(runs, speed_result, arguments.budget_note)
-    write_section(arguments.output, section)
+    report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
     (arguments.runs_folder / f"results-{stamp}.json").write_text(json.dumps(
         {"runs": runs, "speed": speed_result}, indent=2))
     print(section)

@@ -44,6 +44,7 @@ from seq_templates import apps_loader  # noqa: E402
 from seq_templates import config as config_module  # noqa: E402
 from seq_templates import export  # noqa: E402
 from seq_templates.evaluation import translation as translation_metrics  # noqa: E402
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 PRESET = REPOSITORY / "apps" / "translation" / "configs" / "spa_eng.yaml"
@@ -210,19 +211,6 @@ def render(results):
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    path = pathlib.Path(path)
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if BEGIN_MARKER in text and END_MARKER in text:
-        before, rest = text.split(BEGIN_MARKER, 1)
-        text = before + section + rest.split(END_MARKER, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    temporary_path = path.with_name(f".{path.name}.tmp")
-    temporary_path.write_text(text, encoding="utf-8")
-    temporary_path.replace(path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["headline", "throughput", "dates"],
@@ -288,7 +276,7 @@ def main(argv=None):
     results["updated"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     results_path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     section = render(results)
-    write_section(arguments.output, section)
+    report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
     print(section)
     return 0
 
