@@ -126,8 +126,9 @@ def throughput(run_dir, repeats=3):
 
 def render(results):
     lines = [BEGIN_MARKER, "## Translation (spa→eng Anki pairs; offline dates)", ""]
-    lines += [f"Machine: {results.get('machine', platform.platform())}, 2 CPU cores shared with other benchmark "
-              "and test runs at the same time, so times are conservative. BLEU is sacreBLEU corpus BLEU "
+    load = results.get("machine_note", "2 CPU cores shared with other benchmark and test runs at the same time, "
+                                        "so times are conservative")
+    lines += [f"Machine: {results.get('machine', platform.platform())}, {load}. BLEU is sacreBLEU corpus BLEU "
               "(13a tokenization) of the detokenized output against the raw references, **lower-cased** "
               "(`bleu`; `cased` beside it); chrF is case-sensitive. Copy-the-source is the baseline.", ""]
     headline = results.get("headline")
