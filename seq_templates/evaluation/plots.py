@@ -15,11 +15,21 @@ def _new_figure(rows=1, columns=1, figsize=(6.0, 4.0)):
     return figure, figure.subplots(rows, columns, squeeze=False)
 
 
-def _save(figure, path):
+def save(figure, path, dpi=110):
+    """Writes ``figure`` as a PNG at ``path`` through a temporary name, so no half-written file is left.
+
+    Args:
+        figure: A ``matplotlib.figure.Figure``.
+        path: The PNG file (its folder is created if needed).
+        dpi: Resolution.
+
+    Returns:
+        The path as a ``pathlib.Path``.
+    """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary_path = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary_path, dpi=110, bbox_inches="tight")
+    figure.savefig(temporary_path, dpi=dpi, bbox_inches="tight")
     temporary_path.replace(path)
     return path
 
@@ -47,7 +57,7 @@ def training_curves(history, path):
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
         axis.legend()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def confusion_matrix(matrix, label_names, path, title="Confusion matrix"):
@@ -67,7 +77,7 @@ def confusion_matrix(matrix, label_names, path, title="Confusion matrix"):
         for column_index, value in enumerate(row):
             axis.text(column_index, row_index, str(value), ha="center", va="center",
                       color="white" if value > peak / 2 else "black")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def forecast(history_times, history, future_times, truth, predicted, path, lower=None, upper=None,
@@ -105,4 +115,4 @@ def forecast(history_times, history, future_times, truth, predicted, path, lower
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small")
     figure.autofmt_xdate()
-    return _save(figure, path)
+    return save(figure, path)

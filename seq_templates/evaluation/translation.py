@@ -12,6 +12,8 @@ import matplotlib.figure
 import numpy as np
 import sacrebleu
 
+from seq_templates.evaluation import plots
+
 
 def translation_metrics(references, hypotheses):
     """Scores hypotheses against one reference each.
@@ -72,12 +74,7 @@ def attention_heatmap(weights, source_tokens, target_tokens, path, title=None):
     if title:
         axes.set_title(title, fontsize=9)
     figure.colorbar(image, ax=axes, fraction=0.04)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary_path = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary_path, dpi=100, bbox_inches="tight")
-    temporary_path.replace(path)
-    return path
+    return plots.save(figure, path, dpi=100)
 
 
 def attention_maps(answers, sources, folder):
