@@ -30,7 +30,8 @@ from seq_templates import errors
 SECTION_NAMES = ("data", "model", "train")
 # Keys that --resume may change: they steer how long and how loudly training goes
 # on, not what the checkpoint's data, preprocessing or model are.
-RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.verbose", "train.tensorboard")
+RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.max_minutes", "train.verbose",
+                  "train.tensorboard")
 
 
 @dataclasses.dataclass
@@ -86,6 +87,10 @@ class TrainConfig:
             dev accuracy (docs/benchmarks.md).
         early_stopping_patience: Epochs without validation improvement before
             stopping; 0 turns early stopping off.
+        max_minutes: Stop training after this many minutes of wall clock (the
+            epoch in progress is cut short, then validated and checkpointed as
+            usual); counted from the start of each ``train`` or ``--resume``
+            invocation. ``null``: no time limit.
         seed: Seed for Python, NumPy, TensorFlow and data shuffling.
         bucket_boundaries: Sequence-length boundaries for ``bucket_by_sequence_length``.
         shuffle_buffer_size: Examples in the shuffle buffer; 0 shuffles the whole split.
@@ -103,6 +108,7 @@ class TrainConfig:
     ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     ema_restart_each_epoch: bool = False
     early_stopping_patience: int = dataclasses.field(default=2, metadata={"minimum": 0})
+    max_minutes: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     seed: int = 42
     bucket_boundaries: typing.List[int] = dataclasses.field(
         default_factory=lambda: [8, 16, 24, 32, 48, 64, 96, 128, 192, 256]

@@ -329,7 +329,8 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
         train_config: A :class:`seq_templates.config.TrainConfig`.
         run_directory: Where checkpoints, logs, ``history.json`` and plots go.
         checkpoint: The :class:`Checkpoint` to continue from, or None.
-        callbacks: More Keras callbacks (e.g. :class:`TimeBudget`), run before the shared ones.
+        callbacks: More Keras callbacks, run before the shared ones. A
+            :class:`TimeBudget` is added here when ``train_config.max_minutes`` is set.
 
     Returns:
         The history: a dict of metric name to per-epoch values, including any
@@ -338,6 +339,8 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     run_directory = pathlib.Path(run_directory)
     checkpoint = checkpoint or Checkpoint(model=model, epochs_completed=0, history={})
     callbacks = list(callbacks or [])
+    if train_config.max_minutes is not None:
+        callbacks.append(TimeBudget(train_config.max_minutes))
     averaged_weights = early_stopping = None
     if getattr(model.optimizer, "use_ema", False):
         # Validate and checkpoint with the averaged weights (must run before the others).

@@ -52,6 +52,18 @@ def test_fit_continues_from_initial_epoch(tmp_path):
     assert training.load_checkpoint(tmp_path) is None
 
 
+def test_max_minutes_stops_any_fit_after_the_batch_that_passes_it(tmp_path):
+    """train.max_minutes is shared: fit cuts the epoch short, validates and checkpoints it as usual."""
+    train_config = config.TrainConfig(epochs=5, tensorboard=False, verbose=0, early_stopping_patience=0,
+                                      max_minutes=0.0)
+    model, dataset = tiny_problem(train_config)
+    history = training.fit(model, dataset, dataset, train_config, tmp_path)
+    assert len(history["loss"]) == 1 and len(history["val_loss"]) == 1
+    assert training.load_checkpoint(tmp_path).epochs_completed == 1
+    unlimited = config.TrainConfig(epochs=3, tensorboard=False, verbose=0, early_stopping_patience=0)
+    assert len(training.fit(tiny_problem(unlimited)[0], dataset, None, unlimited, tmp_path / "all")["loss"]) == 3
+
+
 def _train_config(**overrides):
     options = dict(epochs=3, tensorboard=False, verbose=0, early_stopping_patience=0, ema_momentum=0.8,
                    learning_rate=0.05)

@@ -92,7 +92,6 @@ class TrainConfig(config_module.TrainConfig):
     epochs: int = dataclasses.field(default=15, metadata={"minimum": 1})
     batch_size: int = dataclasses.field(default=32, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=0.003, metadata={"minimum": 0.0})
-    max_minutes: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     # val_entity_f1: keep the epoch with the best validation entity F1 (scored after every epoch);
     # val_loss: keep what early stopping on validation loss keeps (or the last epoch)
     select_on: str = dataclasses.field(default="val_entity_f1", metadata={"choices": ("val_entity_f1", "val_loss")})
@@ -420,7 +419,7 @@ def main(argv=None):
         train_dataset = make_dataset(raw_data["train"], preprocessing, config, shuffle=True)
         validation_dataset = make_dataset(raw_data["validation"], preprocessing, config)
         model = run.model(build_model, preprocessing)  # 3. build model (or the checkpoint's on --resume)
-        callbacks = [training.TimeBudget(config["train"].max_minutes)] if config["train"].max_minutes else []
+        callbacks = []
         if config["train"].select_on == "val_entity_f1":
             callbacks.append(BestValidationF1(preprocessing, config, raw_data["validation"]))
         run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train

@@ -74,12 +74,11 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class TrainConfig(config_module.TrainConfig):
-    """Shared training options plus the two ways to cut the corpus and a time budget."""
+    """Shared training options plus the two ways to cut the corpus."""
 
     epochs: int = dataclasses.field(default=20, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=0.003, metadata={"minimum": 0.0})
     stateful: bool = False  # truncated BPTT: batch_size streams, state carried chunk to chunk
-    max_minutes: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
 
 
 CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -328,8 +327,6 @@ def main(argv=None):
         validation_dataset = make_dataset(raw_data["validation"], preprocessing, config)
         model = run.model(build_model, preprocessing)  # 3. build model (or the checkpoint's on --resume)
         callbacks = [language_model.ResetStatesEachEpoch()] if config["train"].stateful else []
-        if config["train"].max_minutes:
-            callbacks.append(training.TimeBudget(config["train"].max_minutes))
         run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train
         archive, endpoints = build_serving(model, preprocessing, config)
         predictors = {name: export.batch_predictor(function, batch_size=256) for name, function in endpoints.items()}

@@ -85,7 +85,6 @@ class TrainConfig(config_module.TrainConfig):
     epochs: int = dataclasses.field(default=5, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=3e-3, metadata={"minimum": 0.0})
     early_stopping_patience: int = dataclasses.field(default=3, metadata={"minimum": 0})
-    max_minutes: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
 
 
 CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -386,9 +385,7 @@ def main(argv=None):
         train_dataset = make_dataset(raw_data["train"], preprocessing, config, shuffle=True)
         validation_dataset = make_dataset(raw_data["validation"], preprocessing, config)
         model = run.model(build_model, preprocessing)  # 3. build model (or the checkpoint's on --resume)
-        budget = config["train"].max_minutes
-        run.fit(model, train_dataset, validation_dataset,  # 4. train
-                callbacks=[training.TimeBudget(budget)] if budget else None)
+        run.fit(model, train_dataset, validation_dataset)  # 4. train (stops at train.max_minutes if set)
         archive, endpoints = build_serving(model, preprocessing, config)
         metrics = run.record_metrics(evaluate(export.batch_predictor(endpoints["serving_default"], 256),  # 5.
                                               raw_data, config, run.path))
