@@ -17,12 +17,16 @@ at different times):
   4, batches of 1 and 64), after a warm-up call.
 * ``dates``: ``seq-templates train translation`` (the offline default): exact
   match on the generated test split (target >= 0.99).
-* ``ablation``: attention none / bahdanau / luong, each trained for the same
-  shorter budget (``--ablation-minutes``) on spa_eng, scored like the headline.
+* ``ablation``: attention none / bahdanau / luong, each trained alone for the
+  same shorter budget (``--ablation-minutes``) on spa_eng, scored like the headline.
+* ``headline_none``: the headline command with ``--set model.attention=none``
+  (same preset, same ``train.max_minutes``), scored like the headline: attention
+  against the fixed-length context vector at the headline's budget.
 
 Usage:
     SEQ_TEMPLATES_DATA=../shared/data python benchmarks/translation.py --parts headline throughput dates
     SEQ_TEMPLATES_DATA=../shared/data python benchmarks/translation.py --parts ablation --ablation-minutes 10
+    SEQ_TEMPLATES_DATA=../shared/data python benchmarks/translation.py --parts headline_none
 """
 
 import argparse
@@ -31,6 +35,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +56,7 @@ PRESET = REPOSITORY / "apps" / "translation" / "configs" / "spa_eng.yaml"
 BEGIN_MARKER = "<!-- translation benchmark: begin -->"
 END_MARKER = "<!-- translation benchmark: end -->"
 ATTENTIONS = ("none", "bahdanau", "luong")
+LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 15))  # source words: where the fixed-length context vector runs short
 
 
 def train_command(output_dir, arguments):
@@ -75,7 +81,8 @@ def run_summary(run_dir):
     return {"max_minutes": config["train"].max_minutes, "epochs": len(history.get("epoch_seconds", [])),
             "epoch_seconds": history.get("epoch_seconds", []),
             "training_seconds": round(sum(history.get("epoch_seconds", [])), 1),
-            "val_loss": history.get("val_loss", []), "metrics": metrics}
+            "val_loss": history.get("val_loss", []), "val_accuracy": history.get("val_accuracy", []),
+            "metrics": metrics}
 
 
 def score_decodings(run_dir, widths=(1, 4)):
@@ -91,10 +98,24 @@ def score_decodings(run_dir, widths=(1, 4)):
         started = time.perf_counter()
         outputs = predict({"source": sources, "beam_width": width, "max_length": config["data"].max_output_length,
                            "length_penalty": config["model"].length_penalty})["translation"]
-        scores[f"beam_{width}"] = {**translation_metrics.translation_metrics(references, [str(item) for item in outputs]),
-                                   "seconds": round(time.perf_counter() - started, 1)}
+        outputs = [str(item) for item in outputs]
+        scores[f"beam_{width}"] = {**translation_metrics.translation_metrics(references, outputs),
+                                   "seconds": round(time.perf_counter() - started, 1),
+                                   "by_source_length": bleu_by_source_length(sources, references, outputs)}
         print(f"beam {width}: {scores[f'beam_{width}']}", flush=True)
     scores["copy_source"] = translation_metrics.copy_source_baseline(sources, references)
+    return scores
+
+
+def bleu_by_source_length(sources, references, outputs):
+    """Lower-cased BLEU of the pairs whose source has 1-5, 6-10 and 11-15 words (``LENGTH_BUCKETS``)."""
+    scores = {}
+    for low, high in LENGTH_BUCKETS:
+        chosen = [index for index, source in enumerate(sources) if low <= len(source.split()) <= high]
+        if chosen:
+            metrics = translation_metrics.translation_metrics([references[index] for index in chosen],
+                                                              [outputs[index] for index in chosen])
+            scores[f"{low}-{high}"] = {"bleu": metrics["bleu"], "count": len(chosen)}
     return scores
 
 
@@ -196,16 +217,44 @@ def render(results):
     ablation = results.get("ablation")
     if ablation:
         lines += [f"### Attention: none vs bahdanau vs luong at an equal budget ({ablation['minutes']} min of training)", "",
-                  f"Command per variant: `{ablation['command']}` (the three run side by side, sharing the "
-                  "machine alike, so each gets well under the headline's share of the CPU).", "",
-                  "| attention | epochs | greedy BLEU | beam 4 BLEU | beam 4 chrF |", "|---|---:|---:|---:|---:|"]
+                  f"Command per variant: `{ablation['command']}` ("
+                  + ("the three run side by side, sharing the machine alike, so each gets well under the headline's "
+                     "share of the CPU" if ablation.get("side_by_side") else
+                     "the three run one after another, each with the machine to itself") + ").", "",
+                  "| attention | epochs | greedy BLEU | beam 4 BLEU | beam 4 chrF | validation token accuracy "
+                  "after each epoch |", "|---|---:|---:|---:|---:|---|"]
         for attention in ATTENTIONS:
             if attention in ablation["runs"]:
                 run = ablation["runs"][attention]
                 lines.append(f"| {attention} | {run['epochs']} | {run['decodings']['beam_1']['bleu']:.2f} | "
-                             f"{run['decodings']['beam_4']['bleu']:.2f} | {run['decodings']['beam_4']['chrf']:.2f} |")
+                             f"{run['decodings']['beam_4']['bleu']:.2f} | {run['decodings']['beam_4']['chrf']:.2f} | "
+                             f"{', '.join(f'{value:.3f}' for value in run.get('val_accuracy', []))} |")
         lines.append("")
         for note in ablation.get("notes", []):
+            lines += [note, ""]
+    unattended = results.get("headline_none")
+    if unattended and headline:
+        lines += [f"### Attention against none at the headline's budget ({unattended['max_minutes']:g} min of training)", "",
+                  f"Commands: `{headline['command']}` and `{unattended['command']}`, each with the machine to itself; "
+                  "the preset otherwise unchanged (weight EMA included).", "",
+                  "| attention | epochs | greedy BLEU | beam 4 BLEU | beam 4 chrF | validation token accuracy "
+                  "after each epoch |", "|---|---:|---:|---:|---:|---|"]
+        for name, run in (("bahdanau (the headline)", headline), ("none", unattended)):
+            lines.append(f"| {name} | {run['epochs']} | {run['decodings']['beam_1']['bleu']:.2f} | "
+                         f"{run['decodings']['beam_4']['bleu']:.2f} | {run['decodings']['beam_4']['chrf']:.2f} | "
+                         f"{', '.join(f'{value:.3f}' for value in run.get('val_accuracy', []))} |")
+        lines.append("")
+        if "by_source_length" in headline["decodings"]["beam_4"] and "by_source_length" in unattended["decodings"]["beam_4"]:
+            buckets = list(headline["decodings"]["beam_4"]["by_source_length"])
+            counts = headline["decodings"]["beam_4"]["by_source_length"]
+            lines += ["Beam-4 BLEU by the length of the Spanish source (test pairs per bucket in brackets):", "",
+                      "| attention | " + " | ".join(f"{bucket} words ({counts[bucket]['count']})" for bucket in buckets)
+                      + " |", "|---|" + "---:|" * len(buckets)]
+            for name, run in (("bahdanau (the headline)", headline), ("none", unattended)):
+                by_length = run["decodings"]["beam_4"]["by_source_length"]
+                lines.append(f"| {name} | " + " | ".join(f"{by_length[bucket]['bleu']:.2f}" for bucket in buckets) + " |")
+            lines.append("")
+        for note in unattended.get("notes", []):
             lines += [note, ""]
     lines.append(f"_Updated {results.get('updated', '')}._")
     lines.append(END_MARKER)
@@ -215,7 +264,7 @@ def render(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["headline", "throughput", "dates"],
-                        choices=["headline", "throughput", "dates", "ablation", "render"])
+                        choices=["headline", "throughput", "dates", "ablation", "headline_none", "render"])
     parser.add_argument("--work-dir", default="/tmp/translation_bench", help="run directories go here")
     parser.add_argument("--headline-run", help="score this existing spa_eng run instead of training one")
     parser.add_argument("--headline-wall-seconds", type=float, help="wall clock of --headline-run's command")
@@ -247,25 +296,31 @@ def main(argv=None):
         wall = train(work / "dates", [])
         results["dates"] = {"command": "seq-templates train translation", "wall_seconds": wall,
                             **run_summary(work / "dates")}
+    if "headline_none" in arguments.parts:
+        shutil.rmtree(work / "headline_none", ignore_errors=True)  # this script's own earlier run
+        wall = train(work / "headline_none", ["--dataset", "spa_eng", "--set", "model.attention=none"])
+        results["headline_none"] = {"command": "seq-templates train translation --dataset spa_eng --set "
+                                               "model.attention=none", "wall_seconds": wall,
+                                    **run_summary(work / "headline_none"),
+                                    "decodings": score_decodings(work / "headline_none")}
     if "ablation" in arguments.parts:
         minutes = arguments.ablation_minutes
-        runs, processes = {}, {}
-        for attention in ATTENTIONS:  # side by side, so the three share the machine alike
+        runs = {}
+        for attention in ATTENTIONS:  # one after another, each with the machine to itself
             command = train_command(work / f"ablation_{attention}", [
                 "--dataset", "spa_eng", "--set", f"model.attention={attention}", "--set", f"train.max_minutes={minutes}",
                 "--set", "train.ema_momentum=null"])  # an average over a few hundred steps lags too far
             print("$", " ".join(command[2:]), flush=True)
-            processes[attention] = subprocess.Popen(command, stdout=open(work / f"ablation_{attention}.log", "w"),
-                                                    stderr=subprocess.STDOUT)
-        for attention, process in processes.items():
-            if process.wait() != 0:
-                raise SystemExit(f"the {attention} run failed; see {work / f'ablation_{attention}.log'}")
+            shutil.rmtree(work / f"ablation_{attention}", ignore_errors=True)  # this script's own earlier run
+            with open(work / f"ablation_{attention}.log", "w") as log:
+                if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                    raise SystemExit(f"the {attention} run failed; see {work / f'ablation_{attention}.log'}")
         for attention in ATTENTIONS:
             summary = run_summary(work / f"ablation_{attention}")
             # Beam 4 is what the run's own evaluation decoded (serving_default); greedy is scored here.
             runs[attention] = {**summary, "decodings": {**score_decodings(work / f"ablation_{attention}", (1,)),
                                                         "beam_4": summary["metrics"]["model"]}}
-        results["ablation"] = {"minutes": minutes, "runs": runs, "side_by_side": True,
+        results["ablation"] = {"minutes": minutes, "runs": runs, "side_by_side": False,
                                "command": f"seq-templates train translation --dataset spa_eng --set "
                                           f"model.attention=ATTENTION --set train.max_minutes={minutes} "
                                           "--set train.ema_momentum=null"}
