@@ -166,7 +166,8 @@ class Run:
             model: The compiled model.
             train_dataset: Batched training dataset.
             validation_dataset: Batched validation dataset, or None.
-            callbacks: More Keras callbacks for ``training.fit`` (e.g. ``training.TimeBudget``).
+            callbacks: More Keras callbacks for ``training.fit`` (an app's own, such as a metric
+                scored on the validation split after every epoch).
 
         Returns:
             The history (dict of metric name to per-epoch values).

@@ -88,13 +88,17 @@ def resolve_verbosity(verbose):
     return 1 if sys.stdout.isatty() else 2
 
 
-def _save_weights(weights, path):
+def save_weights(weights, path):
+    """Writes a list of weight arrays (``model.get_weights()``) to ``path`` (.npz) via a temp file and a rename."""
+    path = pathlib.Path(path)
     temporary_path = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(temporary_path, *weights)
     temporary_path.replace(path)
 
 
-def _load_weights(path):
+def load_weights(path):
+    """Reads what :func:`save_weights` wrote; None when ``path`` does not exist."""
+    path = pathlib.Path(path)
     if not path.is_file():
         return None
     with np.load(path) as saved:
@@ -138,11 +142,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = {"epochs_completed": epoch + 1, "history": self.history}
         raw_weights = self.averaged_weights.raw_weights() if self.averaged_weights else None
         if raw_weights is not None:
-            _save_weights(raw_weights, self.folder / RAW_WEIGHTS_FILE)
+            save_weights(raw_weights, self.folder / RAW_WEIGHTS_FILE)
         if self.early_stopping is not None:
             state["early_stopping"], best_weights = self.early_stopping.state()
             if best_weights is not None:
-                _save_weights(best_weights, self.folder / BEST_WEIGHTS_FILE)
+                save_weights(best_weights, self.folder / BEST_WEIGHTS_FILE)
         temporary_state = self.folder / ".state.tmp.json"
         temporary_state.write_text(json.dumps(state))
         temporary_state.replace(self.folder / "state.json")
@@ -287,9 +291,9 @@ def load_checkpoint(run_directory):
     model = keras.saving.load_model(folder / "last.keras")
     early_stopping = state.get("early_stopping")
     return Checkpoint(model=model, epochs_completed=int(state["epochs_completed"]), history=state["history"],
-                      raw_weights=_load_weights(folder / RAW_WEIGHTS_FILE),
+                      raw_weights=load_weights(folder / RAW_WEIGHTS_FILE),
                       early_stopping=early_stopping,
-                      best_weights=_load_weights(folder / BEST_WEIGHTS_FILE) if early_stopping else None)
+                      best_weights=load_weights(folder / BEST_WEIGHTS_FILE) if early_stopping else None)
 
 
 class TimeBudget(keras.callbacks.Callback):

@@ -14,6 +14,7 @@ Copy it with ``seq-templates new ner ./my_app`` and edit any region.
 
 import collections
 import dataclasses
+import json
 import pathlib
 import sys
 import typing
@@ -26,6 +27,7 @@ from seq_templates import config as config_module
 from seq_templates import errors
 from seq_templates import export
 from seq_templates import lifecycle
+from seq_templates import run_directory
 from seq_templates import training
 from seq_templates.data import readers
 from seq_templates.data import registry
@@ -266,16 +268,23 @@ def build_model(config, preprocessing):
 
 # region 4. train: choosing the epoch on validation entity F1
 class BestValidationF1(keras.callbacks.Callback):
-    """Logs ``val_entity_f1`` after every epoch and leaves the best epoch's weights in the model at the end.
+    """Logs ``val_entity_f1`` after every epoch and keeps the weights of the best epoch so far.
 
     Runs before the shared callbacks, so the F1 lands in ``history.json``; with ``train.ema_momentum``
-    it scores the averaged weights that validation has just swapped in.
+    it scores the averaged weights that validation has just swapped in. The best weights and their
+    F1 go to ``checkpoint_folder`` as they change, so ``--resume`` keeps the best epoch from before
+    the interruption; :meth:`keep_best` puts them in the model after training.
     """
 
-    def __init__(self, preprocessing, config, validation_split):
+    def __init__(self, preprocessing, config, validation_split, checkpoint_folder):
         super().__init__()
         self.preprocessing, self.config, self.validation_split = preprocessing, config, validation_split
+        self.weights_path = pathlib.Path(checkpoint_folder) / "best_entity_f1_weights.npz"
+        self.state_path = pathlib.Path(checkpoint_folder) / "best_entity_f1.json"
         self.best, self.best_weights, self.predict = -1.0, None, None
+        if self.state_path.is_file():  # left by the interrupted run that --resume continues
+            self.best = json.loads(self.state_path.read_text(encoding="utf-8"))["val_entity_f1"]
+            self.best_weights = training.load_weights(self.weights_path)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.predict is None:
@@ -290,11 +299,15 @@ class BestValidationF1(keras.callbacks.Callback):
             logs["val_entity_f1"] = f1
         if f1 > self.best:
             self.best, self.best_weights = f1, self.model.get_weights()
+            self.weights_path.parent.mkdir(parents=True, exist_ok=True)
+            training.save_weights(self.best_weights, self.weights_path)  # the weights first, then the F1
+            run_directory.write_json({"val_entity_f1": f1, "epoch": epoch + 1}, self.state_path)
 
-    def on_train_end(self, logs=None):
+    def keep_best(self, model):
+        """Sets the best epoch's weights in ``model`` (a no-op before any epoch was scored)."""
         if self.best_weights is not None:
             print(f"Keeping the weights with the best validation entity F1 ({self.best:.4f})")
-            self.model.set_weights(self.best_weights)
+            model.set_weights(self.best_weights)
 # endregion
 
 
@@ -419,10 +432,14 @@ def main(argv=None):
         train_dataset = make_dataset(raw_data["train"], preprocessing, config, shuffle=True)
         validation_dataset = make_dataset(raw_data["validation"], preprocessing, config)
         model = run.model(build_model, preprocessing)  # 3. build model (or the checkpoint's on --resume)
-        callbacks = []
+        best_f1 = None
         if config["train"].select_on == "val_entity_f1":
-            callbacks.append(BestValidationF1(preprocessing, config, raw_data["validation"]))
-        run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train
+            best_f1 = BestValidationF1(preprocessing, config, raw_data["validation"],
+                                       run.path / training.CHECKPOINT_FOLDER)
+        run.fit(model, train_dataset, validation_dataset,  # 4. train
+                callbacks=None if best_f1 is None else [best_f1])
+        if best_f1 is not None:
+            best_f1.keep_best(model)
         archive, endpoints = build_serving(model, preprocessing, config)
         metrics = run.record_metrics(evaluate(export.batch_predictor(endpoints["tag_tokens"]),  # 5. evaluate
                                               raw_data, config, run.path))
