@@ -1,9 +1,12 @@
 """Shared fixtures: an isolated cache, the shared real datasets, tiny data files, CLI runner."""
 
+import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -46,6 +49,28 @@ def tiny_sentiment_file(tmp_path_factory):
 
     texts, labels = synthetic.sentiment_splits(num_train=400, num_validation=0, num_test=0, seed=7)["train"]
     return write_sentiment_file(tmp_path_factory.mktemp("data") / "tiny.tsv", zip(texts, labels))
+
+
+def interrupt_training(arguments, partial_folder, after_epochs=2, timeout=300):
+    """Starts `seq-templates ARGUMENTS`, sends Ctrl-C once ``after_epochs`` epochs are checkpointed.
+
+    Returns:
+        ``(returncode, stderr)`` of the interrupted process.
+    """
+    command = [sys.executable, "-m", "seq_templates.cli", *map(str, arguments)]
+    # A test runner started in the background may pass SIGINT on as ignored; restore it for the child.
+    process = subprocess.Popen(command, env={**os.environ, **TEST_ENVIRONMENT}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=REPOSITORY,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    state_file = pathlib.Path(partial_folder) / "checkpoints" / "state.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_file.is_file() and json.loads(state_file.read_text())["epochs_completed"] >= after_epochs:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
 
 
 def run_cli(*arguments, cwd=None, environment=None, timeout=600):

@@ -2,15 +2,13 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.conftest import REPOSITORY
 from tests.conftest import TEST_ENVIRONMENT
+from tests.conftest import interrupt_training
 from tests.conftest import run_cli
 from tests.conftest import write_sentiment_file
 
@@ -150,23 +148,12 @@ def test_an_existing_output_dir_is_never_overwritten(tmp_path, tiny_sentiment_fi
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_file):
     run = tmp_path / "run"
     partial = tmp_path / "run.partial"
-    command = [sys.executable, "-m", "seq_templates.cli", "train", "sentiment", "--data",
-               str(tiny_sentiment_file), "--output-dir", str(run), "--set", "train.epochs=40",
-               "--set", "train.early_stopping_patience=0", "--set", "model.units=8",
-               "--set", "train.tensorboard=false"]
-    # A test runner started in the background may pass SIGINT on as ignored; restore it for the child.
-    process = subprocess.Popen(command, env={**os.environ, **TEST_ENVIRONMENT}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=REPOSITORY,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    returncode, stderr = interrupt_training(
+        ["train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", run, "--set", "train.epochs=40",
+         "--set", "train.early_stopping_patience=0", "--set", "model.units=8", "--set", "train.tensorboard=false"],
+        partial)
+    assert returncode == 130, stderr[-2000:]
     state_file = partial / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if state_file.is_file() and json.loads(state_file.read_text())["epochs_completed"] >= 2:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
     assert "--resume" in stderr and "Traceback" not in stderr and not run.exists() and partial.is_dir()
     completed_before = json.loads(state_file.read_text())["epochs_completed"]
 

@@ -1,11 +1,8 @@
 """NER-specific behaviour: CoNLL files as found in the wild, tag schemes, serving, bad input."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -18,7 +15,7 @@ from seq_templates import config as config_module
 from seq_templates import errors
 from seq_templates.data import readers
 from seq_templates.layers import crf
-from tests.conftest import TEST_ENVIRONMENT
+from tests.conftest import interrupt_training
 from tests.conftest import run_cli
 
 app = apps_loader.load_app("ner")
@@ -240,22 +237,12 @@ def test_describe_prediction_gives_spans():
 def test_resume_ends_on_the_best_validation_f1_epoch_from_before_the_interruption(tmp_path):
     """The best-F1 weights live beside the checkpoint: a resume that trains no more epochs still ends on them."""
     run, partial = tmp_path / "run", tmp_path / "run.partial"
-    command = [sys.executable, "-m", "seq_templates.cli", "train", "ner", "--output-dir", str(run),
-               "--set", "train.epochs=40", "--set", "train.early_stopping_patience=0", "--set", "model.units=32",
-               "--set", "data.max_train_samples=1500", "--set", "train.tensorboard=false", "--set", "train.verbose=0"]
-    # A test runner started in the background may pass SIGINT on as ignored; restore it for the child.
-    process = subprocess.Popen(command, env={**os.environ, **TEST_ENVIRONMENT}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    returncode, stderr = interrupt_training(
+        ["train", "ner", "--output-dir", run, "--set", "train.epochs=40", "--set", "train.early_stopping_patience=0",
+         "--set", "model.units=32", "--set", "data.max_train_samples=1500", "--set", "train.tensorboard=false",
+         "--set", "train.verbose=0"], partial)
+    assert returncode == 130, stderr[-2000:]
     state_file = partial / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if state_file.is_file() and json.loads(state_file.read_text())["epochs_completed"] >= 2:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-2000:]
     state = json.loads(state_file.read_text())
     best = json.loads((partial / "checkpoints" / "best_entity_f1.json").read_text())
     assert best["val_entity_f1"] >= max(state["history"]["val_entity_f1"]) > 0
