@@ -36,6 +36,12 @@ VERBS = ("was", "is", "felt", "seemed")
 LABEL_NAMES = ("negative", "positive")
 
 
+def _write_text(path, text):
+    """Writes UTF-8 text via a temp file beside ``path`` and a rename, so no half-written file is left."""
+    temporary_path = path.with_name(f".{path.name}.tmp")
+    temporary_path.write_text(text, encoding="utf-8")
+    temporary_path.replace(path)
+
 def _clause(generator, polarity):
     """A clause with the given polarity (1 positive, 0 negative)."""
     negated = generator.random() < 0.4
@@ -102,9 +108,7 @@ def write_sentiment_tsv(directory, seed=1234):
     directory.mkdir(parents=True, exist_ok=True)
     for name, (texts, labels) in sentiment_splits(seed=seed).items():
         lines = ["text\tlabel"] + [f"{text}\t{label}" for text, label in zip(texts, labels)]
-        temporary_path = directory / f".{name}.tsv.tmp"
-        temporary_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        temporary_path.replace(directory / f"{name}.tsv")
+        _write_text(directory / f"{name}.tsv", "\n".join(lines) + "\n")
     return directory
 
 
@@ -155,9 +159,7 @@ def write_play_text(directory, seed=1234):
     """
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    temporary_path = directory / ".play.txt.tmp"
-    temporary_path.write_text(play_text(seed=seed), encoding="utf-8")
-    temporary_path.replace(directory / "play.txt")
+    _write_text(directory / "play.txt", play_text(seed=seed))
     return directory
 # endregion
 
@@ -216,10 +218,7 @@ def write_dates_tsv(directory, seed=1234):
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name, (texts, dates) in date_splits(seed=seed).items():
-        temporary_path = directory / f".{name}.tsv.tmp"
-        temporary_path.write_text("".join(f"{text}\t{date}\n" for text, date in zip(texts, dates)),
-                                  encoding="utf-8")
-        temporary_path.replace(directory / f"{name}.tsv")
+        _write_text(directory / f"{name}.tsv", "".join(f"{text}\t{date}\n" for text, date in zip(texts, dates)))
     return directory
 # endregion
 
@@ -266,9 +265,7 @@ def write_timeseries_csv(directory, seed=1234):
     directory.mkdir(parents=True, exist_ok=True)
     lines = ["time,value,temperature"] + [f"{time},{value},{temperature}"
                                           for time, value, temperature in timeseries_rows(seed=seed)]
-    temporary_path = directory / ".series.csv.tmp"
-    temporary_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    temporary_path.replace(directory / "series.csv")
+    _write_text(directory / "series.csv", "\n".join(lines) + "\n")
     return directory
 # endregion
 
@@ -349,9 +346,7 @@ def write_ner_conll(directory, seed=1234):
     for name, (token_lists, tag_lists) in ner_splits(seed=seed).items():
         blocks = ["\n".join(f"{token} {tag}" for token, tag in zip(tokens, tags))
                   for tokens, tags in zip(token_lists, tag_lists)]
-        temporary_path = directory / f".{name}.txt.tmp"
-        temporary_path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-        temporary_path.replace(directory / f"{name}.txt")
+        _write_text(directory / f"{name}.txt", "\n\n".join(blocks) + "\n")
     return directory
 
 
