@@ -3,27 +3,43 @@
 The package never imports an app; it loads one by path, so a copied and edited
 app (``seq-templates new sentiment ./my_app``) runs exactly like a bundled one.
 
-The app contract (duck-typed, no base class) is everything the CLI, the tests
-and the benchmarks call:
+The app contract (duck-typed, no base class) is declared here once, in
+:data:`REQUIRED` and :data:`OPTIONAL`; the CLI, ``lifecycle.train``, the tests and the
+benchmarks call nothing else. Each app file defines its regions in run order:
+
+Required:
 
 - ``TASK``: the template name; ``CONFIG_SECTIONS``: ``{"data": ..., "model": ...,
-  "train": ...}`` dataclasses, the data section extending ``config.DataConfig``.
-- ``load_raw_data(data_config)`` -> ``{"train"|"validation"|"test": split}``.
-- ``build_preprocessing(config, train_split)`` -> ``{name: adapted layer}``.
-- ``featurize(preprocessing, config, raw_inputs, ...)`` -> features keyed by the
-  model's ``keras.Input`` names.
-- ``make_dataset(split, preprocessing, config, shuffle=False)`` -> a batched
+  "train": ...}`` dataclasses, the data section extending ``config.DataConfig`` and the
+  train section ``config.TrainConfig``.
+- 1 ``load_raw_data(data_config)`` -> ``{"train"|"validation"|"test": split}``.
+- 2 ``build_preprocessing(config, train_split)`` -> ``{name: adapted layer}``;
+  ``make_dataset(split, preprocessing, config, shuffle=False)`` -> a batched
   ``tf.data.Dataset`` of ``(features, targets[, sample_weights])``.
-- ``build_model(config, preprocessing)`` -> a compiled functional model.
-- ``build_serving(model, preprocessing, config)`` -> ``(archive, endpoints)``:
-  an ``ExportArchive`` and ``{signature name: tf.function}`` with
-  ``serving_default`` among them.
-- ``example_inputs(raw_data, config)`` -> ``{signature name: {input name: values}}``: what
-  the parity check and the contract tests send to the export.
-- ``evaluate(predict, raw_data, config, output_dir)`` -> a JSON-able dict with the
-  model's and a baseline's metrics; ``predict`` maps ``{input name: values}`` of
-  ``serving_default`` to its outputs (``export.batch_predictor``).
-- ``main(argv=None)`` -> exit status.
+- 3 ``build_model(config, preprocessing)`` -> a compiled functional model.
+- 5 ``evaluate(predictors, raw_data, config, output_dir)`` -> a JSON-able dict with the
+  model's and a baseline's metrics; ``predictors`` maps each signature name to
+  ``predict({input name: values}) -> {output name: array}`` (``export.batch_predictors``),
+  over the in-memory serving functions in training and over the export in
+  ``seq-templates evaluate``.
+- 6 ``build_serving(model, preprocessing, config)`` -> ``(archive, endpoints, assets)``:
+  an ``ExportArchive``, ``{signature name: tf.function}`` with ``serving_default`` among
+  them, and the ``assets.extra/`` files the export carries (name to text or JSON-able).
+- 7 ``example_inputs(raw_data, config)`` -> ``{signature name: {input name: values}}``: what
+  the parity check and the contract tests send to the export (a signature with a
+  ``seed`` input is given one).
+- ``main(argv=None)`` -> exit status (``lifecycle.train(module, argv)``).
+
+Optional (called when present):
+
+- ``check_settings(config)``: raises ``SeqTemplatesError`` for settings that do not go
+  together, before any data is read.
+- ``training_callbacks(preprocessing, config, raw_data)`` -> more Keras callbacks for
+  ``fit`` (an app's own validation score for ``train.monitor``, state resets).
+- ``summary(metrics)`` -> the line printed after evaluation.
+- ``read_prediction_file(path, config)`` -> ``[(where, input)]`` for ``predict --input-file``
+  on a run directory; ``describe_prediction(record, config)`` -> the record with readable
+  fields added (entity spans, forecast timestamps).
 """
 
 import importlib.util
@@ -32,9 +48,10 @@ import sys
 
 from seq_templates import errors
 
-APP_FUNCTIONS = ("load_raw_data", "build_preprocessing", "featurize", "make_dataset", "build_model",
-                 "build_serving", "example_inputs", "evaluate", "main")
-APP_ATTRIBUTES = ("TASK", "CONFIG_SECTIONS")
+REQUIRED_ATTRIBUTES = ("TASK", "CONFIG_SECTIONS")
+REQUIRED = ("load_raw_data", "build_preprocessing", "make_dataset", "build_model", "evaluate", "build_serving",
+            "example_inputs", "main")
+OPTIONAL = ("check_settings", "training_callbacks", "summary", "read_prediction_file", "describe_prediction")
 
 
 def apps_directory():
@@ -103,8 +120,10 @@ def load_app(task_or_path):
     except Exception:
         del sys.modules[module_name]
         raise
-    missing = [name for name in APP_FUNCTIONS if not callable(getattr(module, name, None))]
-    missing += [name for name in APP_ATTRIBUTES if not hasattr(module, name)]
+    missing = [name for name in REQUIRED if not callable(getattr(module, name, None))]
+    missing += [name for name in REQUIRED_ATTRIBUTES if not hasattr(module, name)]
+    missing += [f"{name} (not callable)" for name in OPTIONAL
+                if hasattr(module, name) and not callable(getattr(module, name))]
     if missing:
         del sys.modules[module_name]
         raise errors.SeqTemplatesError(
@@ -112,3 +131,16 @@ def load_app(task_or_path):
             "`seq-templates new TASK DIR`."
         )
     return module
+
+
+def load_run_app(run_path):
+    """The app a run directory was trained with: its recorded app file, else the bundled template.
+
+    Raises:
+        SeqTemplatesError: ``run_path`` is not a run directory, or its app cannot be found.
+    """
+    from seq_templates import run_directory
+
+    info = run_directory.read_run_info(run_path)
+    app_file = pathlib.Path(info.get("app", ""))
+    return load_app(str(app_file) if app_file.is_file() else info["task"])

@@ -94,54 +94,18 @@ def _command_train(arguments, rest):
     return app.main(rest)
 
 
-def _load_run_app(run_path):
-    from seq_templates import apps_loader
-    from seq_templates import run_directory
-
-    info = run_directory.read_run_info(run_path)
-    app_file = pathlib.Path(info.get("app", ""))
-    return apps_loader.load_app(str(app_file) if app_file.is_file() else info["task"])
-
-
 def _command_evaluate(arguments):
-    from seq_templates import config as config_module
-    from seq_templates import export
-    from seq_templates import run_directory
+    from seq_templates import lifecycle
 
-    run_path = pathlib.Path(arguments.run)
-    app = _load_run_app(run_path)
-    config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
-    raw_data = app.load_raw_data(config["data"])
-    function, _ = export.load_serving_function(run_path)
-    metrics = app.evaluate(export.batch_predictor(function), raw_data, config, run_path)
-    run_directory.write_json(metrics, run_path / "metrics.json")
-    print(json.dumps({key: value for key, value in metrics.items()}, indent=2, default=str))
+    metrics = lifecycle.evaluate_run(arguments.run)
+    print(json.dumps(metrics, indent=2, default=str))
     return 0
 
 
 def _command_export(arguments):
-    import keras
+    from seq_templates import lifecycle
 
-    from seq_templates import config as config_module
-    from seq_templates import export
-    from seq_templates.preprocessing import state
-
-    run_path = pathlib.Path(arguments.run)
-    app = _load_run_app(run_path)
-    config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
-    model = keras.saving.load_model(run_path / "model.keras")
-    preprocessing = state.load(run_path / "preprocessing.json")
-    archive, _ = app.build_serving(model, preprocessing, config)
-    # Keep the previous version's extra assets (labels, ...) and refresh config and metrics.
-    assets = {}
-    previous = run_path / "export"
-    if any(previous.glob("*/saved_model.pb")):
-        extra = export.find_version(previous) / export.ASSETS_EXTRA
-        assets = {path.name: path.read_text(encoding="utf-8") for path in extra.glob("*") if path.is_file()}
-    assets["config.json"] = config_module.to_dict(config)
-    if (run_path / "metrics.json").is_file():
-        assets["metrics.json"] = json.loads((run_path / "metrics.json").read_text())
-    version_path = export.write(archive, pathlib.Path(arguments.export_dir or run_path / "export"), assets)
+    version_path = lifecycle.export_run(arguments.run, arguments.export_dir)
     print(f"Exported SavedModel: {version_path}")
     return 0
 
@@ -232,13 +196,14 @@ def _parse_inputs(raw_inputs, specs, fixed, defaults):
 
 def _run_app(path):
     """The app and config of a run directory, or ``(None, None)`` for a bare export folder."""
+    from seq_templates import apps_loader
     from seq_templates import config as config_module
 
     run_path = pathlib.Path(path)
     if not (run_path / "run.json").is_file() or not (run_path / "config.yaml").is_file():
         return None, None
     try:
-        app = _load_run_app(run_path)
+        app = apps_loader.load_run_app(run_path)
     except errors.SeqTemplatesError:  # the app file moved: predict needs only the export
         return None, None
     return app, config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
@@ -280,15 +245,17 @@ def _command_predict(arguments):
     defaults = {name: value for name, value in defaults.items() if name in specs}
     columns = _parse_inputs(raw_inputs, specs, _parse_parameters(arguments.param, specs), defaults)
     outputs = _call_export(export.batch_predictor(function), columns)
-    if serving.get("max_length"):
-        print(f"note: this export reads the first {serving['max_length']} tokens of each input "
-              "(data.serving_max_length, recorded in assets.extra/serving.json)", file=sys.stderr)
-    label_names = assets.get("labels.txt")
+    for note in serving.get("notes") or []:
+        print(f"note: {note}", file=sys.stderr)
+    # An output whose last axis has one value per name in an assets.extra/ file (class probabilities).
+    named_outputs = {output: assets[file_name] for output, file_name in (serving.get("named_outputs") or {}).items()
+                     if isinstance(assets.get(file_name), list)}
     for index, (_, raw) in enumerate(raw_inputs):
         record = {"input": raw}
         for name, item in sorted(export.trim_to_length(outputs, index).items()):  # a fixed key order
-            if name == "probabilities" and label_names and len(item) == len(label_names):
-                item = {label: round(float(probability), 6) for label, probability in zip(label_names, item)}
+            names = named_outputs.get(name)
+            if names and isinstance(item, list) and len(item) == len(names):
+                item = {label: round(float(value), 6) for label, value in zip(names, item)}
             record[name] = item
         if app is not None and hasattr(app, "describe_prediction"):
             record = app.describe_prediction(record, config)
@@ -370,8 +337,9 @@ def build_parser():
 
     export = verbs.add_parser("export", help="export a run's model.keras as a new SavedModel version",
                               description="Rebuild the serving graph from RUN/model.keras and "
-                                          "RUN/preprocessing.json; write the next version under "
-                                          "RUN/export (or --export-dir).")
+                                          "RUN/preprocessing.json, as training built export/1 (it answers "
+                                          "the same); write the next version under RUN/export (or "
+                                          "--export-dir).")
     export.add_argument("run", metavar="RUN")
     export.add_argument("--export-dir", metavar="DIR", help="folder of versions (default RUN/export)")
 

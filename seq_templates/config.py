@@ -85,8 +85,18 @@ class TrainConfig:
             averaged weights instead of the raw ones (as ``ema_overwrite_frequency``
             does in Keras, once per epoch); on SST-2 this adds about one point of
             dev accuracy (docs/benchmarks.md).
-        early_stopping_patience: Epochs without validation improvement before
+        monitor: What selection watches on the validation split: a logged name
+            such as ``val_loss``, ``val_accuracy`` or an app's own score (NER's
+            ``val_entity_f1``). Early stopping, the best weights kept at the end and
+            the checkpoint's best weights all follow it.
+        monitor_mode: ``min`` or ``max``: whether a smaller or a larger ``monitor`` is
+            better; ``auto``: ``min`` for names with loss, error, mae, mse, mape or
+            perplexity in them, ``max`` otherwise.
+        early_stopping_patience: Epochs without improvement of ``monitor`` before
             stopping; 0 turns early stopping off.
+        restore_best_weights: At the end of training keep the weights of the epoch
+            with the best ``monitor`` (also without early stopping); false keeps the
+            last epoch's.
         max_minutes: Stop training after this many minutes of wall clock (the
             epoch in progress is cut short, then validated and checkpointed as
             usual); counted from the start of each ``train`` or ``--resume``
@@ -107,7 +117,10 @@ class TrainConfig:
     clipnorm: typing.Optional[float] = 1.0
     ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     ema_restart_each_epoch: bool = False
+    monitor: str = "val_loss"
+    monitor_mode: str = dataclasses.field(default="auto", metadata={"choices": ("auto", "min", "max")})
     early_stopping_patience: int = dataclasses.field(default=2, metadata={"minimum": 0})
+    restore_best_weights: bool = True
     max_minutes: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     seed: int = 42
     bucket_boundaries: typing.List[int] = dataclasses.field(

@@ -147,6 +147,25 @@ def load_serving_function(path, signature_name="serving_default"):
     return function, input_specs(function)
 
 
+def load_signatures(path):
+    """Loads every signature of an export: ``{signature name: function}`` (see :func:`load_serving_function`)."""
+    version_path = find_version(path)
+    loaded = tf.saved_model.load(str(version_path))
+    functions = dict(loaded.signatures)
+    for function in functions.values():
+        function._seq_templates_owner = loaded  # noqa: SLF001
+    return functions
+
+
+def batch_predictors(functions, batch_size=256):
+    """:func:`batch_predictor` of each function: ``{signature name: predict}``.
+
+    The one way a run's functions are called on a whole split, in training (in memory)
+    and by ``seq-templates evaluate`` (the export), with the same batches.
+    """
+    return {name: batch_predictor(function, batch_size) for name, function in functions.items()}
+
+
 def input_specs(function):
     """Returns ``{input name: tf.TensorSpec}`` of a ``tf.function`` with an input signature or a signature."""
     if getattr(function, "structured_input_signature", None) is not None:

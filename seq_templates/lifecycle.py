@@ -1,41 +1,158 @@
-"""The life of a training run, shared by every app: ``main`` calls it region by region.
+"""The life of a training run, shared by every app: :func:`train` runs an app's regions in order.
 
-An app's ``main`` still reads top to bottom as the seven regions; the chores
-around them (seeds, the run directory, ``config.yaml`` and ``run.json``, saving
-and restoring preprocessing on ``--resume``, checkpoints, ``model.keras``,
-``metrics.json``, export assets, the parity check and cleanup) live here::
+An app file holds the code of every step, in region order (1 load ... 7 check);
+``main`` hands the module to :func:`train`, which calls the regions one after the
+other and does the chores around them (seeds, the run directory, ``config.yaml`` and
+``run.json``, saving and restoring preprocessing on ``--resume``, checkpoints,
+``model.keras``, ``metrics.json``, the export and the parity check)::
 
-    run = lifecycle.start(argv, CONFIG_SECTIONS, TASK, __file__)
-    raw_data = load_raw_data(run.config["data"])                       # 1. load
-    with run.directory():
-        preprocessing = run.preprocessing(build_preprocessing, raw_data["train"])  # 2.
-        ...make_dataset...
-        model = run.model(build_model, preprocessing)                  # 3. build model
-        run.fit(model, train_dataset, validation_dataset)              # 4. train
-        archive, endpoints = build_serving(model, preprocessing, run.config)
-        metrics = run.record_metrics(evaluate(...))                    # 5. evaluate
-        version_path = run.export(archive, assets)                     # 6. export
-        run.check_export(version_path, endpoints, example_inputs(raw_data, run.config))  # 7. check
+    config, raw_data = load_raw_data(data)                              # 1. load
+    preprocessing = build_preprocessing(config, raw_data["train"])       # 2. preprocess
+    model = build_model(config, preprocessing)                           # 3. build model
+    fit(model, make_dataset(train), make_dataset(validation))            # 4. train -> model.keras
+    serving = serving_from_run(app, run directory)                       # from model.keras alone
+    metrics = evaluate(serving predictors, raw_data, config, run dir)    # 5. evaluate
+    export/N = serving archive + assets                                  # 6. export
+    check the reloaded export answers like the serving functions         # 7. check
+
+**One source of truth per run.** Training selects the weights (best epoch on
+``train.monitor``, weight averaging) inside ``training.fit``; ``model.keras`` is written
+after that, and everything later derives from ``model.keras`` + ``preprocessing.json``
+through :func:`load_trained`: evaluation in training, ``export/1``, ``seq-templates
+export`` (``export/2`` answers exactly like ``export/1``), ``seq-templates evaluate``
+(through the export) and ``--resume`` (which restores ``preprocessing.json`` too).
 
 Data is loaded before the run directory exists, so bad data leaves nothing behind.
 """
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import pathlib
 
 import tensorflow as tf
 
+from seq_templates import apps_loader
 from seq_templates import config as config_module
+from seq_templates import errors
 from seq_templates import export
 from seq_templates import run_directory
 from seq_templates import train_arguments
 from seq_templates import training
 from seq_templates.preprocessing import state
 
-# The seed the parity check gives a signature with a `seed` input that the example inputs leave out.
-PARITY_SEED = 1234
+
+
+@dataclasses.dataclass
+class Trained:
+    """What a run directory holds, read by :func:`load_trained` (the one reader).
+
+    Attributes:
+        config: The resolved configuration (``config.yaml``).
+        preprocessing: ``{name: layer}`` restored from ``preprocessing.json``.
+        model: The trained network from ``model.keras`` (its selected weights).
+    """
+
+    config: dict
+    preprocessing: dict
+    model: object
+
+
+@dataclasses.dataclass
+class Serving:
+    """An app's serving graph: what ``build_serving`` returns, ready to evaluate and export.
+
+    Attributes:
+        archive: The ``keras.export.ExportArchive`` with the endpoints added.
+        endpoints: ``{signature name: tf.function}``, ``serving_default`` among them.
+        assets: ``assets.extra/`` files the app adds (name to text, or to JSON-able data).
+    """
+
+    archive: object
+    endpoints: dict
+    assets: dict
+
+    def predictors(self):
+        """``{signature name: predict}`` over whole splits (``export.batch_predictors``)."""
+        return export.batch_predictors(self.endpoints)
+
+
+def load_trained(app, run_path):
+    """Reads a run's configuration, preprocessing and trained model: every verb's one way in.
+
+    Args:
+        app: The run's app module.
+        run_path: The run directory (complete, or ``.partial`` while training).
+
+    Returns:
+        A :class:`Trained`.
+    """
+    import keras
+
+    run_path = pathlib.Path(run_path)
+    for name in ("config.yaml", "preprocessing.json", "model.keras"):
+        if not (run_path / name).is_file():
+            raise errors.SeqTemplatesError(f"'{run_path}' has no {name}; pass a run directory made by "
+                                           "seq-templates train (an interrupted one finishes with --resume).")
+    config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
+    return Trained(config, state.load(run_path / "preprocessing.json"),
+                   keras.saving.load_model(run_path / "model.keras"))
+
+
+def serving_from_run(app, run_path):
+    """The app's serving graph over the run's ``model.keras`` and ``preprocessing.json``.
+
+    Returns:
+        ``(config, Serving)``.
+    """
+    trained = load_trained(app, run_path)
+    archive, endpoints, assets = app.build_serving(trained.model, trained.preprocessing, trained.config)
+    return trained.config, Serving(archive, endpoints, dict(assets or {}))
+
+
+def write_export(serving, config, metrics, export_root):
+    """Writes the next SavedModel version with the app's assets, ``config.json`` and ``metrics.json``."""
+    assets = {**serving.assets, "config.json": config_module.to_dict(config)}
+    if metrics is not None:
+        assets["metrics.json"] = metrics
+    return export.write(serving.archive, export_root, assets)
+
+
+def train(app, argv=None):
+    """Runs an app's seven regions in order (its ``main``); returns the exit status 0.
+
+    Args:
+        app: The app module (``sys.modules[__name__]`` in its ``main``).
+        argv: Command-line arguments (None for ``sys.argv[1:]``).
+    """
+    run = start(argv, app.CONFIG_SECTIONS, app.TASK, app.__file__,
+                description=(app.__doc__ or app.TASK).strip().splitlines()[0])
+    config = run.config
+    if hasattr(app, "check_settings"):
+        app.check_settings(config)
+    raw_data = app.load_raw_data(config["data"])  # 1. load (before any folder is made)
+    print(f"Data: {', '.join(f'{name} {_count(split)}' for name, split in raw_data.items())}")
+    with run.directory():
+        preprocessing = run.preprocessing(app.build_preprocessing, raw_data["train"])  # 2. preprocess
+        train_dataset = app.make_dataset(raw_data["train"], preprocessing, config, shuffle=True)
+        validation_dataset = app.make_dataset(raw_data["validation"], preprocessing, config)
+        model = run.model(app.build_model, preprocessing)  # 3. build model (the checkpoint's on --resume)
+        callbacks = (app.training_callbacks(preprocessing, config, raw_data)
+                     if hasattr(app, "training_callbacks") else [])
+        run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train -> model.keras
+        serving = run.serving(app)  # from model.keras, as `seq-templates export` builds it
+        metrics = run.record_metrics(app.evaluate(serving.predictors(), raw_data, config, run.path))  # 5.
+        if hasattr(app, "summary"):
+            print(app.summary(metrics))
+        version_path = run.export(serving)  # 6. export
+        run.check_export(version_path, serving.endpoints, app.example_inputs(raw_data, config))  # 7. check
+    return 0
+
+
+def _count(split):
+    """Examples in a split: the length of its first column, or of the split itself (a text)."""
+    return len(split[0]) if isinstance(split, tuple) else len(split)
 
 
 def start(argv, section_classes, task, app_file, description=None):
@@ -160,7 +277,10 @@ class Run:
         return model
 
     def fit(self, model, train_dataset, validation_dataset, callbacks=None):
-        """Region 4: trains with checkpoints, early stopping and history; saves ``model.keras``.
+        """Region 4: trains with checkpoints, selection on ``train.monitor`` and history; saves ``model.keras``.
+
+        ``model.keras`` is written after the last post-training choice (the best epoch's
+        weights, the weight average), all made inside ``training.fit``.
 
         Args:
             model: The compiled model.
@@ -183,34 +303,26 @@ class Run:
         run_directory.write_json(metrics, self.path / "metrics.json")
         return metrics
 
-    def export(self, archive, assets=None):
-        """Region 6: writes the next SavedModel version with ``config.json``/``metrics.json`` in ``assets.extra/``.
+    def serving(self, app):
+        """The app's serving graph rebuilt from this run's ``model.keras`` (:func:`serving_from_run`)."""
+        _, serving = serving_from_run(app, self.path)
+        return serving
 
-        Args:
-            archive: The app's ``ExportArchive`` with its endpoints.
-            assets: More ``assets.extra/`` files (name to text, or to JSON-able data).
-
-        Returns:
-            The version folder.
-        """
-        assets = {**(assets or {}), "config.json": config_module.to_dict(self.config)}
-        if self.metrics is not None:
-            assets["metrics.json"] = self.metrics
-        self.version_path = export.write(archive, self.path / "export", assets)
+    def export(self, serving):
+        """Region 6: writes the next SavedModel version (:func:`write_export`); returns its folder."""
+        self.version_path = write_export(serving, self.config, self.metrics, self.path / "export")
         return self.version_path
 
-    def check_export(self, version_path, endpoints, example_inputs, seed=PARITY_SEED):
+    def check_export(self, version_path, endpoints, example_inputs):
         """Region 7: reloads the export and checks every signature answers as in memory; drops checkpoints.
 
-        A signature with a ``seed`` input (sampled outputs) is checked in its
-        deterministic mode: both sides get the same fixed ``seed``, and two
-        in-memory calls must agree before the export is compared.
+        A signature with a ``seed`` input (sampled outputs) is called twice in memory with
+        the example's seed first: the answers must agree before the export is compared.
 
         Args:
             version_path: The export version folder.
             endpoints: ``{signature name: tf.function}`` from the app's ``build_serving``.
             example_inputs: ``{signature name: {input name: values}}`` from the app.
-            seed: The seed given to a ``seed`` input the example inputs leave out.
 
         Returns:
             The largest absolute difference over floating-point outputs.
@@ -222,7 +334,7 @@ class Run:
         count = 0
         for signature_name, inputs in example_inputs.items():
             function = endpoints[signature_name]
-            tensors = seeded_inputs(function, inputs, seed)
+            tensors = input_tensors(function, inputs)
             expected = export.to_numpy(function(**tensors))
             if "seed" in tensors:
                 again = export.to_numpy(function(**tensors))
@@ -238,15 +350,40 @@ class Run:
         return largest
 
 
-def seeded_inputs(function, inputs, seed=PARITY_SEED):
-    """Converts ``{input name: values}`` to tensors for ``function``; adds ``seed`` where it takes one."""
+def input_tensors(function, inputs):
+    """Converts ``{input name: values}`` to tensors for ``function``'s input signature."""
     specs = export.input_specs(function)
-    tensors = {name: export.to_tensor(values, specs[name]) for name, values in inputs.items()}
-    if "seed" in specs and "seed" not in tensors:
-        spec = specs["seed"]
-        if spec.shape.rank == 0:
-            tensors["seed"] = tf.constant(seed, dtype=spec.dtype)
-        else:
-            count = len(next(iter(inputs.values())))
-            tensors["seed"] = tf.fill([count], tf.constant(seed, dtype=spec.dtype))
-    return tensors
+    return {name: export.to_tensor(values, specs[name]) for name, values in inputs.items()}
+
+
+def export_run(run_path, export_root=None):
+    """``seq-templates export``: the next version from ``model.keras``, as training wrote ``export/1``.
+
+    Returns:
+        The version folder.
+    """
+    run_path = pathlib.Path(run_path)
+    app = apps_loader.load_run_app(run_path)
+    config, serving = serving_from_run(app, run_path)
+    metrics_path = run_path / "metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None
+    return write_export(serving, config, metrics, pathlib.Path(export_root or run_path / "export"))
+
+
+def evaluate_run(run_path):
+    """``seq-templates evaluate``: scores the run's export on its test split; rewrites ``metrics.json``.
+
+    The app's ``evaluate`` gets the export's signatures, batched as in training, so it
+    reproduces the metrics training wrote.
+
+    Returns:
+        The metrics.
+    """
+    run_path = pathlib.Path(run_path)
+    app = apps_loader.load_run_app(run_path)
+    config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
+    raw_data = app.load_raw_data(config["data"])
+    predictors = export.batch_predictors(export.load_signatures(run_path))
+    metrics = app.evaluate(predictors, raw_data, config, run_path)
+    run_directory.write_json(metrics, run_path / "metrics.json")
+    return metrics

@@ -1,7 +1,8 @@
 """Training: seeds, optimizer, callbacks, checkpoint/resume and history.
 
 :func:`fit` wraps ``model.fit`` with what every template needs: a progress bar
-(or one line per epoch in scripted mode), early stopping on validation loss,
+(or one line per epoch in scripted mode), early stopping and best-weights selection on
+``train.monitor`` (validation loss unless the app logs its own score, :class:`ValidationScore`),
 a checkpoint after every epoch (``checkpoints/last.keras`` + ``state.json``) so
 ``--resume`` continues an interrupted run, TensorBoard logs, and ``history.json``
 plus ``plots/training_curves.png`` at the end. The checkpoint carries what a
@@ -321,6 +322,42 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+MINIMIZED_WORDS = ("loss", "error", "mae", "mse", "mape", "perplexity")
+
+
+def monitor_mode(train_config):
+    """``min`` or ``max`` for ``train_config.monitor`` (``auto`` reads the name, see ``TrainConfig``)."""
+    if train_config.monitor_mode != "auto":
+        return train_config.monitor_mode
+    return "min" if any(word in train_config.monitor for word in MINIMIZED_WORDS) else "max"
+
+
+class ValidationScore(keras.callbacks.Callback):
+    """Logs ``name`` = ``score(model)`` after every epoch, for ``train.monitor`` to select on.
+
+    For a task metric Keras cannot compute batch by batch (entity F1, BLEU): ``score``
+    decodes the validation split with the model as it is at the end of the epoch (the
+    averaged weights under ``train.ema_momentum``). Pass it in ``fit``'s ``callbacks``: they
+    run before early stopping and the checkpoint, which then see the score in the logs
+    and in ``history.json``.
+
+    Args:
+        name: The logged name, e.g. ``val_entity_f1``.
+        score: ``model -> float``.
+    """
+
+    def __init__(self, name, score):
+        super().__init__()
+        self.name = name
+        self.score = score
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = float(self.score(self.model))
+        print(f"Epoch {epoch + 1}: {self.name} {value:.4f}", flush=True)
+        if logs is not None:
+            logs[self.name] = value
+
+
 def fit(model, train_dataset, validation_dataset, train_config, run_directory, checkpoint=None,
         callbacks=None):
     """Trains a compiled model and records its history.
@@ -328,8 +365,8 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     Args:
         model: A compiled ``keras.Model`` (``checkpoint.model`` when resuming).
         train_dataset: Batched training ``tf.data.Dataset``.
-        validation_dataset: Batched validation dataset (early stopping watches
-            ``val_loss``), or None.
+        validation_dataset: Batched validation dataset, or None. Early stopping and
+            the best weights kept follow ``train_config.monitor`` on it.
         train_config: A :class:`seq_templates.config.TrainConfig`.
         run_directory: Where checkpoints, logs, ``history.json`` and plots go.
         checkpoint: The :class:`Checkpoint` to continue from, or None.
@@ -355,12 +392,15 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
         # Before the checkpoint, which records the epoch's learning rate from the logs.
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: epoch_learning_rate(train_config, epoch)))
-    if validation_dataset is not None and train_config.early_stopping_patience > 0:
-        # Before the checkpoint, which saves its state.
+    if validation_dataset is not None and (train_config.early_stopping_patience > 0
+                                           or train_config.restore_best_weights):
+        # Before the checkpoint, which saves its state. Without patience it only keeps the best weights.
+        patience = train_config.early_stopping_patience or train_config.epochs + 1
         early_stopping = ResumableEarlyStopping(
             initial_state=checkpoint.early_stopping, initial_best_weights=checkpoint.best_weights,
-            monitor="val_loss", patience=train_config.early_stopping_patience,
-            restore_best_weights=True, verbose=1)
+            monitor=train_config.monitor, mode=monitor_mode(train_config), patience=patience,
+            restore_best_weights=train_config.restore_best_weights,
+            verbose=1 if train_config.verbose != 0 else 0)
         callbacks.append(early_stopping)
     epoch_checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, checkpoint.history,
                                        averaged_weights, early_stopping)

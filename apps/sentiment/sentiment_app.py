@@ -1,7 +1,8 @@
 """Sentiment classification (many-to-one): raw text in, label and probabilities out.
 
 Run it as ``python sentiment_app.py [--dataset sst2] [--set model.cell=gru]`` or
-``seq-templates train sentiment``. ``main`` runs seven regions in order: load ->
+``seq-templates train sentiment``. The file holds seven regions in run order, and
+``main`` hands it to ``lifecycle.train``, which calls them one after the other: load ->
 preprocess (adapt layers on the training split) -> build model -> train ->
 evaluate (beside a TF-IDF + logistic-regression baseline) -> export (a SavedModel
 that takes raw strings) -> check that the reloaded export answers the same.
@@ -23,9 +24,8 @@ from seq_templates import errors
 from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
+from seq_templates.data import loading
 from seq_templates.data import readers
-from seq_templates.data import registry
-from seq_templates.data import splits as data_splits
 from seq_templates.evaluation import baselines
 from seq_templates.evaluation import classification
 from seq_templates.evaluation import plots
@@ -87,25 +87,10 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": config_mod
 # region 1. load
 def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": (texts, labels)}`` as lists of str."""
-    if data_config.path:
-        read = lambda path: readers.read_text_classification(  # noqa: E731
-            path, data_config.text_column, data_config.label_column, data_config.format,
-            data_config.has_header, data_config.encoding)
-        splits = {"train": read(data_config.path)}
-        for name in ("validation", "test"):
-            if getattr(data_config, f"{name}_path"):
-                splits[name] = read(getattr(data_config, f"{name}_path"))
-        label_names, strategy = {}, "shuffle"
-    elif data_config.dataset:
-        splits, recipe = registry.read(data_config.dataset)  # the reader follows the recipe's format
-        label_names, strategy = recipe.get("label_names") or {}, data_splits.strategy_for_recipe(recipe)
-    else:
-        raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
-    splits = data_splits.carve(
-        splits, {"test": data_config.test_fraction, "validation": data_config.validation_fraction},
-        strategy, data_config.split_seed)
-    splits["train"] = data_splits.take_at_most(splits["train"], data_config.max_train_samples,
-                                               data_config.split_seed)
+    splits, recipe = loading.load_splits(data_config, lambda path: readers.read_text_classification(
+        path, data_config.text_column, data_config.label_column, data_config.format, data_config.has_header,
+        data_config.encoding))
+    label_names = (recipe or {}).get("label_names") or {}  # e.g. 0/1 in the files -> negative/positive
     splits = {name: (texts, [str(label_names.get(label, label)) for label in label_list])
               for name, (texts, label_list) in splits.items()}
     vocabulary = labels.label_vocabulary(splits["train"][1])
@@ -149,18 +134,13 @@ def featurize(preprocessing, config, texts, max_length):
 def make_dataset(split, preprocessing, config, shuffle=False):
     """A bucketed tf.data pipeline of (features, label ids); training (shuffle) adds token dropout."""
     label_lookup = preprocessing["label_lookup"]
-    rate = config["data"].token_dropout_rate
-
-    def augment(features):
-        return {**features, "token_ids": text.token_dropout(features["token_ids"], rate)}
-
     return bucketing.sequence_dataset(
         (tf.constant(split[0], dtype=tf.string), tf.constant(split[1], dtype=tf.string)),
         lambda batch: (featurize(preprocessing, config, batch[0], config["data"].max_length),
                        label_lookup(batch[1])),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,
         seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size,
-        augment=augment if shuffle and rate > 0 else None,
+        augment=text.token_dropout_augmenter(config["data"].token_dropout_rate) if shuffle else None,
         length_function=lambda features: tf.shape(features["token_ids"])[0])
 # endregion
 
@@ -208,41 +188,17 @@ def build_model(config, preprocessing):
 # endregion
 
 
-# region 6. export (defined before evaluation, which runs through the same serving function)
-def build_serving(model, preprocessing, config):
-    """Returns ``(archive, endpoints)``: ``serving_default`` takes raw strings, returns probabilities and labels."""
-    label_names = tf.constant(preprocessing["label_lookup"].get_vocabulary(), dtype=tf.string)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text):
-        features = featurize(preprocessing, config, text, config["data"].serving_max_length)
-        logits = model({name: feature.to_tensor() for name, feature in features.items()}, training=False)
-        probabilities = tf.nn.softmax(logits)
-        return {"probabilities": probabilities,
-                "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1))}
-
-    archive = export.new_archive([model, *(layer for name, layer in preprocessing.items()
-                                           if name != "label_lookup")])
-    archive.add_endpoint("serving_default", serve)
-    return archive, {"serving_default": serve}
-
-
-def example_inputs(raw_data, config):
-    """Inputs the parity check (and the contract tests) send to each signature of the export."""
-    return {"serving_default": {"text": raw_data["test"][0][:64] + ["", "!!!", "It isn't good."]}}
-# endregion
-
-
 # region 5. evaluate
-def evaluate(predict, raw_data, config, output_dir):
+def evaluate(predictors, raw_data, config, output_dir):
     """Scores the test split: the model beside TF-IDF + logistic regression and the majority class.
 
-    ``predict`` takes ``{"text": list of str}`` and returns ``{"label": ..., "probabilities": ...}``.
+    ``predictors["serving_default"]`` takes ``{"text": list of str}`` and returns ``{"label": ...,
+    "probabilities": ...}`` (region 6's serving function, or the export's).
     """
     test_texts, test_labels = raw_data["test"]
     train_texts, train_labels = raw_data["train"]
     label_names = labels.label_vocabulary(train_labels)
-    model_metrics = classification.classification_metrics(test_labels, predict({"text": test_texts})["label"],
+    model_metrics = classification.classification_metrics(test_labels, predictors["serving_default"]({"text": test_texts})["label"],
                                                            label_names)
     baseline = baselines.tfidf_logistic_regression(train_texts, train_labels, seed=config["train"].seed)
     baseline_metrics = classification.classification_metrics(test_labels, baseline.predict(test_texts),
@@ -256,29 +212,47 @@ def evaluate(predict, raw_data, config, output_dir):
 # endregion
 
 
+# region 6. export
+def build_serving(model, preprocessing, config):
+    """Returns ``(archive, endpoints, assets)``: ``serving_default`` takes raw strings, returns
+    probabilities and labels; ``labels.txt`` names the probabilities."""
+    label_names = tf.constant(preprocessing["label_lookup"].get_vocabulary(), dtype=tf.string)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        features = featurize(preprocessing, config, text, config["data"].serving_max_length)
+        logits = model({name: feature.to_tensor() for name, feature in features.items()}, training=False)
+        probabilities = tf.nn.softmax(logits)
+        return {"probabilities": probabilities,
+                "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1))}
+
+    archive = export.new_archive([model, *(layer for name, layer in preprocessing.items()
+                                           if name != "label_lookup")])
+    archive.add_endpoint("serving_default", serve)
+    serving_max_length = config["data"].serving_max_length
+    notes = [f"this export reads the first {serving_max_length} tokens of each input (data.serving_max_length)"
+             ] if serving_max_length else []
+    assets = {"labels.txt": "\n".join(preprocessing["label_lookup"].get_vocabulary()) + "\n",
+              "serving.json": {"named_outputs": {"probabilities": "labels.txt"}, "notes": notes}}
+    return archive, {"serving_default": serve}, assets
+
+
+def example_inputs(raw_data, config):
+    """Inputs the parity check (and the contract tests) send to each signature of the export."""
+    return {"serving_default": {"text": raw_data["test"][0][:64] + ["", "!!!", "It isn't good."]}}
+# endregion
+
+
+def summary(metrics):
+    """The line printed after evaluation."""
+    return (f"Test accuracy {metrics['model']['accuracy']:.4f} (macro-F1 {metrics['model']['macro_f1']:.4f}); "
+            f"TF-IDF baseline {metrics['baseline']['accuracy']:.4f}; majority class "
+            f"{metrics['majority_class_accuracy']:.4f}")
+
+
 def main(argv=None):
-    """Trains, evaluates and exports a sentiment classifier; returns the exit status."""
-    run = lifecycle.start(argv, CONFIG_SECTIONS, TASK, __file__, description=__doc__.splitlines()[0])
-    config = run.config
-    raw_data = load_raw_data(config["data"])  # 1. load (before any folder is made)
-    print(f"Data: {', '.join(f'{name} {len(split[0])}' for name, split in raw_data.items())}")
-    with run.directory():
-        preprocessing = run.preprocessing(build_preprocessing, raw_data["train"])  # 2. preprocess
-        train_dataset = make_dataset(raw_data["train"], preprocessing, config, shuffle=True)
-        validation_dataset = make_dataset(raw_data["validation"], preprocessing, config)
-        model = run.model(build_model, preprocessing)  # 3. build model (or the checkpoint's on --resume)
-        run.fit(model, train_dataset, validation_dataset)  # 4. train
-        archive, endpoints = build_serving(model, preprocessing, config)
-        metrics = run.record_metrics(evaluate(export.batch_predictor(endpoints["serving_default"]),  # 5.
-                                              raw_data, config, run.path))
-        print(f"Test accuracy {metrics['model']['accuracy']:.4f} (macro-F1 {metrics['model']['macro_f1']:.4f}); "
-              f"TF-IDF baseline {metrics['baseline']['accuracy']:.4f}; majority class "
-              f"{metrics['majority_class_accuracy']:.4f}")
-        version_path = run.export(archive, {  # 6. export
-            "labels.txt": "\n".join(preprocessing["label_lookup"].get_vocabulary()) + "\n",
-            "serving.json": {"max_length": config["data"].serving_max_length}})
-        run.check_export(version_path, endpoints, example_inputs(raw_data, config))  # 7. check the reloaded export
-    return 0
+    """Trains, evaluates and exports a sentiment classifier (the seven regions, in order); returns 0."""
+    return lifecycle.train(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

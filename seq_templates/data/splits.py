@@ -21,7 +21,6 @@ import pandas
 from seq_templates import errors
 
 STRATEGIES = ("shuffle", "chronological", "position")
-STRATEGY_BY_TASK = {"forecasting": "chronological", "text_generation": "position"}
 
 
 def split_off(columns, fraction, seed):
@@ -72,22 +71,28 @@ def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
 
 
 def take_at_most(columns, max_rows, seed):
-    """Returns a seeded random subset of at most ``max_rows`` rows (all of them when None)."""
+    """Returns a seeded random subset of at most ``max_rows`` rows (all of them when None).
+
+    A text (``str``, a language model's corpus) keeps its first ``max_rows`` characters.
+    """
+    if isinstance(columns, str):
+        return columns[:max_rows] if max_rows else columns
     if not max_rows or max_rows >= len(columns[0]):
         return columns
     kept, _ = split_off(columns, 1.0 - max_rows / len(columns[0]), seed)
     return kept
 
 
-def strategy_for_recipe(recipe):
+def strategy_for_recipe(recipe, default="shuffle"):
     """Returns the split strategy a dataset recipe asks for.
 
-    The recipe's top-level ``split_strategy``; a recipe without one gets
-    ``chronological`` for forecasting, ``position`` for text generation and
-    ``shuffle`` otherwise.
+    The recipe's top-level ``split_strategy``; a recipe without one gets ``default``
+    (the calling app's: a forecaster passes ``chronological``, a language model
+    ``position``).
 
     Args:
         recipe: A recipe dict (see ``seq_templates.data.registry``).
+        default: The strategy of a recipe that names none.
 
     Returns:
         One of :data:`STRATEGIES`.
@@ -95,7 +100,7 @@ def strategy_for_recipe(recipe):
     Raises:
         SeqTemplatesError: The recipe names an unknown strategy.
     """
-    strategy = recipe.get("split_strategy") or STRATEGY_BY_TASK.get(recipe.get("task"), "shuffle")
+    strategy = recipe.get("split_strategy") or default
     if strategy not in STRATEGIES:
         raise errors.SeqTemplatesError(
             f"datasets/{recipe.get('name')}.yaml: split_strategy expects one of "

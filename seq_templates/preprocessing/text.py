@@ -149,6 +149,22 @@ def token_dropout(token_ids, rate, seed=None):
     return tf.where(drop & (token_ids != PADDING_ID), tf.cast(OOV_ID, token_ids.dtype), token_ids)
 
 
+def token_dropout_augmenter(rate, feature="token_ids"):
+    """An ``augment`` for ``bucketing.sequence_dataset``: :func:`token_dropout` on one feature.
+
+    Returns:
+        ``features -> features`` with ``features[feature]`` dropped out, or None when
+        ``rate`` is 0 (nothing to do).
+    """
+    if rate <= 0:
+        return None
+
+    def augment(features):
+        return {**features, feature: token_dropout(features[feature], rate)}
+
+    return augment
+
+
 def split_words(texts, standardize_mode="tokenize_and_lower"):
     """Splits strings into words exactly as :func:`vectorize` does at word level.
 

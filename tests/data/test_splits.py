@@ -144,7 +144,8 @@ def test_strategy_for_recipe():
                 "sst2": "shuffle", "imdb": "shuffle", "synthetic_sentiment": "shuffle"}
     for name, strategy in expected.items():
         assert splits.strategy_for_recipe(registry.get_recipe(name)) == strategy
-    assert splits.strategy_for_recipe({"name": "x", "task": "forecasting"}) == "chronological"
-    assert splits.strategy_for_recipe({"name": "x", "task": "text_generation"}) == "position"
+    assert splits.strategy_for_recipe({"name": "x", "task": "forecasting"}) == "shuffle"
+    assert splits.strategy_for_recipe({"name": "x"}, default="chronological") == "chronological"
+    assert splits.strategy_for_recipe({"name": "x", "split_strategy": "position"}, default="shuffle") == "position"
     with pytest.raises(errors.SeqTemplatesError, match=r"datasets/x.yaml: split_strategy expects"):
         splits.strategy_for_recipe({"name": "x", "split_strategy": "random"})

@@ -1,0 +1,55 @@
+"""Region 1's skeleton, shared by the apps: ``--data`` files or a registered dataset, then the splits.
+
+Every app reads its examples the same way: the local files of ``data.path`` (with
+``data.validation_path`` and ``data.test_path`` when given) or the registered dataset
+``data.dataset``; missing validation and test splits are carved from train with the
+recipe's split strategy (the app's default for local files); ``data.max_train_samples``
+caps the training split. What differs, the reader of one file, is the app's.
+"""
+
+from seq_templates import errors
+from seq_templates.data import registry
+from seq_templates.data import splits as data_splits
+
+SPLIT_PATH_SETTINGS = {"validation": "validation_path", "test": "test_path"}
+
+
+def load_splits(data_config, read_file, read_dataset=None, default_strategy="shuffle", transform=None):
+    """Reads the configured data and returns every split, carved and capped.
+
+    Args:
+        data_config: The app's ``data`` section (a ``config.DataConfig``).
+        read_file: ``path -> split`` for the files of ``data.path`` and the split paths.
+        read_dataset: ``name -> (splits, recipe)`` for ``data.dataset``; default
+            ``registry.read`` (the reader follows the recipe's format).
+        default_strategy: How to carve local files (``shuffle``, ``chronological``,
+            ``position``); a recipe's own ``split_strategy`` wins for a dataset.
+        transform: Optional ``split -> split`` applied to every split read, before carving
+            (cleaning, direction).
+
+    Returns:
+        ``(splits, recipe)``: ``{"train"|"validation"|"test": split}`` and the dataset's
+        recipe (None for local files).
+
+    Raises:
+        SeqTemplatesError: No data configured, or a reader's error.
+    """
+    if data_config.path:
+        splits = {"train": read_file(data_config.path)}
+        for name, setting in SPLIT_PATH_SETTINGS.items():
+            if getattr(data_config, setting):
+                splits[name] = read_file(getattr(data_config, setting))
+        recipe, strategy = None, default_strategy
+    elif data_config.dataset:
+        splits, recipe = (read_dataset or registry.read)(data_config.dataset)
+        strategy = data_splits.strategy_for_recipe(recipe, default_strategy)
+    else:
+        raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
+    if transform is not None:
+        splits = {name: transform(split) for name, split in splits.items()}
+    splits = data_splits.carve(splits, {"test": data_config.test_fraction,
+                                        "validation": data_config.validation_fraction},
+                               strategy, data_config.split_seed)
+    splits["train"] = data_splits.take_at_most(splits["train"], data_config.max_train_samples,
+                                               data_config.split_seed)
+    return splits, recipe
