@@ -46,7 +46,7 @@ def main(argv=None):
 
     class ScoreDev(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            _, endpoints = app.build_serving(self.model, preprocessing, config)
+            _, endpoints, _ = app.build_serving(self.model, preprocessing, config)
             predicted = export.batch_predictor(endpoints["serving_default"])({"text": dev_texts})["label"]
             print(f"seed {arguments.seed} epoch {epoch + 1} dev accuracy "
                   f"{np.mean(predicted == np.array(dev_labels)):.4f}", flush=True)

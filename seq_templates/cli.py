@@ -154,8 +154,9 @@ def _parse_inputs(raw_inputs, specs, fixed, defaults):
     Args:
         raw_inputs: ``(where, value)`` pairs; a value is a string or an already-parsed ``dict``
             of input values (keys starting with ``_`` are context an app's ``read_prediction_file``
-            leaves for its ``describe_prediction``, which finds them in the record's ``input``). When one input is left to give per example (the others are fixed
-            or have defaults), a string is taken as that input's value as it is, unless it is
+            leaves for its ``describe_prediction``, which finds them in the record's ``input``).
+            When one input is left to give per example (the others are fixed or have
+            defaults), a string is taken as that input's value as it is, unless it is
             a JSON object keyed by input names; otherwise it must be such an object.
         specs: The signature's input specs by name.
         fixed: Values given once for the whole request (``--param``); they win over records.

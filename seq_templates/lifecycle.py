@@ -31,8 +31,6 @@ import datetime
 import json
 import pathlib
 
-import tensorflow as tf
-
 from seq_templates import apps_loader
 from seq_templates import config as config_module
 from seq_templates import errors

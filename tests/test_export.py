@@ -130,7 +130,7 @@ def test_seeded_check_refuses_sampling_that_ignores_the_seed(tmp_path):
         run = lifecycle.Run(arguments=None, task="sampler", app_file=tmp_path / "sampler_app.py")
         run.path = tmp_path / "run"
         check = lambda: run.check_export(version_path, {"serving_default": function},  # noqa: E731
-                                         {"serving_default": {"values": [1.0, 2.0]}})
+                                         {"serving_default": {"values": [1.0, 2.0], "seed": 7}})
         if should_pass:
             assert check() == 0.0
         else:

@@ -27,7 +27,7 @@ def tiny_problem(train_config):
 @pytest.mark.parametrize("ema_momentum", [None, 0.9])
 def test_fit_writes_checkpoints_history_and_curves(tmp_path, ema_momentum):
     train_config = config.TrainConfig(epochs=3, tensorboard=False, verbose=0, early_stopping_patience=0,
-                                      ema_momentum=ema_momentum, learning_rate=0.05)
+                                      restore_best_weights=False, ema_momentum=ema_momentum, learning_rate=0.05)
     model, dataset = tiny_problem(train_config)
     assert model.optimizer.use_ema == (ema_momentum is not None)
     history = training.fit(model, dataset, dataset, train_config, tmp_path)
@@ -66,7 +66,7 @@ def test_max_minutes_stops_any_fit_after_the_batch_that_passes_it(tmp_path):
 
 def _train_config(**overrides):
     options = dict(epochs=3, tensorboard=False, verbose=0, early_stopping_patience=0, ema_momentum=0.8,
-                   learning_rate=0.05)
+                   learning_rate=0.05, restore_best_weights=False)
     return config.TrainConfig(**{**options, **overrides})
 
 
@@ -184,3 +184,46 @@ def test_early_stopping_patience_and_best_weights_survive_a_resume(tmp_path):
     assert len(history["loss"]) == len(straight_history["loss"]) < 8  # stopped at the same epoch
     for left, right in zip(resumed.get_weights(), straight.get_weights()):
         np.testing.assert_allclose(left, right, rtol=1e-6, atol=1e-7)
+
+
+def test_monitor_mode_auto_reads_the_name():
+    for monitor, mode in (("val_loss", "min"), ("val_mae", "min"), ("val_accuracy", "max"),
+                          ("val_entity_f1", "max"), ("val_perplexity", "min")):
+        assert training.monitor_mode(config.TrainConfig(monitor=monitor)) == mode
+    assert training.monitor_mode(config.TrainConfig(monitor="val_loss", monitor_mode="max")) == "max"
+
+
+class _ScriptedScore:
+    """A validation score that follows a script, and remembers the weights each epoch was scored with."""
+
+    def __init__(self, values):
+        self.values, self.weights = list(values), []
+
+    def __call__(self, model):
+        self.weights.append([np.array(weight) for weight in model.get_weights()])
+        return self.values[len(self.weights) - 1]
+
+
+@pytest.mark.parametrize("patience", [0, 5])
+def test_an_app_score_selects_the_kept_weights(tmp_path, patience):
+    """train.monitor on an app's own score (mode max): the best epoch's weights are kept, not the last."""
+    train_config = _train_config(epochs=4, ema_momentum=None, monitor="val_score", monitor_mode="max",
+                                 early_stopping_patience=patience, restore_best_weights=True)
+    model, dataset = tiny_problem(train_config)
+    score = _ScriptedScore([0.1, 0.7, 0.3, 0.2])
+    history = training.fit(model, dataset, dataset, train_config, tmp_path,
+                           callbacks=[training.ValidationScore("val_score", score)])
+    assert history["val_score"] == [0.1, 0.7, 0.3, 0.2]
+    assert int(np.argmin(history["val_loss"])) != 1  # the loss would have chosen another epoch
+    for kept, best in zip(model.get_weights(), score.weights[1]):
+        np.testing.assert_array_equal(kept, best)
+
+
+def test_restore_best_weights_false_keeps_the_last_epoch(tmp_path):
+    train_config = _train_config(epochs=3, ema_momentum=None, monitor="val_score", monitor_mode="max")
+    model, dataset = tiny_problem(train_config)
+    score = _ScriptedScore([0.9, 0.1, 0.2])
+    training.fit(model, dataset, dataset, train_config, tmp_path,
+                 callbacks=[training.ValidationScore("val_score", score)])
+    for kept, last in zip(model.get_weights(), score.weights[-1]):
+        np.testing.assert_array_equal(kept, last)

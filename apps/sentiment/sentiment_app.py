@@ -40,26 +40,28 @@ TASK = "sentiment"
 
 @dataclasses.dataclass
 class DataConfig(config_module.DataConfig):
-    """Where the examples come from (dataset, path, split paths, encoding: see the base) and how text
-    becomes token ids."""
+    """Where the examples come from (dataset, path, split paths, encoding: see the base) and how
+    text becomes token ids."""
 
     dataset: typing.Optional[str] = "synthetic_sentiment"  # a registry name (`seq-templates list`)
     format: typing.Optional[str] = dataclasses.field(
-        default=None, metadata={"choices": (None, "csv", "tsv", "jsonl")})  # None: from the extension
+        default=None, metadata={"choices": (None, "csv", "tsv", "jsonl")})  # None: the extension
     text_column: str = "text"
     label_column: str = "label"
     has_header: bool = True
     level: str = dataclasses.field(default="word", metadata={"choices": text.LEVELS})
-    # tokenize_and_lower: punctuation and clitics split off as tokens, so "isn't good." and "is n't good ."
-    # become the same tokens (seq_templates/preprocessing/tokenizer.py)
+    # tokenize_and_lower: punctuation and clitics split off as tokens, so "isn't good." and
+    # "is n't good ." become the same tokens (seq_templates/preprocessing/tokenizer.py)
     standardize: str = dataclasses.field(default="tokenize_and_lower",
                                          metadata={"choices": text.STANDARDIZE_CHOICES})
     max_tokens: int = dataclasses.field(default=20000, metadata={"minimum": 3})
-    max_length: typing.Optional[int] = dataclasses.field(default=256, metadata={"minimum": 1})  # training only
-    serving_max_length: typing.Optional[int] = dataclasses.field(  # null: the export reads whole inputs
+    max_length: typing.Optional[int] = dataclasses.field(  # training batches only
+        default=256, metadata={"minimum": 1})
+    serving_max_length: typing.Optional[int] = dataclasses.field(  # null: the export reads all
         default=None, metadata={"minimum": 1})
-    token_dropout_rate: float = dataclasses.field(default=0.0, metadata={"minimum": 0.0})  # train only
-    char_features: bool = False  # add a character CNN per word (helps with unseen words; level=word)
+    token_dropout_rate: float = dataclasses.field(  # training batches only
+        default=0.0, metadata={"minimum": 0.0})
+    char_features: bool = False  # a character CNN per word (helps with unseen words; level=word)
     max_word_chars: int = dataclasses.field(default=12, metadata={"minimum": 1})
 
 
@@ -76,7 +78,8 @@ class ModelConfig:
     dropout_rate: float = dataclasses.field(default=0.3, metadata={"minimum": 0.0})
     pooling: str = dataclasses.field(default="attention",
                                      metadata={"choices": ("last", "mean", "attention")})
-    char_embedding_dim: int = dataclasses.field(default=16, metadata={"minimum": 1})  # char_features
+    # the character CNN of data.char_features
+    char_embedding_dim: int = dataclasses.field(default=16, metadata={"minimum": 1})
     char_filters: int = dataclasses.field(default=64, metadata={"minimum": 1})
     char_kernel_size: int = dataclasses.field(default=3, metadata={"minimum": 1})
 
@@ -88,9 +91,9 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": config_mod
 def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": (texts, labels)}`` as lists of str."""
     splits, recipe = loading.load_splits(data_config, lambda path: readers.read_text_classification(
-        path, data_config.text_column, data_config.label_column, data_config.format, data_config.has_header,
-        data_config.encoding))
-    label_names = (recipe or {}).get("label_names") or {}  # e.g. 0/1 in the files -> negative/positive
+        path, data_config.text_column, data_config.label_column, data_config.format,
+        data_config.has_header, data_config.encoding))
+    label_names = (recipe or {}).get("label_names") or {}  # e.g. 0/1 -> negative/positive
     splits = {name: (texts, [str(label_names.get(label, label)) for label in label_list])
               for name, (texts, label_list) in splits.items()}
     vocabulary = labels.label_vocabulary(splits["train"][1])
@@ -104,13 +107,16 @@ def load_raw_data(data_config):
 def build_preprocessing(config, train_split):
     """Adapts the text vectorizer and the label lookup on the training split only."""
     data_config = config["data"]
-    vectorizer = text.build_text_vectorizer(data_config.level, data_config.max_tokens, name="text_vectorizer")
+    vectorizer = text.build_text_vectorizer(data_config.level, data_config.max_tokens,
+                                            name="text_vectorizer")
     text.adapt_text_vectorizer(vectorizer, train_split[0], data_config.standardize)
-    label_lookup = labels.build_label_lookup(labels.label_vocabulary(train_split[1]), name="label_lookup")
+    label_lookup = labels.build_label_lookup(labels.label_vocabulary(train_split[1]),
+                                             name="label_lookup")
     preprocessing = {"text_vectorizer": vectorizer, "label_lookup": label_lookup}
     if data_config.char_features:
         if data_config.level != "word":
-            raise errors.SeqTemplatesError("data.char_features needs data.level=word; set one of them.")
+            raise errors.SeqTemplatesError(
+                "data.char_features needs data.level=word; set one of them.")
         words = text.split_words(tf.constant(train_split[0]), data_config.standardize)
         preprocessing["char_lookup"] = text.build_char_lookup(words, name="char_lookup")
     return preprocessing
@@ -123,16 +129,17 @@ def featurize(preprocessing, config, texts, max_length):
     training batches; serving passes ``data.serving_max_length`` (None: whole texts).
     """
     data_config = config["data"]
-    tokens = text.standardize(texts, data_config.standardize)  # once, for words and characters alike
-    features = {"token_ids": text.vectorize(preprocessing["text_vectorizer"], tokens, "none", max_length)}
+    tokens = text.standardize(texts, data_config.standardize)  # once, for words and characters
+    features = {"token_ids": text.vectorize(preprocessing["text_vectorizer"], tokens, "none",
+                                            max_length)}
     if "char_lookup" in preprocessing:
-        features["char_ids"] = text.char_ids(preprocessing["char_lookup"], tokens, "none", max_length,
-                                             data_config.max_word_chars)
+        features["char_ids"] = text.char_ids(preprocessing["char_lookup"], tokens, "none",
+                                             max_length, data_config.max_word_chars)
     return features
 
 
 def make_dataset(split, preprocessing, config, shuffle=False):
-    """A bucketed tf.data pipeline of (features, label ids); training (shuffle) adds token dropout."""
+    """A bucketed tf.data pipeline of (features, label ids); training adds token dropout."""
     label_lookup = preprocessing["label_lookup"]
     return bucketing.sequence_dataset(
         (tf.constant(split[0], dtype=tf.string), tf.constant(split[1], dtype=tf.string)),
@@ -140,7 +147,8 @@ def make_dataset(split, preprocessing, config, shuffle=False):
                        label_lookup(batch[1])),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,
         seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size,
-        augment=text.token_dropout_augmenter(config["data"].token_dropout_rate) if shuffle else None,
+        augment=(text.token_dropout_augmenter(config["data"].token_dropout_rate)
+                 if shuffle else None),
         length_function=lambda features: tf.shape(features["token_ids"])[0])
 # endregion
 
@@ -153,7 +161,8 @@ def build_model(config, preprocessing):
     token_ids = keras.Input(shape=(None,), dtype="int64", name="token_ids")
     inputs = {"token_ids": token_ids}
     embedded = keras.layers.Embedding(preprocessing["text_vectorizer"].vocabulary_size(),
-                                      model_config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
+                                      model_config.embedding_dim, mask_zero=True,
+                                      name="embedding")(token_ids)
     if "char_lookup" in preprocessing:
         # Characters of each word: embed, convolve along the word, max over its characters.
         width = config["data"].max_word_chars
@@ -161,7 +170,8 @@ def build_model(config, preprocessing):
         inputs["char_ids"] = char_ids
         chars = characters.char_word_encoder(
             char_ids, preprocessing["char_lookup"].vocabulary_size(), width,
-            model_config.char_embedding_dim, model_config.char_filters, model_config.char_kernel_size)
+            model_config.char_embedding_dim, model_config.char_filters,
+            model_config.char_kernel_size)
         embedded = keras.layers.Concatenate(name="word_and_char_features")([embedded, chars])
     embedded = keras.layers.Dropout(model_config.dropout_rate, name="embedding_dropout")(embedded)
     sequence = recurrent.recurrent_stack(
@@ -180,10 +190,11 @@ def build_model(config, preprocessing):
         pooled = keras.layers.Flatten(name="attention_output")(attended)
     else:
         pooled = sequence
-    logits = keras.layers.Dense(num_classes, name="logits")(pooled)  # softmax in the loss and in serving
+    logits = keras.layers.Dense(num_classes, name="logits")(pooled)  # softmax: loss and serving
     model = keras.Model(inputs, logits, name=f"{TASK}_{model_config.cell}")
     model.compile(optimizer=training.build_optimizer(config["train"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
     return model
 # endregion
 
@@ -198,17 +209,19 @@ def evaluate(predictors, raw_data, config, output_dir):
     test_texts, test_labels = raw_data["test"]
     train_texts, train_labels = raw_data["train"]
     label_names = labels.label_vocabulary(train_labels)
-    model_metrics = classification.classification_metrics(test_labels, predictors["serving_default"]({"text": test_texts})["label"],
-                                                           label_names)
-    baseline = baselines.tfidf_logistic_regression(train_texts, train_labels, seed=config["train"].seed)
-    baseline_metrics = classification.classification_metrics(test_labels, baseline.predict(test_texts),
-                                                              label_names)
+    predicted = predictors["serving_default"]({"text": test_texts})["label"]
+    model_metrics = classification.classification_metrics(test_labels, predicted, label_names)
+    baseline = baselines.tfidf_logistic_regression(train_texts, train_labels,
+                                                   seed=config["train"].seed)
+    baseline_metrics = classification.classification_metrics(
+        test_labels, baseline.predict(test_texts), label_names)
     plots.confusion_matrix(model_metrics["confusion_matrix"], label_names,
                            pathlib.Path(output_dir) / "plots" / "confusion_matrix.png",
                            title="Confusion matrix (test split)")
     return {"split": "test", "num_examples": len(test_texts), "model": model_metrics,
             "baseline": {"name": "tfidf_word_1_2gram_logistic_regression", **baseline_metrics},
-            "majority_class_accuracy": classification.majority_class_accuracy(train_labels, test_labels)}
+            "majority_class_accuracy": classification.majority_class_accuracy(train_labels,
+                                                                                test_labels)}
 # endregion
 
 
@@ -221,7 +234,8 @@ def build_serving(model, preprocessing, config):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(text):
         features = featurize(preprocessing, config, text, config["data"].serving_max_length)
-        logits = model({name: feature.to_tensor() for name, feature in features.items()}, training=False)
+        logits = model({name: feature.to_tensor() for name, feature in features.items()},
+                       training=False)
         probabilities = tf.nn.softmax(logits)
         return {"probabilities": probabilities,
                 "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1))}
@@ -230,8 +244,8 @@ def build_serving(model, preprocessing, config):
                                            if name != "label_lookup")])
     archive.add_endpoint("serving_default", serve)
     serving_max_length = config["data"].serving_max_length
-    notes = [f"this export reads the first {serving_max_length} tokens of each input (data.serving_max_length)"
-             ] if serving_max_length else []
+    notes = [f"this export reads the first {serving_max_length} tokens of each input "
+             "(data.serving_max_length)"] if serving_max_length else []
     assets = {"labels.txt": "\n".join(preprocessing["label_lookup"].get_vocabulary()) + "\n",
               "serving.json": {"named_outputs": {"probabilities": "labels.txt"}, "notes": notes}}
     return archive, {"serving_default": serve}, assets
@@ -245,13 +259,14 @@ def example_inputs(raw_data, config):
 
 def summary(metrics):
     """The line printed after evaluation."""
-    return (f"Test accuracy {metrics['model']['accuracy']:.4f} (macro-F1 {metrics['model']['macro_f1']:.4f}); "
-            f"TF-IDF baseline {metrics['baseline']['accuracy']:.4f}; majority class "
-            f"{metrics['majority_class_accuracy']:.4f}")
+    return (f"Test accuracy {metrics['model']['accuracy']:.4f} "
+            f"(macro-F1 {metrics['model']['macro_f1']:.4f}); "
+            f"TF-IDF baseline {metrics['baseline']['accuracy']:.4f}; "
+            f"majority class {metrics['majority_class_accuracy']:.4f}")
 
 
 def main(argv=None):
-    """Trains, evaluates and exports a sentiment classifier (the seven regions, in order); returns 0."""
+    """Trains, evaluates and exports a sentiment classifier (the seven regions); returns 0."""
     return lifecycle.train(sys.modules[__name__], argv)
 
 

@@ -12,6 +12,7 @@ Baselines: naive (the last value), seasonal naive (the value one season
 before), moving average (the mean of the last ``width`` values) and
 statsmodels' exponential smoothing (ETS, Holt-Winters) fitted on the training
 part and then run forward through each origin with the fitted parameters.
+:func:`backtest` scores a model's forecasts beside every baseline's.
 """
 
 import warnings
@@ -180,3 +181,38 @@ def baseline_forecasts(series, origins, horizon, season_length, train_size, movi
         forecasts["ets"] = ets_forecast(series, train_size, origins, horizon, season_length, ets_trend,
                                         ets_seasonal, ets_damped_trend)
     return forecasts
+
+
+def backtest(actual, forecast, series, origins, train_size, season_length, moving_average_width=None,
+             ets=True, ets_trend="add", ets_seasonal="add", ets_damped_trend=True, interval=None):
+    """Scores a rolling-origin backtest: the model beside every baseline, from the same origins.
+
+    Args:
+        actual: ``(origins, horizon, targets)`` true values.
+        forecast: The model's forecasts, shaped like ``actual``.
+        series: ``(steps, targets)`` values the baselines look back on (up to the last forecast).
+        origins: Positions of each forecast's first step in ``series``.
+        train_size: Steps of the training part (MASE's scale, the ETS fit).
+        season_length: Steps per season.
+        moving_average_width: The moving average's width (None: the season).
+        ets: Add the ETS baseline; ``ets_trend``, ``ets_seasonal`` and
+            ``ets_damped_trend`` configure it (:func:`ets_forecast`).
+        interval: ``(levels, lower, upper)``: the model's interval, its two quantile levels
+            and bounds shaped like ``actual``; adds ``interval``, ``nominal`` and ``coverage``.
+
+    Returns:
+        ``(metrics, forecasts)``: ``{"model", "baseline" (the best by MAE, with its name),
+        "baselines"}`` of :func:`point_metrics`, and ``{baseline name: forecasts}``.
+    """
+    horizon = np.shape(actual)[1]
+    scale = seasonal_naive_scale(np.asarray(series)[:train_size], season_length)
+    forecasts = baseline_forecasts(series, origins, horizon, season_length, train_size, moving_average_width,
+                                   ets, ets_trend, ets_seasonal, ets_damped_trend)
+    baselines = {name: point_metrics(actual, values, scale) for name, values in forecasts.items()}
+    model = point_metrics(actual, forecast, scale)
+    if interval is not None:
+        levels, lower, upper = interval
+        model.update({"interval": [levels[0], levels[-1]], "nominal": levels[-1] - levels[0],
+                      "coverage": coverage(actual, lower, upper)})
+    best = min(baselines, key=lambda name: baselines[name]["mae"])
+    return {"model": model, "baseline": {"name": best, **baselines[best]}, "baselines": baselines}, forecasts

@@ -7,6 +7,8 @@ character at char level, per word at word level) is ``loss / ln 2``.
 import collections
 import math
 
+import numpy as np
+
 K_CHOICES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
 
 
@@ -16,6 +18,11 @@ def summary(total_negative_log_likelihood, num_tokens):
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2),
             "num_tokens": int(num_tokens)}
 
+
+def score_summary(scores):
+    """:func:`summary` of a scoring signature's answer: ``{"log_probability", "num_scored"}``
+    arrays (natural log, summed per text, and the number of tokens scored in each)."""
+    return summary(-float(np.sum(scores["log_probability"])), int(np.sum(scores["num_scored"])))
 
 class AddKNgramModel:
     """An n-gram model with add-k smoothing: ``P(w | c) = (count(c, w) + k) / (count(c) + k V)``.
@@ -82,3 +89,45 @@ def fit_ngram_baseline(train_tokens, validation_tokens, vocabulary_size, orders=
     loss, order, k = best
     chosen = AddKNgramModel(order, k, vocabulary_size).fit(train_tokens)
     return chosen, {"order": order, "k": k, "validation_loss": loss}
+
+
+def map_unknown(tokens_by_split, num_known, unknown="[UNK]"):
+    """Maps tokens outside the training split's ``num_known`` most frequent ones to ``unknown``.
+
+    The vocabulary a token lookup adapted on train keeps (its padding and unknown ids
+    aside), so a baseline on the mapped tokens predicts the same set of tokens as the model.
+
+    Args:
+        tokens_by_split: ``{split name: list of tokens}`` with a ``train`` split.
+        num_known: How many of the most frequent training tokens stay.
+        unknown: What every other token becomes.
+
+    Returns:
+        ``{split name: list of tokens}``.
+    """
+    counts = collections.Counter(tokens_by_split["train"])
+    known = {token for token, _ in counts.most_common(num_known)}
+    return {name: [token if token in known else unknown for token in tokens]
+            for name, tokens in tokens_by_split.items()}
+
+
+def ngram_baseline(tokens_by_split, num_known):
+    """A language model's add-k n-gram baseline: fitted on train, chosen on validation, tested.
+
+    Tokens outside train's ``num_known`` most frequent ones count as one unknown token
+    (:func:`map_unknown`, as for a token lookup adapted on train); the test split's first
+    token is not scored (it has no history), the rest each given the tokens before it.
+
+    Args:
+        tokens_by_split: ``{"train"|"validation"|"test": list of tokens}``.
+        num_known: How many of the most frequent training tokens stay themselves.
+
+    Returns:
+        ``(metrics, choice)``: :func:`summary` on the test split, and
+        ``{"order", "k", "validation_loss"}`` from :func:`fit_ngram_baseline`.
+    """
+    known = map_unknown(tokens_by_split, num_known)
+    model, choice = fit_ngram_baseline(known["train"], known["validation"],
+                                       len(set(known["train"])) + 1)
+    test = known["test"]
+    return summary(model.negative_log_likelihood(test, skip_first=1), len(test) - 1), choice

@@ -98,3 +98,29 @@ def entity_confusion(reference_tags, predicted_tags):
     for span in set(gold) | set(predicted):
         matrix[index[gold.get(span, NO_ENTITY)]][index[predicted.get(span, NO_ENTITY)]] += 1
     return matrix, names
+
+
+def padded_tokens(token_lists):
+    """The inputs of a ``tag_tokens(tokens, length)`` signature for pre-tokenized sentences.
+
+    Returns:
+        ``{"tokens": lists right-padded with "" to the longest sentence, "length": lengths}``.
+    """
+    longest = max((len(tokens) for tokens in token_lists), default=0)
+    return {"tokens": [list(tokens) + [""] * (longest - len(tokens)) for tokens in token_lists],
+            "length": [len(tokens) for tokens in token_lists]}
+
+
+def predict_tags(predict, token_lists):
+    """Tags pre-tokenized sentences through a ``tag_tokens`` predictor.
+
+    Args:
+        predict: ``{"tokens", "length"} -> {"tags": (sentences, longest), "length", ...}``
+            (``export.batch_predictor`` of a ``tag_tokens`` signature).
+        token_lists: One list of tokens per sentence.
+
+    Returns:
+        One list of tags per sentence, as long as its tokens.
+    """
+    outputs = predict(padded_tokens(token_lists))
+    return [list(tags[:length]) for tags, length in zip(outputs["tags"], outputs["length"])]

@@ -20,9 +20,15 @@ is scored ``log P(y) / ((5 + length) / 6) ** length_penalty`` (GNMT; 0 means the
 plain log-probability, larger values favour longer outputs). The search stops
 at ``max_length`` or as soon as no alive hypothesis can still beat the best
 finished one of each example.
+
+Around it: :func:`decode` picks greedy decoding or the beam by a ``beam_width`` tensor at
+run time (one serving signature for both), and :func:`ids_to_text` turns decoded ids into
+text in the graph.
 """
 
 import tensorflow as tf
+
+from seq_templates.layers import sampling
 
 NEGATIVE_INFINITY = -1.0e9  # finite, so sums stay ordered and never give NaN
 
@@ -139,3 +145,57 @@ def beam_search(step_function, state, start_token_ids, beam_width, max_length, e
     lengths = tf.where(tf.reduce_any(ended, axis=1), tf.cast(tf.argmax(tf.cast(ended, tf.int32), axis=1), tf.int32) + 1,
                        tf.shape(token_ids)[1])
     return token_ids, lengths, scores
+
+
+def decode(step_function, state, start_token_ids, beam_width, max_length, end_token_id,
+           length_penalty=0.0):
+    """Greedy decoding when ``beam_width`` <= 1, else :func:`beam_search` (chosen in the graph).
+
+    Args:
+        step_function: As for :func:`beam_search`.
+        state: The decoder's first state (a nest of tensors with a leading batch dimension).
+        start_token_ids: int32 ``[batch]``: the first token fed to the decoder.
+        beam_width: int scalar (a tensor is fine, so one signature serves both).
+        max_length: Most tokens generated per example, end token included.
+        end_token_id: The token that ends an output.
+        length_penalty: The GNMT ``alpha`` of beam search (greedy ignores it).
+
+    Returns:
+        int32 ``[batch, steps]`` token ids: each output's end token, then 0 as padding.
+    """
+    beam_width = tf.convert_to_tensor(beam_width, tf.int32)
+
+    def greedy():
+        first_logits, first_state = step_function(start_token_ids, state)
+        return sampling.generate(step_function, first_state, first_logits, max_length, 0.0, 0, 1.0,
+                                 tf.zeros([2], tf.int64), end_token_id)[0]
+
+    def beam():
+        return beam_search(step_function, state, start_token_ids, beam_width, max_length, end_token_id,
+                           length_penalty)[0]
+
+    return tf.cond(beam_width <= 1, greedy, beam)
+
+
+def ids_to_text(token_ids, words, end_token_id, separator=" ", rewrites=()):
+    """Decoded ids -> text: the tokens before the end token, joined, then rewritten.
+
+    Args:
+        token_ids: int ``[batch, steps]`` decoded ids (an end token, or none within ``steps``).
+        words: string ``[vocabulary]``: each id's token.
+        end_token_id: The end token (not part of the text).
+        separator: Between tokens ("" for characters).
+        rewrites: ``(pattern, rewrite)`` pairs for ``tf.strings.regex_replace``, applied in order
+            (detokenization: no space before closing punctuation, ...).
+
+    Returns:
+        ``(text string [batch], lengths int32 [batch])``: lengths count the tokens before the end.
+    """
+    ended = tf.concat([tf.equal(token_ids, end_token_id), tf.fill([tf.shape(token_ids)[0], 1], True)],
+                      axis=1)
+    lengths = tf.cast(tf.argmax(tf.cast(ended, tf.int32), axis=1), tf.int32)
+    tokens = tf.RaggedTensor.from_tensor(tf.gather(words, token_ids), lengths=lengths)
+    text = tf.strings.reduce_join(tokens, axis=1, separator=separator)
+    for pattern, rewrite in rewrites:
+        text = tf.strings.regex_replace(text, pattern, rewrite)
+    return text, lengths

@@ -8,12 +8,18 @@
 * :func:`encoder_decoder`: the encoder's states start a decoder over the horizon.
 * :class:`PinballLoss`: the quantile loss, registered with
   ``package="seq_templates"`` so ``model.keras`` reloads with no custom objects.
+* :func:`forecast_outputs`: a normalized forecast back in the series' units, as the
+  export's named outputs.
+* :func:`series_description` / :func:`read_series_description`: the series' columns
+  and frequency kept in a lookup layer, so ``preprocessing.json`` carries them to
+  the export.
 
 Everything else is built-in Keras layers (``Cropping1D``, ``Concatenate``,
 ``Reshape``, ``Dense``), so models load from ``model.keras`` as they are.
 """
 
 import keras
+import tensorflow as tf
 
 from seq_templates import errors
 from seq_templates.layers import recurrent
@@ -144,3 +150,57 @@ class PinballLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "quantiles": self.quantiles}
+
+
+def forecast_outputs(normalized, normalizer, quantiles=()):
+    """The export's outputs: a normalized forecast in the series' units again.
+
+    Args:
+        normalized: ``(batch, horizon, targets)``, or ``(..., quantiles)`` with quantiles.
+        normalizer: The adapted target ``Normalization`` layer.
+        quantiles: The quantile levels of the last axis (empty: a point forecast).
+
+    Returns:
+        ``{"forecast"}``; with quantiles also ``quantiles`` (every level), ``lower`` and
+        ``upper`` (the outer levels), ``forecast`` being the median (or the middle level).
+    """
+    mean = tf.reshape(tf.cast(normalizer.mean, tf.float32), [-1])
+    scale = tf.maximum(tf.sqrt(tf.reshape(tf.cast(normalizer.variance, tf.float32), [-1])),
+                       keras.config.epsilon())  # as Normalization divides
+    if not quantiles:
+        return {"forecast": normalized * scale + mean}
+    values = normalized * scale[:, None] + mean[:, None]
+    middle = quantiles.index(0.5) if 0.5 in quantiles else len(quantiles) // 2
+    return {"forecast": values[..., middle], "quantiles": values, "lower": values[..., 0],
+            "upper": values[..., -1]}
+
+
+DESCRIPTION_GROUPS = ("targets", "covariates", "categories")
+
+
+def series_description(groups, frequency, name="series_description"):
+    """A ``StringLookup`` whose vocabulary records the column groups and the frequency.
+
+    Entries read ``group:column`` and ``frequency:alias``; the layer is saved with the
+    other preprocessing layers and read back by :func:`read_series_description`.
+
+    Args:
+        groups: ``{"targets"|"covariates"|"categories": column names}``.
+        frequency: The pandas frequency alias.
+        name: The layer's name.
+    """
+    vocabulary = [f"frequency:{frequency}"] + [f"{group}:{column}" for group in DESCRIPTION_GROUPS
+                                              for column in groups.get(group, [])]
+    return keras.layers.StringLookup(vocabulary=vocabulary, name=name)
+
+
+def read_series_description(layer):
+    """``(groups, frequency)`` back from a :func:`series_description` layer."""
+    groups, frequency = {group: [] for group in DESCRIPTION_GROUPS}, None
+    for entry in layer.get_vocabulary()[layer.num_oov_indices:]:
+        kind, value = str(entry).split(":", 1)
+        if kind == "frequency":
+            frequency = value
+        else:
+            groups[kind].append(value)
+    return groups, frequency

@@ -135,3 +135,103 @@ def generate(step_function, state, first_logits, max_length, temperature, top_k,
                   tf.TensorShape([None]), tf.TensorShape([None, None]), tf.TensorShape([None]))
     _, _, _, _, tokens, lengths = tf.while_loop(keep_going, step, initial, shape_invariants=invariants)
     return tokens, lengths
+
+
+class RecurrentLanguageModel:
+    """A stateless embedding -> recurrent layers -> logits network, read once and then stepped.
+
+    What a language model's serving functions need around :func:`generate`: :meth:`read`
+    runs a batch of padded prompts through the layers once and keeps their final states;
+    :meth:`step` (the ``step_function`` of :func:`generate`) feeds one token per row from
+    those states, so nothing re-reads the growing prefix; :meth:`score` gives the
+    log-probability of each token after the first.
+
+    Args:
+        embedding: The embedding layer (token ids -> vectors).
+        layers: The recurrent layers, bottom first, built with ``return_sequences=True`` and
+            ``return_state=True`` (their first state is the layer's output at the last step).
+        dense: The layer from the top output to next-token logits.
+        residual: Whether each layer after the first adds its input to its output.
+        logit_bias: Added to every next-token logit (``-1e9`` for ids never to draw, such as
+            padding and an unknown token), or None.
+    """
+
+    def __init__(self, embedding, layers, dense, residual=False, logit_bias=None):
+        self.embedding = embedding
+        self.layers = list(layers)
+        self.dense = dense
+        self.residual = residual
+        self.logit_bias = logit_bias
+
+    def run(self, ids, mask=None, states=None):
+        """Runs int64 ids ``[batch, steps]`` from ``states`` (None: zeros).
+
+        Returns:
+            ``(top outputs [batch, steps, units], final states of each layer)``.
+        """
+        sequence, final_states = self.embedding(ids), []
+        for index, layer in enumerate(self.layers):
+            outputs, *layer_states = layer(sequence, mask=mask,
+                                           initial_state=states[index] if states else None)
+            sequence = outputs + sequence if self.residual and index > 0 else outputs
+            final_states.append(layer_states)
+        return sequence, final_states
+
+    def last_output(self, states):
+        """The top output at the last (unmasked) step, rebuilt from every layer's final states."""
+        output = states[0][0]
+        for index in range(1, len(states)):
+            output = states[index][0] + output if self.residual else states[index][0]
+        return output
+
+    def next_logits(self, states):
+        """Next-token logits ``[batch, vocab]`` after ``states`` (with ``logit_bias`` added)."""
+        logits = self.dense(self.last_output(states))
+        return logits if self.logit_bias is None else logits + self.logit_bias
+
+    def read(self, ids):
+        """The final states after padded int64 ids (0: padding); an all-padding row keeps zeros."""
+        _, states = self.run(ids, ids > 0)
+        return states
+
+    def step(self, token_ids, states):
+        """One token per row -> ``(next-token logits, new states)``: :func:`generate`'s step."""
+        _, states = self.run(tf.cast(token_ids, tf.int64)[:, None], None, states)
+        return self.next_logits(states), states
+
+    def generate(self, ids, max_length, temperature, top_k, top_p, seed):
+        """Reads padded prompt ids once, then draws up to ``max_length`` tokens with :func:`generate`.
+
+        Args:
+            ids: int64 ``[batch, steps]`` prompt ids (0: padding; an all-padding row starts
+                from zero states).
+            max_length, temperature, top_k, top_p: As in :func:`generate`.
+            seed: An integer scalar; the stateless seed is ``[seed, 0]``.
+
+        Returns:
+            ``(token_ids int32 [batch, steps], lengths int32 [batch])``.
+        """
+        states = self.read(ids)
+        return generate(self.step, states, self.next_logits(states), max_length, temperature, top_k,
+                        top_p, tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)]))
+
+    def score(self, ids):
+        """Log-probabilities of padded int64 ids ``[batch, steps]`` (0: padding), each token
+        given the ones before it; the first token of a row is not scored.
+
+        Returns:
+            ``{"log_probability": float32 [batch] (natural log, summed over the row),
+            "num_scored": int32 [batch]}``.
+        """
+        sequence, _ = self.run(ids, ids > 0)
+        log_probabilities = tf.nn.log_softmax(self.dense(sequence[:, :-1]))
+        scored = tf.cast(ids[:, 1:] > 0, tf.float32)
+        token_log_probabilities = tf.gather(log_probabilities, ids[:, 1:], batch_dims=2) * scored
+        return {"log_probability": tf.reduce_sum(token_log_probabilities, axis=1),
+                "num_scored": tf.cast(tf.reduce_sum(scored, axis=1), tf.int32)}
+
+
+def join_continuation(prompt, continuation, separator):
+    """``prompt + separator + continuation`` per row; no separator when either side is empty."""
+    both = tf.logical_and(tf.strings.length(prompt) > 0, tf.strings.length(continuation) > 0)
+    return prompt + tf.where(both, separator, "") + continuation

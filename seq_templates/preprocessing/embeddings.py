@@ -57,3 +57,29 @@ def initialise(embedding, vocabulary, vectors):
             found += 1
     embedding.set_weights([matrix])
     return found
+
+
+def embed_words(token_ids, vocabulary, width, path=None, name="word_embedding"):
+    """A masked word ``Embedding`` of ``token_ids``, started from a vectors file when given one.
+
+    Args:
+        token_ids: Keras tensor ``(batch, words)`` of ids into ``vocabulary`` (0 padding, 1 OOV).
+        vocabulary: The word lookup's vocabulary, padding and OOV first.
+        width: Embedding width; a file's own width wins over it.
+        path: A GloVe/word2vec text file (:func:`read_vectors`), or None for a random start.
+        name: The layer's name.
+
+    Returns:
+        The embedded Keras tensor (it carries the padding mask). With ``path``, prints how
+        many training words the file holds; the others start random.
+    """
+    vectors = {}
+    if path:
+        vectors, width = read_vectors(path, vocabulary)
+    embedding = keras.layers.Embedding(len(vocabulary), width, mask_zero=True, name=name)
+    embedded = embedding(token_ids)
+    if vectors:
+        found = initialise(embedding, vocabulary, vectors)
+        print(f"Embeddings: {found} of {len(vocabulary) - 2} training words found in {path}; "
+              f"{len(vocabulary) - 2 - found} (OOV for the file) start random")
+    return embedded

@@ -57,6 +57,22 @@ def window_starts(num_tokens, window_length, stride):
     return np.arange(0, max(num_tokens - window_length, -1) + 1, stride)
 
 
+def overlapping_pieces(tokens, piece_length, separator):
+    """Texts of ``piece_length`` consecutive tokens, each starting at the last token of the one before.
+
+    Scoring every token after a piece's first then scores each token of ``tokens`` after
+    the very first exactly once (as far as whole pieces reach), with up to
+    ``piece_length - 1`` tokens of history.
+
+    Args:
+        tokens: A list of str tokens.
+        piece_length: Tokens per piece, at least 2.
+        separator: What joins the tokens of a piece ("" for characters, " " for words).
+    """
+    starts = window_starts(len(tokens), piece_length, piece_length - 1)
+    return [separator.join(tokens[start:start + piece_length]) for start in starts]
+
+
 def window_arrays(token_ids, sequence_length, stride):
     """``(inputs, targets)`` int64 arrays ``[windows, sequence_length]``: windows of ``sequence_length + 1``."""
     token_ids = np.asarray(token_ids, dtype=np.int64)

@@ -18,8 +18,16 @@ A forecasting series goes through four steps, each a function here:
    training block; an evaluation window's future lies wholly inside its block
    while its past may reach back into earlier blocks (that history is known at
    forecast time), so no target value of one block is ever a target or an input
-   of an earlier block's windows.
+   of an earlier block's windows. :func:`split_windows` does step 4 for every
+   block and returns one :class:`WindowSplit` per block.
+
+Before step 1, :func:`concatenate` joins files that continue a series and
+:func:`select_columns` keeps (and checks) the target and covariate columns;
+:func:`column_groups` sorts them into the named inputs ``targets``,
+``covariates`` (numbers) and ``categories`` (text).
 """
+
+import dataclasses
 
 import numpy as np
 import pandas
@@ -222,3 +230,156 @@ def future_times(last_time, frequency, horizon):
     """The ``horizon`` timestamps after ``last_time`` on the grid of ``frequency``, as strings."""
     offset = pandas.tseries.frequencies.to_offset(frequency)
     return [str(pandas.Timestamp(last_time) + offset * step) for step in range(1, horizon + 1)]
+
+
+def concatenate(frames, source="data", setting_prefix="data."):
+    """Joins time-indexed frames that continue one series (train, then validation, then test files).
+
+    Raises:
+        SeqTemplatesError: The frames overlap or are out of time order.
+    """
+    frame = pandas.concat(list(frames))
+    if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+        raise errors.SeqTemplatesError(
+            f"{source}: {setting_prefix}validation_path and {setting_prefix}test_path must continue the "
+            "series in time order, without overlap.")
+    return frame
+
+
+def select_columns(frame, target_columns, covariate_columns, source="data", setting_prefix="data."):
+    """The target columns (``[]``: the first column), then the covariates, checked.
+
+    Args:
+        frame: The time-indexed frame read from the data.
+        target_columns: Names of the columns to forecast; empty takes the first column.
+        covariate_columns: Names of input-only columns (numbers or text).
+        source: The file or dataset named in errors.
+        setting_prefix: Prefix of the settings named in errors.
+
+    Returns:
+        The frame with just those columns, targets first.
+
+    Raises:
+        SeqTemplatesError: A column does not exist, or a target is not numeric.
+    """
+    targets = list(target_columns) or [frame.columns[0]]
+    for name in targets + list(covariate_columns):
+        if name not in frame.columns or (name in targets and frame[name].dtype.kind != "f"):
+            problem = "is not numeric" if name in frame.columns else "does not exist"
+            raise errors.SeqTemplatesError(
+                f"{source}: column '{name}' of {setting_prefix}target_columns/{setting_prefix}"
+                f"covariate_columns {problem}; the columns are {', '.join(map(repr, frame.columns))}.")
+    return frame[targets + list(covariate_columns)]
+
+
+def column_groups(frame, target_columns):
+    """``{"targets": names, "covariates": numeric names, "categories": text names}`` of a frame.
+
+    Args:
+        frame: A frame from :func:`select_columns` (or with the same columns).
+        target_columns: The target names; empty: the first column.
+    """
+    targets = list(target_columns) or [frame.columns[0]]
+    others = [name for name in frame.columns if name not in targets]
+    numeric = [name for name in others if frame[name].dtype.kind == "f"]
+    return {"targets": targets, "covariates": numeric,
+            "categories": [name for name in others if name not in numeric]}
+
+
+def window_inputs(frame, groups, origins, input_width):
+    """The raw named inputs of the windows ending just before ``origins``.
+
+    Args:
+        frame: The regular, filled frame.
+        groups: :func:`column_groups`; a group without columns is left out.
+        origins: Positions just after each window.
+        input_width: Steps per window.
+
+    Returns:
+        ``{group: (windows, input_width, columns)}``: float32 numbers, object strings for categories.
+    """
+    return {name: gather_windows(frame[columns].to_numpy(dtype=object if name == "categories" else "float32"),
+                                 origins, input_width, 0)[0]
+            for name, columns in groups.items() if columns}
+
+
+@dataclasses.dataclass
+class WindowSplit:
+    """One chronological block's windows and what evaluation needs around them (``len``: windows).
+
+    Attributes:
+        inputs: Raw named windows (:func:`window_inputs`).
+        future: The targets after each window, float32 ``(windows, horizon, targets)``.
+        origins: Position of each window's first future step.
+        series: The targets up to the block's end, float64 ``(steps, targets)``.
+        index: The times up to the block's end.
+        block: The block's rows of the frame.
+        train_size: Steps of the training block.
+        frequency: The pandas frequency alias of the series.
+        season_length: Steps per season (seasonal naive, MASE, ETS).
+        report: What the missing-value policy filled (:func:`fill_missing`).
+    """
+
+    inputs: dict
+    future: np.ndarray
+    origins: np.ndarray
+    series: np.ndarray
+    index: pandas.Index
+    block: pandas.DataFrame
+    train_size: int
+    frequency: str
+    season_length: int
+    report: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.origins)
+
+
+def split_windows(frame, groups, bounds, input_width, horizon, strides=None, max_origins=None,
+                  frequency=None, season_length=1, report=None, source="data", setting_prefix="data."):
+    """Cuts the windows of every block (step 4): ``{block name: WindowSplit}``.
+
+    Training windows stay inside the training block; the windows of later blocks may look
+    back before their block (:func:`window_origins`).
+
+    Args:
+        frame: The regular, filled frame (:func:`prepare_series`).
+        groups: :func:`column_groups` of the frame.
+        bounds: ``{name: (start, stop)}`` from :func:`block_bounds` (``train`` first).
+        input_width: Past steps per window.
+        horizon: Future steps per window.
+        strides: ``{block name: steps between origins}`` (default 1).
+        max_origins: ``{block name: keep the last N origins}`` (None or missing: all).
+        frequency: The frequency alias, kept on each split.
+        season_length: Steps per season, kept on each split.
+        report: The missing-value report, kept on each split.
+        source: The file or dataset named in errors.
+        setting_prefix: Prefix of the settings named in errors.
+
+    Raises:
+        SeqTemplatesError: The training block is shorter than a window, or a block holds none.
+    """
+    strides, max_origins = strides or {}, max_origins or {}
+    train_size = bounds["train"][1]
+    if train_size < input_width + horizon:
+        raise errors.SeqTemplatesError(
+            f"{source}: the training block has {train_size} steps, fewer than {setting_prefix}input_width + "
+            f"{setting_prefix}horizon = {input_width + horizon}; give a longer series, or lower "
+            f"{setting_prefix}input_width, {setting_prefix}horizon or the held-out sizes.")
+    targets = frame[groups["targets"]].to_numpy(dtype="float64")
+    splits = {}
+    for name, (start, stop) in bounds.items():
+        origins = window_origins(start, stop, input_width, horizon, strides.get(name) or 1,
+                                 inputs_from=start if name == "train" else 0,
+                                 max_origins=max_origins.get(name))
+        if not len(origins):
+            raise errors.SeqTemplatesError(
+                f"{source}: the {name} block ({stop - start} steps) holds no window of {setting_prefix}"
+                f"horizon={horizon} future steps; raise {setting_prefix}{name}_size or lower "
+                f"{setting_prefix}horizon.")
+        splits[name] = WindowSplit(
+            inputs=window_inputs(frame, groups, origins, input_width), origins=origins,
+            future=gather_windows(targets, origins, input_width, horizon)[1].astype("float32"),
+            series=targets[:stop], index=frame.index[:stop], block=frame.iloc[start:stop],
+            train_size=train_size, frequency=frequency, season_length=season_length, report=report or {})
+    return splits

@@ -8,7 +8,6 @@ import tensorflow as tf
 from seq_templates import apps_loader
 from seq_templates import config as config_module
 from seq_templates import errors
-from seq_templates.preprocessing import text
 
 app = apps_loader.load_app("sentiment")
 
@@ -27,7 +26,7 @@ def test_tf_data_path_equals_direct_call_on_raw_strings(char_features):
     texts, labels = raw["test"][0][:16], raw["test"][1][:16]
     features, label_ids = next(iter(app.make_dataset((texts, labels), preprocessing, config)))
     assert set(features) == ({"token_ids", "char_ids"} if char_features else {"token_ids"})
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     served = endpoints["serving_default"](text=tf.constant(texts))
     np.testing.assert_allclose(tf.nn.softmax(model(features, training=False)).numpy(),
                                served["probabilities"].numpy(), atol=1e-6)
@@ -46,7 +45,7 @@ def test_model_options_build_and_answer_every_input(overrides):
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     outputs = endpoints["serving_default"](tf.constant(["the plot was good", "", "?!", "word " * 400]))
     probabilities = outputs["probabilities"].numpy()
     assert probabilities.shape == (4, 2) and np.all(np.isfinite(probabilities))
@@ -68,7 +67,7 @@ def test_model_options_build_and_answer_every_input(overrides):
 def test_multi_class_labels(tmp_path):
     rows = [("good", "positive"), ("bad", "negative"), ("okay", "neutral")] * 30
     path = tmp_path / "three.csv"
-    path.write_text("text,label\n" + "\n".join(f"{t},{l}" for t, l in rows) + "\n")
+    path.write_text("text,label\n" + "\n".join(f"{text},{label}" for text, label in rows) + "\n")
     config = quick_config(f"data.path={path}", "data.dataset=null")
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
@@ -127,7 +126,7 @@ def test_the_export_reads_a_long_review_in_full_unless_told_to_truncate(tmp_path
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     prefix = " ".join(["the plot was good but the acting was dull"] * 333)  # 2,997 words
     outputs = endpoints["serving_default"](tf.constant([prefix + " awful .", prefix + " superb !"]))
     probabilities = outputs["probabilities"].numpy()

@@ -27,7 +27,9 @@ def test_top_k_one_equals_greedy_at_any_temperature():
 def test_top_p_keeps_exactly_the_nucleus():
     probabilities = np.array([[0.5, 0.3, 0.1, 0.06, 0.04]])
     logits = tf.constant(np.log(probabilities), tf.float32)
-    kept = lambda top_p: np.isfinite(sampling.filter_top_p(logits, top_p).numpy()[0]).tolist()
+    def kept(top_p):
+        return np.isfinite(sampling.filter_top_p(logits, top_p).numpy()[0]).tolist()
+
     assert kept(0.5) == [True, False, False, False, False]
     assert kept(0.51) == [True, True, False, False, False]
     assert kept(0.79) == [True, True, False, False, False]
@@ -120,3 +122,67 @@ def test_generate_rejects_settings_out_of_range_in_the_graph(max_length, tempera
 
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         run()
+
+
+def _tiny_language_model(cell, residual, num_layers=2, vocabulary_size=7, units=5):
+    """A stateless Embedding -> recurrent layers -> Dense network and its RecurrentLanguageModel."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    token_ids = keras.Input(shape=(None,), dtype="int64")
+    embedding = keras.layers.Embedding(vocabulary_size, units)
+    layers = [getattr(keras.layers, cell)(units, return_sequences=True, return_state=True)
+              for _ in range(num_layers)]
+    dense = keras.layers.Dense(vocabulary_size)
+    sequence = embedding(token_ids)
+    for index, layer in enumerate(layers):
+        outputs = layer(sequence)[0]
+        sequence = keras.layers.Add()([sequence, outputs]) if residual and index > 0 else outputs
+    network = keras.Model(token_ids, dense(sequence))
+    return network, sampling.RecurrentLanguageModel(embedding, layers, dense, residual)
+
+
+@pytest.mark.parametrize("cell, residual", [("GRU", False), ("LSTM", True), ("SimpleRNN", True)])
+def test_recurrent_language_model_steps_as_the_network_reads_the_whole_sequence(cell, residual):
+    network, language_model = _tiny_language_model(cell, residual)
+    ids = tf.constant([[3, 1, 4, 1, 5, 2]], tf.int64)
+    expected = network(ids).numpy()[0]  # logits after every prefix
+    states = language_model.read(ids[:, :2])
+    np.testing.assert_allclose(language_model.next_logits(states).numpy()[0], expected[1], atol=1e-5)
+    for position in range(2, 6):
+        logits, states = language_model.step(tf.cast(ids[:, position], tf.int32), states)
+        np.testing.assert_allclose(logits.numpy()[0], expected[position], atol=1e-5)
+
+
+def test_recurrent_language_model_reads_padding_as_the_end_and_scores_tokens_after_the_first():
+    network, language_model = _tiny_language_model("GRU", False)
+    ids = tf.constant([[3, 1, 4, 0, 0], [2, 5, 6, 1, 3], [0, 0, 0, 0, 0]], tf.int64)
+    expected = network(ids).numpy()
+    last = language_model.next_logits(language_model.read(ids)).numpy()
+    np.testing.assert_allclose(last[0], expected[0, 2], atol=1e-5)  # after the last real token
+    np.testing.assert_allclose(last[1], expected[1, 4], atol=1e-5)
+    np.testing.assert_allclose(last[2], language_model.dense(tf.zeros([1, 5])).numpy()[0], atol=1e-5)
+    scores = language_model.score(ids)
+    log_probabilities = tf.nn.log_softmax(expected).numpy()
+    row = ids.numpy()[1]
+    assert scores["num_scored"].numpy().tolist() == [2, 4, 0]
+    np.testing.assert_allclose(scores["log_probability"].numpy()[1],
+                               sum(log_probabilities[1, index, row[index + 1]] for index in range(4)),
+                               atol=1e-4)
+    assert scores["log_probability"].numpy()[2] == 0.0
+
+
+def test_recurrent_language_model_generate_never_draws_a_biased_off_token_and_repeats():
+    _, language_model = _tiny_language_model("GRU", False)
+    language_model.logit_bias = tf.constant([-1e9, -1e9] + [0.0] * 5)
+    ids = tf.constant([[3, 1, 4], [0, 0, 0]], tf.int64)
+    tokens, lengths = language_model.generate(ids, 12, 1.0, 0, 1.0, tf.constant(9, tf.int64))
+    again, _ = language_model.generate(ids, 12, 1.0, 0, 1.0, tf.constant(9, tf.int64))
+    assert tokens.shape == (2, 12) and lengths.numpy().tolist() == [12, 12]
+    assert tokens.numpy().min() >= 2 and tokens.numpy().tolist() == again.numpy().tolist()
+
+
+def test_join_continuation_adds_the_separator_only_between_two_texts():
+    joined = sampling.join_continuation(tf.constant(["To be", "", "To be"]),
+                                        tf.constant(["or not", "or not", ""]), " ")
+    assert joined.numpy().astype(str).tolist() == ["To be or not", "or not", "To be"]

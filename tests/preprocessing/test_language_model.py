@@ -78,3 +78,12 @@ def test_tokens_by_level():
     assert language_model.corpus_tokens("h\u00e9!", "char").tolist() == [b"h", "\u00e9".encode(), b"!"]
     with pytest.raises(errors.SeqTemplatesError, match="data.tokenization"):
         language_model.split_tokens(tf.constant(["x"]), "byte")
+
+
+def test_overlapping_pieces_score_every_token_after_the_first_once():
+    tokens = list("abcdefghij")
+    pieces = language_model.overlapping_pieces(tokens, 4, "")
+    assert pieces == ["abcd", "defg", "ghij"]  # each piece starts at the last token of the one before
+    assert sum(len(piece) - 1 for piece in pieces) == len(tokens) - 1
+    assert language_model.overlapping_pieces(["to", "be", "or"], 2, " ") == ["to be", "be or"]
+    assert language_model.overlapping_pieces(tokens[:3], 4, "") == []

@@ -76,7 +76,7 @@ def test_serve_several_models_then_sigterm_finishes_the_request_in_flight(traine
         assert in_flight["answer"].json()["predictions"][0]["upper"] == "STILL ANSWERED"
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 0, stderr[-3000:]
-        assert f"Serving 'sentiment' (version 1)" in stdout and "Batching: on (max_batch_size 64" in stdout
+        assert "Serving 'sentiment' (version 1)" in stdout and "Batching: on (max_batch_size 64" in stdout
         assert "Stopped" in stdout
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{base}/toy", timeout=2)

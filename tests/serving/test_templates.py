@@ -57,9 +57,9 @@ class Served:
         self.loaded = tf.saved_model.load(str(base_path / "1"))
         config = config_module.load(app.CONFIG_SECTIONS, run / "config.yaml")
         examples = app.example_inputs(app.load_raw_data(config["data"]), config)
-        self.inputs = {}  # signature name -> {input name: numpy array}, seeds filled in as the parity check does
+        self.inputs = {}  # signature name -> {input name: numpy array}
         for signature_name, values in examples.items():
-            tensors = lifecycle.seeded_inputs(self.loaded.signatures[signature_name], values)
+            tensors = lifecycle.input_tensors(self.loaded.signatures[signature_name], values)
             self.inputs[signature_name] = {key: tensor.numpy() for key, tensor in tensors.items()}
 
     def direct(self, signature_name, inputs):
