@@ -90,12 +90,12 @@ def run_once(app, dataset, overrides, seed, work_dir, with_ets):
     history = json.loads((output_dir / "history.json").read_text())
     config = config_module.load(app.CONFIG_SECTIONS, output_dir / "config.yaml")
     raw = app.load_raw_data(config["data"])
-    train_windows = len(raw["train"]["origins"])
+    train_windows = len(raw["train"])  # a windows.WindowSplit counts its windows
     epoch_seconds = history.get("epoch_seconds", [])
     function, _ = export.load_serving_function(output_dir)
     predict = export.batch_predictor(function)
     inputs = {name: np.concatenate([values] * max(1, 4096 // len(values)))
-              for name, values in raw["test"]["inputs"].items()}
+              for name, values in raw["test"].inputs.items()}
     predict({name: values[:512] for name, values in inputs.items()})  # warm-up
     inference_started = time.perf_counter()
     predict(inputs)
@@ -139,9 +139,11 @@ def dataset_section(dataset, records):
             f"{median([run['inference_windows_per_second'] for run in runs]):.0f} |")
     for horizon_records in _baseline_sources(records):
         baselines = horizon_records["metrics"]["baselines"]
-        suffix = f" (horizon {horizon_records['metrics']['horizon']})" if horizon_records["metrics"]["horizon"] != horizon else ""
+        record_horizon = horizon_records["metrics"]["horizon"]
+        suffix = f" (horizon {record_horizon})" if record_horizon != horizon else ""
         for name, values in baselines.items():
-            lines.append(f"| baseline: {name.replace('_', ' ')}{suffix} | - | {values['mae']:.3f} | {values['rmse']:.3f} | "
+            lines.append(f"| baseline: {name.replace('_', ' ')}{suffix} | - | {values['mae']:.3f} | "
+                         f"{values['rmse']:.3f} | "
                          f"{values['mase']:.3f} | {values['smape']:.2f} | {values['mae_by_horizon'][0]:.3f} | "
                          f"{values['mae_by_horizon'][-1]:.3f} | - | - | - | - |")
     lines += ["", *verdicts(dataset, records), ""]
@@ -245,8 +247,8 @@ def main(argv=None):
                                    != (dataset, overrides, seed)] + [record]
                         results_path.write_text(json.dumps(records, indent=1))
                         model = record["metrics"]["model"]
-                        print(f"   MAE {model['mae']:.3f} (h=1 {model['mae_by_horizon'][0]:.3f}) MASE {model['mase']:.3f}"
-                              f" in {record['seconds']:.0f} s", flush=True)
+                        print(f"   MAE {model['mae']:.3f} (h=1 {model['mae_by_horizon'][0]:.3f}) MASE "
+                              f"{model['mase']:.3f} in {record['seconds']:.0f} s", flush=True)
     text = section(records, command.strip())
     report.write_section(arguments.output, text, BEGIN_MARKER, END_MARKER)
     print(text)

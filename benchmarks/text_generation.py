@@ -140,9 +140,12 @@ def render(runs, speed_result, budget_note):
              "characters, batch 64, dropout 0.1, Adam 2e-3 with a cosine decay over 22 epochs, gradient clipping 1.0, "
              "early stopping after 3 epochs without improvement (best weights restored), `train.max_minutes: 20`). "
              "Split by position: the last 5% of the text is test, the 5% before it validation.",
-             f"Benchmark: `SEQ_TEMPLATES_DATA=../shared/data flock /tmp/seq_cpu.lock python benchmarks/text_generation.py`; "
+             "Benchmark: `SEQ_TEMPLATES_DATA=../shared/data flock /tmp/seq_cpu.lock "
+             "python benchmarks/text_generation.py`; "
              f"{datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs shared with other "
-             "jobs (the timings are conservative). One seed per mode. The runs can also be trained separately with the command (plus `--set train.stateful=true`) and reported with `--windows-run RUN --stateful-run RUN`.", "",
+             "jobs (the timings are conservative). One seed per mode. The runs can also be trained separately "
+             "with the command (plus `--set train.stateful=true`) and reported with "
+             "`--windows-run RUN --stateful-run RUN`.", "",
              f"| training | validation loss ≤ 1.50 after | best validation loss within {common:.1f} min "
              "(the shortest run) | best validation loss | minutes trained | test loss (nats/char) | "
              "test bits/char | test perplexity | test loss, pieces of 1001 characters | seconds/epoch (median) |",

@@ -90,8 +90,7 @@ def score_decodings(run_dir, widths=(1, 4)):
     app = apps_loader.load_app("translation")
     config = config_module.load(app.CONFIG_SECTIONS, pathlib.Path(run_dir) / "config.yaml")
     sources, references = app.load_raw_data(config["data"])["test"]
-    function, _ = export.load_serving_function(run_dir, "translate")
-    predict = export.batch_predictor(function, batch_size=256)
+    predict = export.batch_predictors(export.load_signatures(run_dir))["translate"]  # as `evaluate` calls it
     scores = {}
     for width in widths:
         predict({"source": sources[:8], "beam_width": width, "max_length": 5, "length_penalty": 0.0})  # warm-up
@@ -160,14 +159,17 @@ def render(results):
                   f"`{results.get('command_headline', 'python benchmarks/translation.py --parts headline')}`.", "",
                   f"Data: pairs of at most 15 words per side, identical pairs dropped, seeded shuffle, 90/5/5 split "
                   f"({headline['metrics']['num_examples']} test pairs). Wall clock of the whole command "
-                  f"{headline['wall_seconds'] / 60:.1f} min, of which training {headline['training_seconds'] / 60:.1f} min "
+                  f"{headline['wall_seconds'] / 60:.1f} min, of which training "
+                  f"{headline['training_seconds'] / 60:.1f} min "
                   f"({headline['epochs']} epochs"
-                  f"{', the last cut by `train.max_minutes: %s`' % headline['max_minutes'] if headline.get('max_minutes') else ''}"
+                  + (f", the last cut by `train.max_minutes: {headline['max_minutes']}`"
+                     if headline.get("max_minutes") else "") +
                   f"; per-epoch seconds "
                   f"{', '.join(f'{seconds:.0f}' for seconds in headline['epoch_seconds'])}).", "",
                   "| decoding | BLEU (lower-cased) | BLEU (cased) | chrF | exact match | decode test split (s) |",
                   "|---|---:|---:|---:|---:|---:|"]
-        for name, label in (("beam_1", "greedy"), ("beam_4", "beam search, width 4"), ("copy_source", "copy the source")):
+        for name, label in (("beam_1", "greedy"), ("beam_4", "beam search, width 4"),
+                            ("copy_source", "copy the source")):
             scores = decodings[name]
             lines.append(f"| {label} | {scores['bleu']:.2f} | {scores['bleu_cased']:.2f} | {scores['chrf']:.2f} | "
                          f"{scores['exact_match']:.3f} | {scores.get('seconds', '')} |")
@@ -209,14 +211,17 @@ def render(results):
         model = dates["metrics"]["model"]
         lines += ["### Offline dates (human-readable → ISO)", "",
                   f"Command: `{dates['command']}`. Exact match on the generated test split "
-                  f"**{model['exact_match']:.4f}** (target ≥ 0.99, {'met' if model['exact_match'] >= 0.99 else 'not met'}), "
-                  f"chrF {model['chrf']:.2f}; copy-the-source exact match {dates['metrics']['baseline']['exact_match']:.4f}. "
+                  f"**{model['exact_match']:.4f}** (target ≥ 0.99, "
+                  f"{'met' if model['exact_match'] >= 0.99 else 'not met'}), "
+                  f"chrF {model['chrf']:.2f}; copy-the-source exact match "
+                  f"{dates['metrics']['baseline']['exact_match']:.4f}. "
                   f"{dates['epochs']} epochs, per-epoch seconds "
                   f"{', '.join(f'{seconds:.0f}' for seconds in dates['epoch_seconds'])}; whole command "
                   f"{dates['wall_seconds'] / 60:.1f} min.", ""]
     ablation = results.get("ablation")
     if ablation:
-        lines += [f"### Attention: none vs bahdanau vs luong at an equal budget ({ablation['minutes']} min of training)", "",
+        lines += [f"### Attention: none vs bahdanau vs luong at an equal budget ({ablation['minutes']} min of "
+                  "training)", "",
                   f"Command per variant: `{ablation['command']}` ("
                   + ("the three run side by side, sharing the machine alike, so each gets well under the headline's "
                      "share of the CPU" if ablation.get("side_by_side") else
@@ -234,7 +239,8 @@ def render(results):
             lines += [note, ""]
     unattended = results.get("headline_none")
     if unattended and headline:
-        lines += [f"### Attention against none at the headline's budget ({unattended['max_minutes']:g} min of training)", "",
+        lines += [f"### Attention against none at the headline's budget ({unattended['max_minutes']:g} min of "
+                  "training)", "",
                   f"Commands: `{headline['command']}` and `{unattended['command']}`, each with the machine to itself; "
                   "the preset otherwise unchanged (weight EMA included).", "",
                   "| attention | epochs | greedy BLEU | beam 4 BLEU | beam 4 chrF | validation token accuracy "
@@ -244,7 +250,7 @@ def render(results):
                          f"{run['decodings']['beam_4']['bleu']:.2f} | {run['decodings']['beam_4']['chrf']:.2f} | "
                          f"{', '.join(f'{value:.3f}' for value in run.get('val_accuracy', []))} |")
         lines.append("")
-        if "by_source_length" in headline["decodings"]["beam_4"] and "by_source_length" in unattended["decodings"]["beam_4"]:
+        if all("by_source_length" in run["decodings"]["beam_4"] for run in (headline, unattended)):
             buckets = list(headline["decodings"]["beam_4"]["by_source_length"])
             counts = headline["decodings"]["beam_4"]["by_source_length"]
             lines += ["Beam-4 BLEU by the length of the Spanish source (test pairs per bucket in brackets):", "",
@@ -252,7 +258,8 @@ def render(results):
                       + " |", "|---|" + "---:|" * len(buckets)]
             for name, run in (("bahdanau (the headline)", headline), ("none", unattended)):
                 by_length = run["decodings"]["beam_4"]["by_source_length"]
-                lines.append(f"| {name} | " + " | ".join(f"{by_length[bucket]['bleu']:.2f}" for bucket in buckets) + " |")
+                lines.append(f"| {name} | " + " | ".join(f"{by_length[bucket]['bleu']:.2f}" for bucket in buckets)
+                             + " |")
             lines.append("")
         for note in unattended.get("notes", []):
             lines += [note, ""]
@@ -308,7 +315,8 @@ def main(argv=None):
         runs = {}
         for attention in ATTENTIONS:  # one after another, each with the machine to itself
             command = train_command(work / f"ablation_{attention}", [
-                "--dataset", "spa_eng", "--set", f"model.attention={attention}", "--set", f"train.max_minutes={minutes}",
+                "--dataset", "spa_eng", "--set", f"model.attention={attention}",
+                "--set", f"train.max_minutes={minutes}",
                 "--set", "train.ema_momentum=null"])  # an average over a few hundred steps lags too far
             print("$", " ".join(command[2:]), flush=True)
             shutil.rmtree(work / f"ablation_{attention}", ignore_errors=True)  # this script's own earlier run

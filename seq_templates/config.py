@@ -67,6 +67,26 @@ class DataConfig:
     max_train_samples: typing.Optional[int] = dataclasses.field(default=None, metadata={"minimum": 1})
 
 
+CELLS = ("simple_rnn", "lstm", "gru")
+
+
+@dataclasses.dataclass
+class RecurrentConfig:
+    """The recurrent stack a ``model`` section starts from; an app extends it with its own fields.
+
+    Attributes:
+        cell: ``simple_rnn``, ``lstm`` or ``gru``.
+        units: Hidden units per layer (per direction when bidirectional).
+        num_layers: Stacked recurrent layers.
+        bidirectional: Read each sequence in both directions.
+    """
+
+    cell: str = dataclasses.field(default="lstm", metadata={"choices": CELLS})
+    units: int = dataclasses.field(default=64, metadata={"minimum": 1})
+    num_layers: int = dataclasses.field(default=1, metadata={"minimum": 1})
+    bidirectional: bool = True
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Options shared by every template's training loop.

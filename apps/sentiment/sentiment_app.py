@@ -66,13 +66,9 @@ class DataConfig(config_module.DataConfig):
 
 
 @dataclasses.dataclass
-class ModelConfig:
+class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bidirectional
     """Embedding -> recurrent stack -> pooling -> class logits."""
 
-    cell: str = dataclasses.field(default="lstm", metadata={"choices": recurrent.CELLS})
-    units: int = dataclasses.field(default=64, metadata={"minimum": 1})
-    num_layers: int = dataclasses.field(default=1, metadata={"minimum": 1})
-    bidirectional: bool = True
     residual: bool = False
     embedding_dim: int = dataclasses.field(default=64, metadata={"minimum": 1})
     dropout_rate: float = dataclasses.field(default=0.3, metadata={"minimum": 0.0})
@@ -174,10 +170,10 @@ def build_model(config, preprocessing):
             model_config.char_kernel_size)
         embedded = keras.layers.Concatenate(name="word_and_char_features")([embedded, chars])
     embedded = keras.layers.Dropout(model_config.dropout_rate, name="embedding_dropout")(embedded)
-    sequence = recurrent.recurrent_stack(
+    sequence = recurrent.recurrent_stack(  # over the real tokens only (the token mask)
         embedded, model_config.cell, model_config.units, model_config.num_layers,
         model_config.bidirectional, model_config.dropout_rate, model_config.residual,
-        return_sequences=model_config.pooling != "last")
+        return_sequences=model_config.pooling != "last", mask=keras.ops.not_equal(token_ids, 0))
     if model_config.pooling == "mean":
         pooled = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(sequence)
     elif model_config.pooling == "attention":
@@ -222,6 +218,14 @@ def evaluate(predictors, raw_data, config, output_dir):
             "baseline": {"name": "tfidf_word_1_2gram_logistic_regression", **baseline_metrics},
             "majority_class_accuracy": classification.majority_class_accuracy(train_labels,
                                                                                 test_labels)}
+
+
+def summary(metrics):
+    """Test accuracy beside the baselines: the line printed after evaluation."""
+    figures = {"Test accuracy": metrics["model"]["accuracy"],
+               "macro-F1": metrics["model"]["macro_f1"], "TF-IDF baseline": metrics["baseline"]["accuracy"],
+               "majority class": metrics["majority_class_accuracy"]}
+    return "; ".join(f"{name} {value:.4f}" for name, value in figures.items())
 # endregion
 
 
@@ -255,14 +259,6 @@ def example_inputs(raw_data, config):
     """Inputs the parity check (and the contract tests) send to each signature of the export."""
     return {"serving_default": {"text": raw_data["test"][0][:64] + ["", "!!!", "It isn't good."]}}
 # endregion
-
-
-def summary(metrics):
-    """The line printed after evaluation."""
-    return (f"Test accuracy {metrics['model']['accuracy']:.4f} "
-            f"(macro-F1 {metrics['model']['macro_f1']:.4f}); "
-            f"TF-IDF baseline {metrics['baseline']['accuracy']:.4f}; "
-            f"majority class {metrics['majority_class_accuracy']:.4f}")
 
 
 def main(argv=None):

@@ -1,14 +1,11 @@
 """Translation (many-to-many, unaligned): an encoder-decoder with attention, beam decoding.
 
 Run it as ``python translation_app.py [--dataset spa_eng] [--set model.attention=luong]`` or
-``seq-templates train translation``. ``main`` hands the file to ``lifecycle.train``, which
-runs its regions in order: load (pairs, length filter, deduplication, seeded split) ->
-preprocess (source and target vocabularies with start/end tokens) -> build model (a
-(Bi)GRU/LSTM encoder whose final state starts the decoder; attention none | bahdanau |
-luong) -> train (teacher forcing, padding masked out of the loss) -> evaluate (sacreBLEU
-BLEU and chrF beside copying the source; attention heatmaps; sample translations) -> export
-(raw strings in, translations out; greedy and beam search in the graph) -> check that the
-reloaded export answers the same. Copy it with ``seq-templates new translation ./my_app``.
+``seq-templates train translation``; ``main`` hands the file to ``lifecycle.train``, which runs
+its regions in order: load pairs -> preprocess (vocabularies with start/end tokens) -> build a
+(Bi)RNN encoder-decoder with attention -> train (teacher forcing) -> evaluate (sacreBLEU BLEU
+and chrF beside copying the source; attention heatmaps) -> export (raw strings in,
+translations out; greedy and beam search in the graph) -> check the reloaded export.
 """
 
 import dataclasses
@@ -35,8 +32,7 @@ from seq_templates.preprocessing import text
 
 TASK = "translation"
 START, END = "[start]", "[end]"
-# Word-level output -> readable text: no space before closing punctuation and clitics, none after
-# opening marks, quotes hugging what they quote (the reverse of the tokenizing standardizer).
+# Word-level output -> readable text: "I do n't know ." -> "I don't know." (regex rewrites).
 DETOKENIZE_RULES = (('" (.*?) "', '"\\1"'), (" ([.,!?;:%)\\]}]|\\.\\.\\.)", "\\1"),
                     ("([(\\[{¿¡$#]) ", "\\1"), ("(?i) (n't|'s|'re|'ve|'ll|'d|'m)( |$)", "\\1\\2"))
 STANDARDIZE = {"choices": text.STANDARDIZE_CHOICES}
@@ -44,8 +40,7 @@ STANDARDIZE = {"choices": text.STANDARDIZE_CHOICES}
 
 @dataclasses.dataclass
 class DataConfig(config_module.DataConfig):
-    """Sentence pairs (a dataset or a ``source<TAB>target[<TAB>attribution]`` file), their
-    vocabularies and the longest output decoded."""
+    """Sentence pairs (a dataset, or a ``source<TAB>target[<TAB>attribution]`` file)."""
 
     dataset: typing.Optional[str] = "synthetic_dates"  # a registry name (`seq-templates list`)
     source_column: int = 0
@@ -64,8 +59,7 @@ class DataConfig(config_module.DataConfig):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Embeddings -> (Bi)RNN encoder -> decoder started from its final state -> attention ->
-    logits; how serving_default decodes."""
+    """Embeddings -> (Bi)RNN encoder -> decoder started from its final state -> attention."""
 
     cell: str = dataclasses.field(default="gru", metadata={"choices": recurrent.CELLS})
     units: int = dataclasses.field(default=128, metadata={"minimum": 1})  # encoder's, per direction
@@ -75,8 +69,7 @@ class ModelConfig:
     attention: str = dataclasses.field(default="bahdanau",
                                        metadata={"choices": attention_decoder.ATTENTION_KINDS})
     attention_units: int = dataclasses.field(default=128, metadata={"minimum": 1})  # bahdanau's
-    # Width of the attentional output (tanh of decoder output + context) that the logits read; None:
-    # the decoder's width. Smaller is faster: the logits layer is most of the compute.
+    # The attentional output's width (None: the decoder's); smaller is faster, as the logits are.
     output_units: typing.Optional[int] = dataclasses.field(default=None, metadata={"minimum": 1})
     dropout_rate: float = dataclasses.field(default=0.1, metadata={"minimum": 0.0})
     beam_width: int = dataclasses.field(default=4, metadata={"minimum": 1})  # 1: greedy
@@ -95,19 +88,16 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfi
 
 # region 1. load
 def load_raw_data(data_config):
-    """Returns ``{"train"|"validation"|"test": (sources, targets)}`` as lists of raw strings; a
-    seeded shuffle carves missing splits (the Anki file is sorted by length)."""
-
-    def read_file(path):
-        return readers.read_parallel_tsv(path, data_config.source_column, data_config.target_column,
-                                         data_config.encoding)
+    """Returns ``{"train"|"validation"|"test": (sources, targets)}`` as lists of raw strings."""
 
     def clean(pair):  # in the chosen direction, pairs within data.max_words, repeats dropped
         return readers.clean_pairs(*(pair[::-1] if data_config.reverse_direction else pair),
                                    max_words=data_config.max_words,
                                    deduplicate=data_config.deduplicate)
 
-    splits, _ = loading.load_splits(data_config, read_file, transform=clean)
+    splits, _ = loading.load_splits(data_config, lambda path: readers.read_parallel_tsv(
+        path, data_config.source_column, data_config.target_column, data_config.encoding),
+        transform=clean)  # missing splits carved after a seeded shuffle
     if not splits["train"][0]:
         raise errors.SeqTemplatesError(f"No training pairs of at most {data_config.max_words} "
                                        "words; raise data.max_words or check the data.")
@@ -154,8 +144,7 @@ def featurize(preprocessing, config, sources, targets=None):
 
 
 def make_dataset(split, preprocessing, config, shuffle=False):
-    """``(features, next-token ids, weights)`` batches bucketed by length; weights 1 (Keras masks
-    the padding out of the loss)."""
+    """``(features, next-token ids, weights)`` batches bucketed by length; padding weighs 0."""
 
     def transform(batch):
         target_output_ids = preprocessing["target_lookup"](target_tokens(config, batch[1]))[:, 1:]
@@ -173,10 +162,8 @@ def make_dataset(split, preprocessing, config, shuffle=False):
 
 # region 3. build model
 def build_model(config, preprocessing):
-    """Returns the compiled teacher-forcing model ``{"source_ids", "target_input_ids"}`` -> logits.
-
-    Layers are named as ``attention_decoder`` reads them: serving decodes with the same layers.
-    """
+    """Returns the compiled teacher-forcing model ``{"source_ids", "target_input_ids"}`` -> logits,
+    its layers named as ``attention_decoder`` reads them: serving decodes with the same ones."""
     model_config = config["model"]
     source_ids = keras.Input(shape=(None,), dtype="int64", name="source_ids")
     target_input_ids = keras.Input(shape=(None,), dtype="int64", name="target_input_ids")
@@ -202,8 +189,8 @@ def build_model(config, preprocessing):
     target = keras.layers.Dropout(model_config.dropout_rate, name="target_dropout")(target)
     decoder = recurrent.recurrent_layer(model_config.cell, width, return_sequences=True,
                                         return_state=True, name="decoder")
-    decoder_outputs = decoder(target, initial_state=states)[0]
-    logits = attention_decoder.head(head, decoder_outputs, encoder_outputs, keys)
+    logits = attention_decoder.head(head, decoder(target, initial_state=states)[0],
+                                    encoder_outputs, keys)
     model = keras.Model({"source_ids": source_ids, "target_input_ids": target_input_ids}, logits,
                         name=f"{TASK}_{model_config.cell}_{model_config.attention}")
     model.compile(optimizer=training.build_optimizer(config["train"]),
@@ -216,8 +203,7 @@ def build_model(config, preprocessing):
 # region 5. evaluate
 def evaluate(predictors, raw_data, config, output_dir):
     """BLEU/chrF (sacreBLEU) and exact match of ``serving_default`` on the test split beside
-    copying the source; ``samples.md``; with an ``attention`` signature, heatmaps of 4 sentences.
-    """
+    copying the source; ``samples.md``; with an ``attention`` signature, four heatmaps."""
     sources, references = raw_data["test"]
     outputs = [str(output) for output in
                predictors["serving_default"]({"source": sources})["translation"]]
@@ -248,20 +234,14 @@ def build_serving(model, preprocessing, config):
     """Returns ``(archive, endpoints, assets)``: ``serving_default``, ``translate`` and (with
     attention) ``attention``; ``serving.json`` holds the defaults of ``translate``'s settings."""
     model_config, data_config = config["model"], config["data"]
-    # build_model's layers, taken by name: the encoder, then the decoder one token at a time.
-    network = attention_decoder.SteppedDecoder(
+    network = attention_decoder.SteppedDecoder(  # build_model's layers, one token at a time
         model, preprocessing["target_lookup"].get_vocabulary(), START, END)
     defaults = {"beam_width": model_config.beam_width, "max_length": data_config.max_output_length,
-                "length_penalty": model_config.length_penalty}  # serving_default's decoding
-    word_level = data_config.level == "word"
+                "length_penalty": model_config.length_penalty}  # serving_default's; serving.json
+    separator, rewrites = (" ", DETOKENIZE_RULES) if data_config.level == "word" else ("", ())
 
     def source_ids(source):
         return featurize(preprocessing, config, source)["source_ids"].to_tensor()
-
-    def output_text(token_ids):
-        """Token ids -> (detokenized strings, lengths before the end token)."""
-        return network.text(token_ids, " " if word_level else "",
-                            DETOKENIZE_RULES if word_level else ())
 
     source_spec = tf.TensorSpec([None], tf.string, name="source")
 
@@ -270,7 +250,7 @@ def build_serving(model, preprocessing, config):
                                   tf.TensorSpec([], tf.float32, name="length_penalty")])
     def translate(source, beam_width, max_length, length_penalty):
         token_ids = network.decode(source_ids(source), beam_width, max_length, length_penalty)
-        translation, length = output_text(token_ids)
+        translation, length = network.text(token_ids, separator, rewrites)  # detokenized
         return {"translation": translation, "length": length}
 
     @tf.function(input_signature=[source_spec])
@@ -284,7 +264,7 @@ def build_serving(model, preprocessing, config):
             """Decodes as serving_default, then re-reads the output for the attention weights."""
             ids = source_ids(source)
             token_ids = network.decode(ids, **defaults)
-            translation, length = output_text(token_ids)
+            translation, length = network.text(token_ids, separator, rewrites)
             source_tokens = split_tokens(config, source, data_config.source_standardize)
             return {"translation": translation, "output_length": length,
                     "output_tokens": network.tokens(token_ids),
@@ -293,11 +273,9 @@ def build_serving(model, preprocessing, config):
                     "attention_weights": network.attention_weights(ids, token_ids)}
         endpoints["attention"] = attend
 
-    archive = export.new_archive([model, preprocessing["source_vectorizer"],
-                                  preprocessing["target_lookup"]])
+    archive = export.new_archive([model, *preprocessing.values()])
     for name, function in endpoints.items():
         archive.add_endpoint(name, function)
-    # `predict --signature translate` takes the settings left out from these defaults.
     return archive, endpoints, {"serving.json": {"defaults": {"translate": defaults}}}
 
 

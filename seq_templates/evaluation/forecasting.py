@@ -12,7 +12,8 @@ Baselines: naive (the last value), seasonal naive (the value one season
 before), moving average (the mean of the last ``width`` values) and
 statsmodels' exponential smoothing (ETS, Holt-Winters) fitted on the training
 part and then run forward through each origin with the fitted parameters.
-:func:`backtest` scores a model's forecasts beside every baseline's.
+:func:`backtest` scores a model's forecasts beside every baseline's, and
+:func:`plot_last_origin` draws the last one.
 """
 
 import warnings
@@ -184,7 +185,8 @@ def baseline_forecasts(series, origins, horizon, season_length, train_size, movi
 
 
 def backtest(actual, forecast, series, origins, train_size, season_length, moving_average_width=None,
-             ets=True, ets_trend="add", ets_seasonal="add", ets_damped_trend=True, interval=None):
+             ets=True, ets_trend="add", ets_seasonal="add", ets_damped_trend=True, lower=None,
+             upper=None, levels=()):
     """Scores a rolling-origin backtest: the model beside every baseline, from the same origins.
 
     Args:
@@ -197,8 +199,11 @@ def backtest(actual, forecast, series, origins, train_size, season_length, movin
         moving_average_width: The moving average's width (None: the season).
         ets: Add the ETS baseline; ``ets_trend``, ``ets_seasonal`` and
             ``ets_damped_trend`` configure it (:func:`ets_forecast`).
-        interval: ``(levels, lower, upper)``: the model's interval, its two quantile levels
-            and bounds shaped like ``actual``; adds ``interval``, ``nominal`` and ``coverage``.
+        lower: The model's interval's lower bounds, shaped like ``actual``, or None; with
+            ``upper`` and the quantile ``levels`` (the outer two bound the interval), adds
+            ``interval``, ``nominal`` and ``coverage`` to the model's metrics.
+        upper: The interval's upper bounds, or None.
+        levels: The quantile levels, increasing.
 
     Returns:
         ``(metrics, forecasts)``: ``{"model", "baseline" (the best by MAE, with its name),
@@ -210,9 +215,47 @@ def backtest(actual, forecast, series, origins, train_size, season_length, movin
                                    ets, ets_trend, ets_seasonal, ets_damped_trend)
     baselines = {name: point_metrics(actual, values, scale) for name, values in forecasts.items()}
     model = point_metrics(actual, forecast, scale)
-    if interval is not None:
-        levels, lower, upper = interval
+    if lower is not None:
         model.update({"interval": [levels[0], levels[-1]], "nominal": levels[-1] - levels[0],
                       "coverage": coverage(actual, lower, upper)})
     best = min(baselines, key=lambda name: baselines[name]["mae"])
     return {"model": model, "baseline": {"name": best, **baselines[best]}, "baselines": baselines}, forecasts
+
+
+def describe_backtest(metrics):
+    """One line for :func:`backtest`'s metrics: ``MAE .. (MASE ..); baselines: name MAE, ...``."""
+    model, baselines = metrics["model"], metrics["baselines"]
+    return (f"MAE {model['mae']:.4f} (MASE {model['mase']:.3f}); baselines: "
+            + ", ".join(f"{name} {values['mae']:.4f}" for name, values in baselines.items()))
+
+
+def plot_last_origin(path, index, series, actual, forecast, origins, season_length, baseline=None,
+                     lower=None, upper=None, value_name="value", baseline_name="seasonal naive"):
+    """Plots the forecast of the first target from the last origin, with the history before it.
+
+    The history shown is four horizons (or four seasons, if longer) back from the origin.
+
+    Args:
+        path: The PNG to write.
+        index: The times of ``series``.
+        series: ``(steps, targets)`` values.
+        actual: ``(origins, horizon, targets)`` true values.
+        forecast: The model's forecasts, shaped like ``actual``.
+        origins: Positions of each forecast's first step.
+        season_length: Steps per season.
+        baseline: A baseline's forecasts shaped like ``actual``, or None.
+        lower: The interval's lower bounds shaped like ``actual``, or None.
+        upper: Its upper bounds, or None.
+        value_name: The y-axis label.
+        baseline_name: The baseline's legend label.
+    """
+    from seq_templates.evaluation import plots
+
+    origin, horizon = int(origins[-1]), np.shape(actual)[1]
+    start = max(origin - 4 * max(horizon, season_length), 0)
+    last = lambda values: None if values is None else np.asarray(values)[-1, :, 0]  # noqa: E731
+    return plots.forecast(index[start:origin], np.asarray(series)[start:origin, 0],
+                          index[origin:origin + horizon], last(actual), last(forecast), path,
+                          lower=last(lower), upper=last(upper), baseline=last(baseline),
+                          baseline_name=baseline_name, value_name=value_name,
+                          title=f"Forecast from the last test origin ({index[origin]})")

@@ -6,10 +6,19 @@ start and end (conlleval's chunk match); entities are read from tags by
 rules, so IOB1, IOB2 and BIOES tags (and predictions that break their scheme)
 all score as conlleval scores them. ``micro`` is conlleval's overall line;
 ``macro`` averages the per-type F1 (seqeval's ``average="macro"``).
+
+The serving side of a tagger is here too: :func:`decode_tags` turns a batch of
+features into tag strings inside the exported graph; :func:`padded_tokens` and
+:func:`predict_tags` tag pre-tokenized sentences through a ``tag_tokens`` signature,
+in training (validation score, evaluation) and on an export alike;
+:func:`ragged_sentences` feeds whole splits to tf.data.
 """
 
 import collections
 
+import tensorflow as tf
+
+from seq_templates.layers import crf
 from seq_templates.preprocessing import tag_schemes
 
 NO_ENTITY = "O"
@@ -100,6 +109,15 @@ def entity_confusion(reference_tags, predicted_tags):
     return matrix, names
 
 
+def ragged_sentences(lists):
+    """Lists of tokens (or tags), one per sentence, as a ragged ``(sentences, None)`` string tensor.
+
+    Built from one flat constant: ``tf.ragged.constant`` takes minutes on a large split.
+    """
+    flat = tf.constant([item for items in lists for item in items], tf.string)
+    return tf.RaggedTensor.from_row_lengths(flat, [len(items) for items in lists])
+
+
 def padded_tokens(token_lists):
     """The inputs of a ``tag_tokens(tokens, length)`` signature for pre-tokenized sentences.
 
@@ -124,3 +142,34 @@ def predict_tags(predict, token_lists):
     """
     outputs = predict(padded_tokens(token_lists))
     return [list(tags[:length]) for tags, length in zip(outputs["tags"], outputs["length"])]
+
+
+def decode_tags(model, features, length, tag_names, crf_output):
+    """Runs a tagger over one batch and reads each token's best tag, as strings (in the graph).
+
+    Args:
+        model: ``{feature name: dense ids} -> (batch, steps, scores)``: the packed output of a
+            ``layers.crf.CRF`` or per-tag logits.
+        features: ``{name: ragged (batch, None[, ...]) ids}``, one row per sentence.
+        length: int32 ``(batch,)``: the sentences' lengths.
+        tag_names: String ``(num_tags,)`` tensor of the tag lookup's vocabulary (id 0 is
+            padding, which never wins).
+        crf_output: Viterbi-decode through the CRF (``crf.decode``); false: each step's best.
+
+    Returns:
+        A string tensor ``(batch, longest sentence)``, "" past each sentence's end.
+    """
+    longest = tf.reduce_max(tf.concat([length, [0]], 0))
+    width = tf.maximum(longest, 1)  # an empty batch still runs one step
+    dense = {}
+    for name, feature in features.items():
+        feature = feature.to_tensor()
+        dense[name] = tf.pad(feature, [[0, 0], [0, width - tf.shape(feature)[1]]]
+                             + [[0, 0]] * (len(feature.shape) - 2))
+    scores = model(dense, training=False) - tf.one_hot(0, model.output.shape[-1]) * 1e4
+    if crf_output:
+        tag_ids = crf.decode(scores, tag_names.shape[0])
+    else:
+        tag_ids = tf.argmax(scores, axis=-1, output_type=tf.int32)
+    tags = tf.where(tf.sequence_mask(length, width), tf.gather(tag_names, tag_ids), "")
+    return tags[:, :longest]

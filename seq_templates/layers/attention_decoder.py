@@ -87,7 +87,8 @@ def head(layers, decoder_outputs, encoder_outputs=None, keys=None, source_mask=N
     """
     scores = None
     if "attention" in layers:
-        query = layers["attention_query"](decoder_outputs) if "attention_query" in layers else decoder_outputs
+        query = (layers["attention_query"](decoder_outputs) if "attention_query" in layers
+                 else decoder_outputs)
         context = layers["attention"]([query, encoder_outputs, keys],
                                       mask=None if source_mask is None else [None, source_mask],
                                       return_attention_scores=return_attention_scores)
@@ -117,17 +118,19 @@ class SteppedDecoder:
     def __init__(self, model, vocabulary, start_token, end_token):
         names = {layer.name for layer in model.layers}
         self.attention = "attention" in names
-        outputs = {"states": [model.get_layer(name).output for name in ("initial_state_0", "initial_state_1")
-                              if name in names]}
+        outputs = {"states": [model.get_layer(name).output
+                              for name in ("initial_state_0", "initial_state_1") if name in names]}
         if self.attention:
             outputs.update(outputs=model.get_layer("encoder_outputs").output,
                            keys=model.get_layer("attention_keys").output)
         self.encoder = keras.Model(model.get_layer("source_ids").output, outputs)
-        self.embedding, self.decoder = model.get_layer("target_embedding"), model.get_layer("decoder")
+        self.embedding = model.get_layer("target_embedding")
+        self.decoder = model.get_layer("decoder")
         self.layers = {name: model.get_layer(name) for name in HEAD_LAYERS if name in names}
         self.words = tf.constant(vocabulary, dtype=tf.string)
         self.start_id, self.end_id = vocabulary.index(start_token), vocabulary.index(end_token)
-        self.never_emit = tf.constant([[token in ("", "[UNK]", start_token) for token in vocabulary]])
+        self.never_emit = tf.constant([[token in ("", "[UNK]", start_token)
+                                        for token in vocabulary]])
 
     def encode(self, source_ids):
         """Source ids ``[batch, source steps]`` (0 = padding) -> the decoder's first state.
@@ -139,7 +142,8 @@ class SteppedDecoder:
         encoded = self.encoder(source_ids, training=False)
         state = {"decoder_states": list(encoded["states"])}
         if self.attention:
-            state.update(outputs=encoded["outputs"], keys=encoded["keys"], source_mask=source_ids != 0)
+            state.update(outputs=encoded["outputs"], keys=encoded["keys"],
+                         source_mask=source_ids != 0)
         return state
 
     def step(self, token_ids, state):
@@ -148,11 +152,13 @@ class SteppedDecoder:
         Returns:
             ``(logits [batch, vocabulary], state)``.
         """
-        outputs, *decoder_states = self.decoder(self.embedding(tf.cast(token_ids, tf.int64)[:, None]),
-                                                initial_state=state["decoder_states"], training=False)
+        outputs, *decoder_states = self.decoder(
+            self.embedding(tf.cast(token_ids, tf.int64)[:, None]),
+            initial_state=state["decoder_states"], training=False)
         logits = head(self.layers, outputs, state.get("outputs"), state.get("keys"),
                       state.get("source_mask"))
-        return tf.where(self.never_emit, -1e9, logits[:, 0]), {**state, "decoder_states": decoder_states}
+        return (tf.where(self.never_emit, -1e9, logits[:, 0]),
+                {**state, "decoder_states": decoder_states})
 
     def decode(self, source_ids, beam_width, max_length, length_penalty):
         """Source ids -> output ids ``[batch, steps]`` (the end token, then 0), greedy for a
@@ -166,11 +172,11 @@ class SteppedDecoder:
         return tf.gather(self.words, token_ids)
 
     def text(self, token_ids, separator=" ", rewrites=()):
-        """Output ids -> ``(text [batch], lengths before the end token)`` (``beam_search.ids_to_text``)."""
+        """Output ids -> ``(text [batch], lengths before the end)``: ``beam_search.ids_to_text``."""
         return beam_search.ids_to_text(token_ids, self.words, self.end_id, separator, rewrites)
 
     def attention_weights(self, source_ids, token_ids):
-        """Re-reads output ids in one pass, as in training, for the attention weights that chose them.
+        """Re-reads output ids in one pass, as in training, for the attention weights behind them.
 
         Args:
             source_ids: The source ids decoded.

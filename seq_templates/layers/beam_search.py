@@ -171,8 +171,8 @@ def decode(step_function, state, start_token_ids, beam_width, max_length, end_to
                                  tf.zeros([2], tf.int64), end_token_id)[0]
 
     def beam():
-        return beam_search(step_function, state, start_token_ids, beam_width, max_length, end_token_id,
-                           length_penalty)[0]
+        return beam_search(step_function, state, start_token_ids, beam_width, max_length,
+                           end_token_id, length_penalty)[0]
 
     return tf.cond(beam_width <= 1, greedy, beam)
 
@@ -191,8 +191,8 @@ def ids_to_text(token_ids, words, end_token_id, separator=" ", rewrites=()):
     Returns:
         ``(text string [batch], lengths int32 [batch])``: lengths count the tokens before the end.
     """
-    ended = tf.concat([tf.equal(token_ids, end_token_id), tf.fill([tf.shape(token_ids)[0], 1], True)],
-                      axis=1)
+    ended = tf.concat([tf.equal(token_ids, end_token_id),
+                       tf.fill([tf.shape(token_ids)[0], 1], True)], axis=1)
     lengths = tf.cast(tf.argmax(tf.cast(ended, tf.int32), axis=1), tf.int32)
     tokens = tf.RaggedTensor.from_tensor(tf.gather(words, token_ids), lengths=lengths)
     text = tf.strings.reduce_join(tokens, axis=1, separator=separator)

@@ -56,23 +56,3 @@ class WordCharacterRNN(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "cell": self.cell}
-
-
-def char_rnn_word_encoder(char_ids, vocabulary_size, embedding_dim, units, name="char"):
-    """Embeds every word's characters and reads them with a BiLSTM (:class:`WordCharacterRNN`).
-
-    The recurrent counterpart of ``characters.char_word_encoder`` (Lample et al. 2016).
-
-    Args:
-        char_ids: Keras tensor ``(batch, words, max_word_chars)`` of character ids, 0 for padding.
-        vocabulary_size: Size of the character lookup (including padding and OOV).
-        embedding_dim: Character embedding width.
-        units: Units per direction.
-        name: Prefix of the layer names (``{name}_embedding``, ``{name}_bilstm``).
-
-    Returns:
-        A Keras tensor ``(batch, words, 2 * units)`` with no mask.
-    """
-    chars = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
-                                   name=f"{name}_embedding")(char_ids)
-    return WordCharacterRNN(units, name=f"{name}_bilstm")(chars)

@@ -11,11 +11,14 @@ along each word with ``Conv2D((1, kernel_size))`` and takes the max over the
 character axis with ``MaxPooling2D((1, max_word_chars))``. That avoids
 ``TimeDistributed`` over a dynamic time axis, which fails under ``fit`` on
 tf.data. Everything is a built-in layer, so ``model.keras`` loads with no
-custom objects.
+custom objects. :func:`char_rnn_word_encoder` is the other encoder NER offers: a
+BiLSTM over each word's characters (``char_recurrent.WordCharacterRNN``).
 """
 
 import keras
 import tensorflow as tf
+
+from seq_templates.layers import char_recurrent
 
 # Casing classes of a word, tried in order (the first full match wins): what a lower-cased word
 # lookup cannot see. Their ids are 1, 2, ...; a word none matches is "other"; 0 is padding.
@@ -48,6 +51,26 @@ def char_word_encoder(char_ids, vocabulary_size, max_word_chars, embedding_dim=1
                                 name=f"{name}_convolution")(chars)
     chars = keras.layers.MaxPooling2D((1, max_word_chars), name=f"{name}_max")(chars)
     return keras.layers.Reshape((-1, filters), name=f"{name}_features")(chars)
+
+
+def char_rnn_word_encoder(char_ids, vocabulary_size, embedding_dim, units, name="char"):
+    """Embeds every word's characters and reads them with a BiLSTM (``char_recurrent.WordCharacterRNN``).
+
+    The recurrent counterpart of :func:`char_word_encoder` (Lample et al. 2016).
+
+    Args:
+        char_ids: Keras tensor ``(batch, words, max_word_chars)`` of character ids, 0 for padding.
+        vocabulary_size: Size of the character lookup (including padding and OOV).
+        embedding_dim: Character embedding width.
+        units: Units per direction.
+        name: Prefix of the layer names (``{name}_embedding``, ``{name}_bilstm``).
+
+    Returns:
+        A Keras tensor ``(batch, words, 2 * units)`` with no mask.
+    """
+    chars = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True,
+                                   name=f"{name}_embedding")(char_ids)
+    return char_recurrent.WordCharacterRNN(units, name=f"{name}_bilstm")(chars)
 
 
 def word_char_ids(char_lookup, words, max_word_chars):

@@ -6,13 +6,17 @@
 * :func:`autoregressive_rollout`: feeds a one-step model (:func:`one_step_model`)
   its own forecasts, ``horizon`` times, inside the graph.
 * :func:`encoder_decoder`: the encoder's states start a decoder over the horizon.
+* :func:`covariate_features` and :func:`forecast_network`: the per-step side features
+  and the whole network of one ``architecture`` from a normalized window;
+  :func:`check_network_settings` refuses settings that do not go together.
 * :class:`PinballLoss`: the quantile loss, registered with
   ``package="seq_templates"`` so ``model.keras`` reloads with no custom objects.
 * :func:`forecast_outputs`: a normalized forecast back in the series' units, as the
-  export's named outputs.
-* :func:`series_description` / :func:`read_series_description`: the series' columns
-  and frequency kept in a lookup layer, so ``preprocessing.json`` carries them to
-  the export.
+  export's named outputs; :func:`serving_function` gives it one parameter per input of
+  :func:`input_specs`.
+* :func:`window_dataset`: raw windows and their futures as a batched ``tf.data`` pipeline.
+* :func:`series_description`: the series' columns and frequency as plain data, which
+  ``preprocessing.json`` carries to the export's ``serving.json``.
 
 Everything else is built-in Keras layers (``Cropping1D``, ``Concatenate``,
 ``Reshape``, ``Dense``), so models load from ``model.keras`` as they are.
@@ -125,6 +129,108 @@ def encoder_decoder(features, horizon, num_targets, num_quantiles, cell, units, 
     return keras.layers.Reshape(shape, name="forecast_steps")(output)
 
 
+ARCHITECTURES = ("single_step", "direct", "autoregressive", "encoder_decoder")
+INPUT_GROUPS = ("targets", "covariates", "categories")  # the export's named inputs, in order
+
+
+def check_network_settings(architecture, horizon, quantiles=(), residual_to="none",
+                           season_length=None, model_prefix="model.", data_prefix="data."):
+    """Refuses a network whose settings do not go together, naming the fix.
+
+    Args:
+        architecture: One of :data:`ARCHITECTURES`.
+        horizon: Forecast steps (``single_step`` forecasts one).
+        quantiles: Quantile levels (increasing, in (0, 1); not with ``autoregressive``).
+        residual_to: ``none``, ``last_value`` or ``seasonal`` (which needs ``season_length``).
+        season_length: The season in steps, or None.
+        model_prefix: Prefix of the model settings named in errors.
+        data_prefix: Prefix of the data settings named in errors.
+
+    Raises:
+        SeqTemplatesError: The first problem found.
+    """
+    quantiles, model, data = list(quantiles), model_prefix, data_prefix
+    problems = [
+        (architecture == "single_step" and horizon != 1, f"{model}architecture=single_step "
+         f"forecasts one step; set {data}horizon=1 or choose direct, autoregressive or "
+         "encoder_decoder."),
+        (architecture == "autoregressive" and quantiles, f"{model}quantiles needs architecture "
+         "single_step, direct or encoder_decoder; the autoregressive model feeds back one value "
+         "per step."),
+        (any(not 0.0 < level < 1.0 for level in quantiles) or quantiles != sorted(set(quantiles)),
+         f"{model}quantiles expects increasing levels in (0, 1), received {quantiles}."),
+        (residual_to == "seasonal" and not season_length, f"{model}residual_to=seasonal needs "
+         f"{data}season_length; set it (e.g. 12).")]
+    for found, message in problems:
+        if found:
+            raise errors.SeqTemplatesError(message)
+
+
+def covariate_features(normalized_covariates=None, category_ids=None, vocabulary_size=None,
+                       embedding_dim=4):
+    """Per-step side features: normalized numeric covariates and embedded categories, joined.
+
+    Args:
+        normalized_covariates: ``(batch, width, numeric covariates)``, or None.
+        category_ids: ``(batch, width, categorical covariates)`` ids, or None.
+        vocabulary_size: Ids of the category lookup (with ``category_ids``).
+        embedding_dim: Embedding size per categorical column.
+
+    Returns:
+        ``(batch, width, features)``, or None without covariates.
+    """
+    side = [] if normalized_covariates is None else [normalized_covariates]
+    if category_ids is not None:
+        width, count = category_ids.shape[1], category_ids.shape[2]
+        embedded = keras.layers.Embedding(vocabulary_size, embedding_dim)(category_ids)
+        side.append(keras.layers.Reshape((width, count * embedding_dim))(embedded))
+    if len(side) > 1:
+        return keras.layers.Concatenate(name="covariate_features")(side)
+    return side[0] if side else None
+
+
+def forecast_network(normalized, side, architecture, horizon, num_quantiles, cell, units,
+                     num_layers=1, bidirectional=False, dropout_rate=0.0, residual_to="none",
+                     season_length=1):
+    """The forecast of a normalized window, ``(batch, horizon, targets[, quantiles])``.
+
+    Args:
+        normalized: ``(batch, width, targets)`` normalized targets.
+        side: Per-step side features (:func:`covariate_features`), or None.
+        architecture: ``single_step`` or ``direct`` (:func:`forecast_head` over an encoder),
+            ``autoregressive`` (:func:`one_step_model` fed back by
+            :func:`autoregressive_rollout`) or ``encoder_decoder`` (:func:`encoder_decoder`).
+        horizon: Forecast steps.
+        num_quantiles: Quantile levels of the last axis (0: a point forecast).
+        cell: ``simple_rnn``, ``lstm`` or ``gru``.
+        units: Units per recurrent layer.
+        num_layers: Stacked recurrent layers.
+        bidirectional: A bidirectional encoder (not the autoregressive step model's).
+        dropout_rate: Dropout between and inside the recurrent layers.
+        residual_to: The network forecasts corrections to ``none``, ``last_value`` or
+            ``seasonal`` (:func:`baseline_path`).
+        season_length: The season in steps (``residual_to=seasonal``).
+    """
+    width, num_targets = normalized.shape[1], normalized.shape[-1]
+    if architecture == "autoregressive":
+        one_step = one_step_model(width, num_targets, side.shape[-1] if side is not None else 0,
+                                  cell, units, num_layers, dropout_rate, residual_to, season_length)
+        return autoregressive_rollout(one_step, normalized, horizon, side)
+    features = normalized if side is None else keras.layers.Concatenate(name="features")(
+        [normalized, side])
+    encoder = (cell, units, num_layers, bidirectional, dropout_rate)
+    if architecture == "encoder_decoder":
+        output = encoder_decoder(features, horizon, num_targets, num_quantiles, *encoder)
+    else:  # single_step and direct: one Dense over the horizon
+        encoded = recurrent.recurrent_stack(features, *encoder, name="encoder")
+        output = forecast_head(encoded, horizon, num_targets, num_quantiles)
+    base = baseline_path(normalized, residual_to, width, horizon, season_length)
+    if base is None:
+        return output
+    base = keras.layers.Reshape((-1, num_targets, 1))(base) if num_quantiles else base
+    return keras.layers.Add(name="corrected_forecast")([output, base])
+
+
 @keras.saving.register_keras_serializable(package="seq_templates")
 class PinballLoss(keras.losses.Loss):
     """Mean pinball loss of predictions ``(..., k)`` against truths ``(...)`` for ``k`` quantiles.
@@ -175,32 +281,67 @@ def forecast_outputs(normalized, normalizer, quantiles=()):
             "upper": values[..., -1]}
 
 
-DESCRIPTION_GROUPS = ("targets", "covariates", "categories")
-
-
-def series_description(groups, frequency, name="series_description"):
-    """A ``StringLookup`` whose vocabulary records the column groups and the frequency.
-
-    Entries read ``group:column`` and ``frequency:alias``; the layer is saved with the
-    other preprocessing layers and read back by :func:`read_series_description`.
+def series_description(groups, frequency):
+    """What a run records of its series in ``preprocessing.json``: columns by group and frequency.
 
     Args:
         groups: ``{"targets"|"covariates"|"categories": column names}``.
         frequency: The pandas frequency alias.
-        name: The layer's name.
+
+    Returns:
+        ``{"columns": {group: names}, "frequency": alias}`` (every group present).
     """
-    vocabulary = [f"frequency:{frequency}"] + [f"{group}:{column}" for group in DESCRIPTION_GROUPS
-                                              for column in groups.get(group, [])]
-    return keras.layers.StringLookup(vocabulary=vocabulary, name=name)
+    return {"columns": {group: list(groups.get(group, [])) for group in INPUT_GROUPS},
+            "frequency": frequency}
 
 
-def read_series_description(layer):
-    """``(groups, frequency)`` back from a :func:`series_description` layer."""
-    groups, frequency = {group: [] for group in DESCRIPTION_GROUPS}, None
-    for entry in layer.get_vocabulary()[layer.num_oov_indices:]:
-        kind, value = str(entry).split(":", 1)
-        if kind == "frequency":
-            frequency = value
+def input_specs(model):
+    """The export's raw inputs for a forecast model's, in order: ``targets``[, ``covariates``]
+    (float windows)[, ``categories``] (string windows, for the model's ``category_ids``)."""
+    specs = {}
+    for tensor in model.inputs:
+        if tensor.name == "category_ids":
+            specs["categories"] = tf.TensorSpec([None, tensor.shape[1], None], tf.string,
+                                                name="categories")
         else:
-            groups[kind].append(value)
-    return groups, frequency
+            specs[tensor.name] = tf.TensorSpec([None, *tensor.shape[1:]], tf.float32,
+                                               name=tensor.name)
+    return [specs[name] for name in INPUT_GROUPS if name in specs]
+
+
+def serving_function(forecast, specs):
+    """A ``tf.function`` over ``specs`` that calls ``forecast(**inputs)`` by the specs' names.
+
+    A signature needs one named parameter per input, so this picks a small function for
+    the inputs present: ``targets``, with ``covariates`` and/or ``categories``.
+    """
+    functions = {
+        ("targets",): lambda targets: forecast(targets=targets),
+        ("targets", "covariates"): lambda targets, covariates: forecast(
+            targets=targets, covariates=covariates),
+        ("targets", "categories"): lambda targets, categories: forecast(
+            targets=targets, categories=categories),
+        ("targets", "covariates", "categories"): lambda targets, covariates, categories: forecast(
+            targets=targets, covariates=covariates, categories=categories)}
+    return tf.function(functions[tuple(spec.name for spec in specs)], input_signature=specs)
+
+
+def window_dataset(inputs, future, transform, batch_size, shuffle=False, seed=None):
+    """Raw windows and their futures as a cached, batched ``tf.data.Dataset``.
+
+    Args:
+        inputs: ``{name: array}`` raw windows (object arrays of strings for categories).
+        future: ``(windows, horizon, targets)`` future values.
+        transform: ``transform(raw inputs, future) -> (features, targets)`` on batches, run
+            once (the pipeline is cached after it).
+        batch_size: Windows per batch.
+        shuffle: Reshuffle the windows every epoch (training).
+        seed: The shuffle's seed.
+    """
+    inputs = {name: tf.constant(values.astype(str) if values.dtype == object else values)
+              for name, values in inputs.items()}
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, future)).batch(1024).map(
+        transform).unbatch().cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(future), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

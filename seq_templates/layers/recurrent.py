@@ -8,9 +8,10 @@ always 0 and ``unroll`` False; dropout is applied between layers instead.
 
 import keras
 
+from seq_templates import config
 from seq_templates import errors
 
-CELLS = ("simple_rnn", "lstm", "gru")
+CELLS = config.CELLS
 _CELL_CLASSES = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
                  "gru": keras.layers.GRU}
 
@@ -50,7 +51,7 @@ def recurrent_layer(cell, units, return_sequences=False, return_state=False, bid
 
 def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=False,
                     dropout_rate=0.0, residual=False, return_sequences=False, return_state=False,
-                    name="recurrent"):
+                    name="recurrent", mask=None):
     """Applies ``num_layers`` stacked recurrent layers to a (masked) sequence tensor.
 
     Layers after the first may be joined by residual connections (``Add``) when
@@ -72,6 +73,12 @@ def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=F
             by layers named ``<name>_state_1``, ``<name>_state_2`` (give your own
             layers other names), so each state is ``2 * units`` wide, like the outputs.
         name: Prefix of the layer names.
+        mask: Optional boolean ``(batch, time)`` Keras tensor of the real steps, e.g.
+            ``keras.ops.not_equal(token_ids, 0)``. Given, it replaces the mask that comes
+            with ``inputs``: a ``Concatenate`` of a masked embedding and unmasked features
+            (a character CNN, a casing embedding) carries an all-true mask, so without it
+            the stack would read the padding and a sequence's answer would depend on the
+            other sequences of its batch.
 
     Returns:
         The output tensor: ``(batch, time, width)`` with ``return_sequences``,
@@ -91,7 +98,7 @@ def recurrent_stack(inputs, cell="lstm", units=64, num_layers=1, bidirectional=F
         layer_outputs = recurrent_layer(
             cell, units, return_sequences=return_sequences or not last, return_state=return_state and last,
             bidirectional=bidirectional, name=f"{name}_{index + 1}",
-        )(outputs)
+        )(outputs, **({"mask": mask} if index == 0 and mask is not None else {}))
         if return_state and last:
             layer_outputs, *states = layer_outputs
             if bidirectional:

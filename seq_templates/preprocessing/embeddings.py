@@ -1,4 +1,8 @@
-"""Pretrained word vectors from GloVe / word2vec text files, for initialising an ``Embedding``.
+"""A word embedding's vocabulary, and pretrained vectors from GloVe / word2vec text files.
+
+:func:`word_keys` is how a word becomes a key of the word lookup (lower-cased, digits
+as 0 if asked); :func:`word_vocabulary` collects the training split's keys and
+:func:`unseen_rate` measures how many words of another split the lookup has never seen.
 
 A text file holds one word per line followed by its numbers (``word 0.1 -0.3 ...``);
 word2vec's text format adds a first line ``count width``, which is skipped. Words
@@ -6,11 +10,56 @@ are matched lower-cased, the first occurrence wins, and only the vocabulary's
 words are kept, so a large file costs one pass and little memory.
 """
 
+import collections
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from seq_templates import errors
 from seq_templates.data import readers
+
+
+def word_keys(words, replace_digits=True):
+    """The word lookup's key of each word: lower-cased, and every digit 0 ("1996" -> "0000").
+
+    Args:
+        words: A string tensor (or ragged tensor) of words.
+        replace_digits: Map every digit to 0; false keeps them.
+
+    Returns:
+        A string tensor shaped like ``words``.
+    """
+    keys = tf.strings.lower(words, encoding="utf-8")
+    return tf.strings.regex_replace(keys, "[0-9]", "0") if replace_digits else keys
+
+
+def _flat_keys(token_lists, replace_digits):
+    flat = tf.constant([token for tokens in token_lists for token in tokens], tf.string)
+    return [key.decode("utf-8") for key in word_keys(flat, replace_digits).numpy()]
+
+
+def word_vocabulary(token_lists, min_count=1, replace_digits=True):
+    """The keys (:func:`word_keys`) seen at least ``min_count`` times, the most frequent first.
+
+    Args:
+        token_lists: The training split's sentences, as lists of tokens.
+        min_count: Rarer keys are left out (out of vocabulary).
+        replace_digits: As in :func:`word_keys`.
+
+    Returns:
+        A list of str, ties in alphabetical order.
+    """
+    counts = collections.Counter(_flat_keys(token_lists, replace_digits))
+    return sorted((word for word, count in counts.items() if count >= min_count),
+                  key=lambda word: (-counts[word], word))
+
+
+def unseen_rate(train_token_lists, token_lists, replace_digits=True):
+    """The share of the tokens of ``token_lists`` whose key never occurs in training (0 if none)."""
+    seen = set(_flat_keys(train_token_lists, replace_digits))
+    keys = _flat_keys(token_lists, replace_digits)
+    return sum(key not in seen for key in keys) / max(len(keys), 1)
 
 
 def read_vectors(path, vocabulary, setting="data.embeddings_path"):

@@ -3,7 +3,9 @@
 A run directory keeps ``preprocessing.json`` so ``seq-templates export RUN`` and
 ``--resume`` rebuild exactly the layers the model was trained with, without
 adapting again. Supported: ``TextVectorization`` and ``StringLookup`` (their
-vocabularies) and ``Normalization`` (its mean and variance).
+vocabularies), ``Normalization`` (its mean and variance), and plain JSON data (a
+``dict`` of what else the training split taught, such as a series' column names and
+frequency), kept as it is.
 """
 
 import json
@@ -15,6 +17,8 @@ import numpy as np
 
 def layer_state(layer):
     """Returns a JSON-serializable description of an adapted preprocessing layer."""
+    if isinstance(layer, dict):
+        return {"class_name": "dict", "value": json.loads(json.dumps(layer, default=_jsonable))}
     config = dict(layer.get_config())
     state = {"class_name": type(layer).__name__}
     if isinstance(layer, keras.layers.TextVectorization):
@@ -31,7 +35,7 @@ def layer_state(layer):
         config.pop("mean", None)
         config.pop("variance", None)
     else:
-        raise TypeError(f"Expected a TextVectorization, StringLookup or Normalization layer, "
+        raise TypeError(f"Expected a TextVectorization, StringLookup or Normalization layer or a dict, "
                         f"received {type(layer).__name__}.")
     state["config"] = json.loads(json.dumps(config, default=_jsonable))
     return state
@@ -51,6 +55,8 @@ def restore_layer(state):
 
 def _construct(state):
     class_name = state["class_name"]
+    if class_name == "dict":
+        return dict(state["value"])
     config = dict(state["config"])
     if class_name == "TextVectorization":
         config["vocabulary"] = state["vocabulary"][2:]  # without padding "" and "[UNK]"

@@ -14,6 +14,7 @@ with its position; :func:`repair` rewrites it as conlleval reads it (there
 """
 
 from seq_templates import errors
+from seq_templates.preprocessing import labels
 
 SCHEMES = ("iob1", "iob2", "bioes")
 PREFIXES = {"iob1": ("B", "I"), "iob2": ("B", "I"), "bioes": ("B", "I", "E", "S")}
@@ -71,6 +72,18 @@ def entity_spans(tags):
             begin = index
         previous_prefix, previous_type = prefix, entity_type
     return spans
+
+
+def entities(tokens, tags):
+    """The entities of one tagged sentence, for people to read (None counts as no tokens or tags).
+
+    Returns:
+        ``[{"text", "type", "start", "end"}]``: token positions with ``end`` exclusive, and
+        the entity's tokens joined by spaces.
+    """
+    tokens = tokens or []
+    return [{"text": " ".join(tokens[start:end + 1]), "type": entity_type, "start": start,
+             "end": end + 1} for entity_type, start, end in entity_spans(tags or [])]
 
 
 def encode(spans, length, scheme="iob2"):
@@ -135,6 +148,59 @@ def check(tags, scheme="iob2"):
     if scheme == "bioes" and previous_prefix in ("B", "I"):
         return len(tags) - 1, "the sentence ends inside an entity; BIOES ends entities with E-"
     return None
+
+
+def check_and_convert(path, token_lists, tag_lists, line_numbers, scheme, target="iob2",
+                      repair_tags=False, setting_prefix=""):
+    """Checks the sentences read from a file and returns their tags in the ``target`` scheme.
+
+    A broken sentence stops everything with its file and line, so the data can be fixed.
+
+    Args:
+        path: The file, named in errors.
+        token_lists: Tokens of each sentence.
+        tag_lists: Tags of each sentence.
+        line_numbers: The line of each token (``readers.read_conll(..., return_line_numbers=True)``).
+        scheme: The scheme the file's tags must follow (:data:`SCHEMES`).
+        target: The scheme of the tags returned (:func:`convert`).
+        repair_tags: Let tags that break ``scheme`` through: :func:`convert` reads them as
+            conlleval does.
+        setting_prefix: Prefixed to ``token_column``, ``tag_scheme`` and ``repair_tags`` where
+            errors say what to set (``"data."``: the caller's settings of those names).
+
+    Returns:
+        The tag lists in ``target``.
+
+    Raises:
+        SeqTemplatesError: An empty token, a tag breaking ``scheme`` (unless ``repair_tags``),
+            or an unknown scheme.
+    """
+    for tokens, tags, lines in zip(token_lists, tag_lists, line_numbers):
+        if "" in tokens:
+            raise errors.SeqTemplatesError(f"{path}:{lines[tokens.index('')]}: the token column is empty; "
+                                           f"fix the line or set {setting_prefix}token_column.")
+        problem = check(tags, scheme)
+        if problem is not None and not repair_tags:
+            raise errors.SeqTemplatesError(
+                f"{path}:{lines[problem[0]]}: {problem[1]}. Fix the tag, set {setting_prefix}tag_scheme to the "
+                f"file's scheme ({', '.join(SCHEMES)}), or set {setting_prefix}repair_tags=true.")
+    return [convert(tags, scheme, target) for tags in tag_lists]
+
+
+def check_known_tags(splits, setting):
+    """Checks that every tag of the ``validation`` and ``test`` splits occurs in ``train``.
+
+    Args:
+        splits: ``{"train"|"validation"|"test": (token_lists, tag_lists)}``.
+        setting: The setting that picks the tag column, named in errors.
+
+    Raises:
+        SeqTemplatesError: Training has no tags, or another split has a tag training lacks.
+    """
+    tags = {name: [tag for tags in split[1] for tag in tags] for name, split in splits.items()}
+    vocabulary = labels.label_vocabulary(tags["train"], setting)
+    for name in ("validation", "test"):
+        labels.check_known_labels(tags[name], vocabulary, name)
 
 
 def _tag(prefix, entity_type):

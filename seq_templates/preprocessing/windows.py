@@ -24,7 +24,9 @@ A forecasting series goes through four steps, each a function here:
 Before step 1, :func:`concatenate` joins files that continue a series and
 :func:`select_columns` keeps (and checks) the target and covariate columns;
 :func:`column_groups` sorts them into the named inputs ``targets``,
-``covariates`` (numbers) and ``categories`` (text).
+``covariates`` (numbers) and ``categories`` (text). :func:`series_frame` runs
+these and steps 1 and 2. After forecasting, :func:`future_times` and
+:func:`forecast_rows` put a forecast on the time grid.
 """
 
 import dataclasses
@@ -154,6 +156,14 @@ def fill_missing(frame, policy, added=None, source="data", setting_prefix="data.
     return filled, report
 
 
+def describe_report(report, frequency=None):
+    """One line for :func:`fill_missing`'s report (the policy, what it filled, the rows added),
+    after the frequency when given."""
+    line = (f"missing values ({report['policy']}): {report['filled_values'] or 'none'}, rows added "
+            f"for gaps: {report['rows_added_for_gaps']}")
+    return f"frequency {frequency}; {line}" if frequency else line
+
+
 def block_bounds(num_steps, test_size, validation_size, source="data", setting_prefix="data."):
     """Cuts ``num_steps`` into contiguous train, validation and test blocks (test last).
 
@@ -226,10 +236,75 @@ def prepare_series(frame, frequency=None, policy="error", source="data", setting
     return frame, report, frequency
 
 
+def series_frame(frames, target_columns, covariate_columns, frequency=None, policy="error",
+                 source="data", setting_prefix="data."):
+    """Frames continuing one series -> the regular, filled frame of its targets and covariates.
+
+    :func:`concatenate`, :func:`select_columns` and :func:`prepare_series` in turn.
+
+    Returns:
+        ``(frame, report, frequency)`` as :func:`prepare_series`.
+    """
+    frame = select_columns(concatenate(frames, source, setting_prefix), target_columns,
+                           covariate_columns, source, setting_prefix)
+    return prepare_series(frame, frequency, policy, source, setting_prefix)
+
+
 def future_times(last_time, frequency, horizon):
     """The ``horizon`` timestamps after ``last_time`` on the grid of ``frequency``, as strings."""
     offset = pandas.tseries.frequencies.to_offset(frequency)
     return [str(pandas.Timestamp(last_time) + offset * step) for step in range(1, horizon + 1)]
+
+
+def last_window(frame, groups, input_width, horizon, frequency, source="data",
+                setting_prefix="data."):
+    """The last ``input_width`` steps of a frame as one named input, and the times after it.
+
+    Args:
+        frame: The regular, filled frame (:func:`series_frame`).
+        groups: :func:`column_groups` of the frame.
+        input_width: Steps per window.
+        horizon: Forecast steps.
+        frequency: The frame's frequency alias.
+        source: The file or dataset named in errors.
+        setting_prefix: Prefix of the settings named in errors.
+
+    Returns:
+        ``(inputs, times)``: ``{group: (input_width, columns) list}`` and the ``horizon``
+        timestamps after the frame's last (:func:`future_times`).
+
+    Raises:
+        SeqTemplatesError: The frame is shorter than a window.
+    """
+    if len(frame) < input_width:
+        raise errors.SeqTemplatesError(
+            f"{source}: {len(frame)} time steps, but the model reads the last {setting_prefix}"
+            f"input_width={input_width}; give a file with at least {input_width} rows.")
+    inputs = {name: values[0].tolist()
+              for name, values in window_inputs(frame, groups, [len(frame)], input_width).items()}
+    return inputs, future_times(frame.index[-1], frequency, horizon)
+
+
+def forecast_rows(times, target_names, forecast, quantile_values=None, quantile_levels=()):
+    """One row per forecast step: ``{"time", target: value[, f"{target}_q{level}": value]}``.
+
+    Args:
+        times: The steps' timestamps (:func:`future_times`).
+        target_names: The target columns, in the order of the forecast's last axis.
+        forecast: ``(horizon, targets)`` values.
+        quantile_values: ``(horizon, targets, levels)`` values, or None.
+        quantile_levels: The quantile levels of ``quantile_values``.
+    """
+    rows = []
+    for step, time in enumerate(times):
+        row = {"time": time}
+        for index, name in enumerate(target_names):
+            row[name] = round(float(forecast[step][index]), 6)
+            levels = quantile_values[step][index] if quantile_values is not None else []
+            for level, value in zip(quantile_levels, levels):
+                row[f"{name}_q{level:g}"] = round(float(value), 6)
+        rows.append(row)
+    return rows
 
 
 def concatenate(frames, source="data", setting_prefix="data."):

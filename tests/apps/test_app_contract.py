@@ -228,6 +228,13 @@ def test_model_keras_reloads_in_a_fresh_process_with_import_seq_templates(traine
         np.testing.assert_allclose(left, np.asarray(right), rtol=1e-5, atol=1e-5)
 
 
+def _decoded(value):
+    """Nested lists of bytes (string tensors of any rank) as str, for JSON."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return [_decoded(item) for item in value] if isinstance(value, list) else value
+
+
 def test_export_parity_in_a_fresh_process_without_seq_templates(trained):
     _, app, run = trained
     config, examples = _example_inputs(app, run)
@@ -235,10 +242,7 @@ def test_export_parity_in_a_fresh_process_without_seq_templates(trained):
     requests, expected = {}, {}
     for signature_name, inputs in examples.items():
         tensors = lifecycle.input_tensors(serving.endpoints[signature_name], inputs)
-        requests[signature_name] = {name: tensor.numpy().tolist() for name, tensor in tensors.items()}
-        requests[signature_name] = {name: [item.decode() if isinstance(item, bytes) else item for item in value]
-                                    if isinstance(value, list) else value
-                                    for name, value in requests[signature_name].items()}
+        requests[signature_name] = {name: _decoded(tensor.numpy().tolist()) for name, tensor in tensors.items()}
         expected[signature_name] = export.to_numpy(serving.endpoints[signature_name](**tensors))
     script = (
         "import json, sys\n"

@@ -40,8 +40,8 @@ def test_normalization_and_training_windows_use_the_training_block_only(tmp_path
     values = np.concatenate([np.random.default_rng(0).normal(0.0, 1.0, 220), np.full(80, 1000.0)])
     config = file_config(write_series(tmp_path / "jump.csv", values))
     raw = app.load_raw_data(config["data"])
-    assert raw["train"]["future"].max() < 100 and raw["train"]["inputs"]["targets"].max() < 100
-    assert raw["test"]["future"].min() == 1000.0  # test targets lie wholly in the test block
+    assert raw["train"].future.max() < 100 and raw["train"].inputs["targets"].max() < 100
+    assert raw["test"].future.min() == 1000.0  # test targets lie wholly in the test block
     preprocessing = app.build_preprocessing(config, raw["train"])
     normalizer = preprocessing["target_normalizer"]
     assert float(np.ravel(normalizer.mean)[0]) == pytest.approx(values[:220].mean(), abs=1e-4)
@@ -54,7 +54,7 @@ def test_autoregressive_rollout_equals_step_by_step_calls():
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
-    targets = raw["test"]["inputs"]["targets"][:6]
+    targets = raw["test"].inputs["targets"][:6]
     rolled = model({"targets": targets}).numpy()
     one_step = model.get_layer("one_step")
     window = preprocessing["target_normalizer"](targets).numpy()
@@ -73,8 +73,8 @@ def test_export_takes_raw_windows_and_answers_in_original_units():
     model = app.build_model(config, preprocessing)
     head = model.get_layer("forecast")
     head.set_weights([np.zeros_like(weight) for weight in head.get_weights()])  # forecast = the last value
-    _, endpoints = app.build_serving(model, preprocessing, config)
-    targets = raw["test"]["inputs"]["targets"][:8]
+    _, endpoints, assets = app.build_serving(model, preprocessing, config)
+    targets = raw["test"].inputs["targets"][:8]
     forecast = endpoints["serving_default"](targets=tf.constant(targets))["forecast"].numpy()
     assert forecast.shape == (8, 12, 1)
     np.testing.assert_allclose(forecast, np.repeat(targets[:, -1:, :], 12, axis=1), rtol=1e-5, atol=1e-4)
@@ -88,15 +88,17 @@ def test_quantiles_covariates_and_categories_through_tf_data_and_serving(tmp_pat
                          "data.covariate_columns=[temp, wind]", "model.quantiles=[0.1, 0.5, 0.9]",
                          "model.architecture=encoder_decoder", "model.bidirectional=true", "model.units=8")
     raw = app.load_raw_data(config["data"])
-    assert set(raw["test"]["inputs"]) == {"targets", "covariates", "categories"}
+    assert set(raw["test"].inputs) == {"targets", "covariates", "categories"}
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
     features, future = next(iter(app.make_dataset(raw["test"], preprocessing, config)))
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, assets = app.build_serving(model, preprocessing, config)
+    assert assets["serving.json"] == {"columns": {"targets": ["load"], "covariates": ["temp"], "categories": ["wind"]},
+                                      "frequency": "h", "horizon": 3, "quantiles": [0.1, 0.5, 0.9]}
     count = len(future)
     served = endpoints["serving_default"](**{name: tf.constant(values[:count].astype(str) if values.dtype == object
                                                                else values[:count])
-                                             for name, values in raw["test"]["inputs"].items()})
+                                             for name, values in raw["test"].inputs.items()})
     assert served["quantiles"].shape == (count, 3, 1, 3)
     np.testing.assert_allclose(served["forecast"].numpy(), served["quantiles"].numpy()[..., 1])
     normalizer = preprocessing["target_normalizer"]
@@ -104,6 +106,73 @@ def test_quantiles_covariates_and_categories_through_tf_data_and_serving(tmp_pat
     np.testing.assert_allclose(model(features).numpy()[..., 1] * scale + np.ravel(normalizer.mean)[0],
                                served["forecast"].numpy(), rtol=1e-4, atol=1e-3)  # tf.data path == serving
     assert isinstance(model.get_layer("encoder_1"), keras.layers.Bidirectional)
+
+
+def test_evaluate_scores_what_the_serving_default_predictor_answers(tmp_path):
+    config = quick_config("data.horizon=4", "data.input_width=24", "data.backtest_origins=20")
+    raw = app.load_raw_data(config["data"])
+    seen = []
+
+    def naive(inputs):  # forecasts the last value of each window, as the naive baseline does
+        seen.append(sorted(inputs))
+        return {"forecast": np.repeat(np.asarray(inputs["targets"])[:, -1:, :], 4, axis=1)}
+
+    metrics = app.evaluate({"serving_default": naive}, raw, config, tmp_path)
+    assert seen == [["targets"]] and metrics["num_origins"] == len(raw["test"]) == 20
+    assert metrics["model"]["mae"] == pytest.approx(metrics["baselines"]["naive"]["mae"], rel=1e-5)
+    assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "moving_average"}  # data.ets=false
+    assert metrics["baseline"]["mae"] == min(values["mae"] for values in metrics["baselines"].values())
+    assert (tmp_path / "plots" / "forecast.png").stat().st_size > 1000
+    assert app.summary(metrics).startswith(f"Test MAE {metrics['model']['mae']:.4f}")
+
+
+def test_quantile_metrics_and_the_forecast_by_timestamp(tmp_path):
+    config = quick_config("data.horizon=2", "data.input_width=24", "model.quantiles=[0.1, 0.5, 0.9]",
+                          "data.backtest_origins=10")
+    raw = app.load_raw_data(config["data"])
+
+    def interval(inputs):
+        last = np.repeat(np.asarray(inputs["targets"])[:, -1:, :], 2, axis=1)
+        return {"forecast": last, "lower": last - 1e6, "upper": last + 1e6,
+                "quantiles": np.stack([last - 1e6, last, last + 1e6], axis=-1)}
+
+    model = app.evaluate({"serving_default": interval}, raw, config, tmp_path)["model"]
+    assert model["coverage"] == 1.0 and model["interval"] == [0.1, 0.9] and model["nominal"] == pytest.approx(0.8)
+    record = {"input": {"targets": [[1.0]], "_context": {"input": {"file": "x.csv"}, "targets": ["load"],
+                                                           "times": ["t1", "t2"]}},
+              "forecast": [[1.5], [2.5]], "quantiles": [[[1.0, 1.5, 2.0]], [[2.0, 2.5, 3.0]]]}
+    assert app.describe_prediction(record, config) == {"input": {"file": "x.csv"}, "forecast": [
+        {"time": "t1", "load": 1.5, "load_q0.1": 1.0, "load_q0.5": 1.5, "load_q0.9": 2.0},
+        {"time": "t2", "load": 2.5, "load_q0.1": 2.0, "load_q0.5": 2.5, "load_q0.9": 3.0}]}
+    assert app.describe_prediction({"input": {"targets": [[1.0]]}, "forecast": []}, config)["forecast"] == []
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["model.architecture=single_step"], "set data.horizon=1"),
+    (["model.architecture=autoregressive", "model.quantiles=[0.1, 0.9]"], "feeds back one value"),
+    (["model.quantiles=[0.9, 0.1]"], "increasing levels in (0, 1)"),
+    (["model.residual_to=seasonal"], "needs data.season_length"),
+])
+def test_settings_that_do_not_go_together_stop_before_any_data_is_read(overrides, fragment, tmp_path, capsys):
+    status, captured = _train(["--data", str(tmp_path / "missing.csv"), "--output-dir", str(tmp_path / "run"),
+                               *sum((["--set", item] for item in overrides), [])], capsys)
+    assert status == 2 and fragment in captured.err and "missing.csv" not in captured.err
+    assert not (tmp_path / "run").exists()
+
+
+def test_serving_json_comes_back_from_preprocessing_json(tmp_path):
+    from seq_templates.preprocessing import state
+
+    config = quick_config("model.units=4", "data.covariate_columns=[temperature]")
+    raw = app.load_raw_data(config["data"])
+    preprocessing = app.build_preprocessing(config, raw["train"])
+    state.save(preprocessing, tmp_path / "preprocessing.json")
+    restored = state.load(tmp_path / "preprocessing.json")
+    model = app.build_model(config, restored)
+    _, _, assets = app.build_serving(model, restored, config)
+    assert assets == {"serving.json": {"columns": {"targets": ["value"], "covariates": ["temperature"],
+                                                   "categories": []},
+                                       "frequency": "h", "horizon": 12, "quantiles": []}}
 
 
 def _train(arguments, capsys):
@@ -162,7 +231,9 @@ def test_predict_from_the_tail_of_a_messy_csv_prints_timestamps(tmp_path, capsys
                                *sum((["--set", item] for item in QUIET), [])], capsys)
     assert status == 0, captured.err
     assert "'Last (kW)': 1" in captured.out and "rows added for gaps: 1" in captured.out
+    assert "frequency h" in captured.out
     metrics = json.loads((run / "metrics.json").read_text())
+    assert f"test {metrics['num_origins']}" in captured.out  # the data line counts windows
     assert metrics["missing_values"] == {"policy": "interpolate", "rows_added_for_gaps": 1,
                                          "filled_values": {"Last (kW)": 1}}
     assert (run / "plots" / "forecast.png").stat().st_size > 1000
@@ -188,9 +259,9 @@ def test_a_real_weekly_csv_with_blank_cells_reports_what_it_filled():
                           "data.time_format=%Y%m%d", "data.missing_policy=interpolate", "data.horizon=4",
                           "data.input_width=52")
     raw = app.load_raw_data(config["data"])
-    assert raw["train"]["frequency"].startswith("W")
-    assert raw["train"]["report"]["filled_values"]["co2"] >= 59  # the blank cells
-    assert not np.isnan(raw["test"]["series"]).any()
+    assert raw["train"].frequency.startswith("W")
+    assert raw["train"].report["filled_values"]["co2"] >= 59  # the blank cells
+    assert not np.isnan(raw["test"].series).any()
     with pytest.raises(errors.SeqTemplatesError, match=r"co2.csv: data row \d+ \(time 1958-05-10.*'co2'"):
         app.load_raw_data(quick_config("data.dataset=null", f"data.path={CO2}", "data.time_column=date",
                                        "data.time_format=%Y%m%d")["data"])
@@ -223,5 +294,5 @@ def test_parquet_reads_like_csv(tmp_path):
     pandas.read_csv(csv_path).to_parquet(parquet_path)
     from_csv = app.load_raw_data(file_config(csv_path)["data"])
     from_parquet = app.load_raw_data(file_config(parquet_path)["data"])
-    np.testing.assert_array_equal(from_csv["test"]["future"], from_parquet["test"]["future"])
-    np.testing.assert_array_equal(from_csv["train"]["inputs"]["targets"], from_parquet["train"]["inputs"]["targets"])
+    np.testing.assert_array_equal(from_csv["test"].future, from_parquet["test"].future)
+    np.testing.assert_array_equal(from_csv["train"].inputs["targets"], from_parquet["train"].inputs["targets"])

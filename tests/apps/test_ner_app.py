@@ -13,7 +13,9 @@ from seq_templates import apps_loader
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import errors
+from seq_templates import export
 from seq_templates.data import readers
+from seq_templates.evaluation import tagging
 from seq_templates.layers import crf
 from tests.conftest import interrupt_training
 from tests.conftest import run_cli
@@ -126,9 +128,10 @@ def test_tf_data_path_equals_the_serving_path(small_model):
     np.testing.assert_array_equal(weights.numpy().sum(axis=1), lengths)
     names = preprocessing["tag_lookup"].get_vocabulary()
     assert [[names[i] for i in row[:length]] for row, length in zip(tag_ids.numpy(), lengths)] == tags
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, assets = app.build_serving(model, preprocessing, config)
+    assert assets == {"tags.txt": "\n".join(preprocessing["tag_lookup"].get_vocabulary()[1:]) + "\n"}
     served = endpoints["tag_tokens"](**{name: tf.constant(value) for name, value in
-                                        app.padded_tokens(tokens).items()})
+                                        tagging.padded_tokens(tokens).items()})
     num_tags = len(names)
     direct = crf.decode(model(features, training=False) - tf.one_hot(0, model.output.shape[-1]) * 1e4, num_tags)
     served_tags = served["tags"].numpy().astype(str)
@@ -138,7 +141,7 @@ def test_tf_data_path_equals_the_serving_path(small_model):
 
 def test_serving_splits_raw_text_ptb_style_and_never_truncates(small_model):
     config, raw, preprocessing, model = small_model
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     longest = max(len(tokens) for tokens in raw["train"][0])
     long_sentence = " ".join(["Paris"] * (longest * 3))
     outputs = endpoints["serving_default"](tf.constant(["The U.S. don't like it.", "", long_sentence]))
@@ -163,7 +166,7 @@ def test_model_options_build_serve_and_reload(overrides, tmp_path):
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     outputs = endpoints["serving_default"](tf.constant(["Anna Smith flew to Paris .", ""]))
     assert outputs["tags"].shape == (2, 6)
     assert set(outputs["tags"].numpy().astype(str)[0]) <= set(preprocessing["tag_lookup"].get_vocabulary()[1:])
@@ -221,7 +224,7 @@ def test_train_on_a_messy_file_and_predict_entities(tmp_path, capsys):
     assert completed.returncode == 0, completed.stderr[-2000:]
     raw_tags, raw_empty, pre_tags, pre_empty = json.loads(completed.stdout.strip().splitlines()[-1])
     assert raw_tags == pre_tags and len(raw_tags) == 5 and raw_empty == pre_empty == [""] * 5
-    assert len(json.loads((run / "history.json").read_text())["val_entity_f1"]) == 1  # train.select_on's score
+    assert len(json.loads((run / "history.json").read_text())["val_entity_f1"]) == 1  # train.monitor
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"micro", "macro", "per_type", "token_accuracy"} <= set(metrics["model"])
 
@@ -234,21 +237,66 @@ def test_describe_prediction_gives_spans():
                                      {"text": "German", "type": "MISC", "start": 2, "end": 3}]
 
 
+def _validation_f1(signatures_path, raw):
+    """Entity F1 of an export (or ``export/N``) on the validation split, through ``tag_tokens``."""
+    predict = export.batch_predictors(export.load_signatures(signatures_path))["tag_tokens"]
+    tokens, tags = raw["validation"]
+    return tagging.entity_metrics(tags, tagging.predict_tags(predict, tokens))["micro"]["f1"]
+
+
+def _raw_data(run):
+    return app.load_raw_data(config_module.load(app.CONFIG_SECTIONS, run / "config.yaml")["data"])
+
+
 def test_resume_ends_on_the_best_validation_f1_epoch_from_before_the_interruption(tmp_path):
-    """The best-F1 weights live beside the checkpoint: a resume that trains no more epochs still ends on them."""
+    """The best-F1 weights live in the shared checkpoint: a resume that trains no more epochs still ends on them."""
     run, partial = tmp_path / "run", tmp_path / "run.partial"
     returncode, stderr = interrupt_training(
         ["train", "ner", "--output-dir", run, "--set", "train.epochs=40", "--set", "train.early_stopping_patience=0",
          "--set", "model.units=32", "--set", "data.max_train_samples=1500", "--set", "train.tensorboard=false",
          "--set", "train.verbose=0"], partial)
     assert returncode == 130, stderr[-2000:]
-    state_file = partial / "checkpoints" / "state.json"
-    state = json.loads(state_file.read_text())
-    best = json.loads((partial / "checkpoints" / "best_entity_f1.json").read_text())
-    assert best["val_entity_f1"] >= max(state["history"]["val_entity_f1"]) > 0
+    state = json.loads((partial / "checkpoints" / "state.json").read_text())
+    scores, early_stopping = state["history"]["val_entity_f1"], state["early_stopping"]
+    assert early_stopping["best"] == max(scores) > 0 and scores[early_stopping["best_epoch"]] == max(scores)
+    assert (partial / "checkpoints" / "best_weights.npz").is_file()
 
     resumed = run_cli("train", "ner", "--output-dir", run, "--resume", "--set",
                       f"train.epochs={state['epochs_completed']}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Keeping the weights with the best validation entity F1 ({best['val_entity_f1']:.4f})" in resumed.stdout
     assert not (run / "checkpoints").exists()
+    assert json.loads((run / "history.json").read_text())["val_entity_f1"] == scores
+    assert _validation_f1(run / "export" / "1", _raw_data(run)) == early_stopping["best"]
+
+
+# Settings under which, with the fixed seed and op determinism, the best validation entity F1 is
+# neither the last epoch's nor the lowest validation loss's (checked below, so the case stays built).
+BEST_F1_CASE = ["train.epochs=8", "train.learning_rate=0.03", "train.batch_size=8", "data.max_train_samples=200",
+                "model.units=16", "model.embedding_dim=16", "train.early_stopping_patience=0", "train.seed=42",
+                "train.tensorboard=false", "train.verbose=2"]
+
+
+def test_export_holds_the_best_f1_epoch_not_the_last_nor_the_loss_best(tmp_path):
+    run = tmp_path / "run"
+    trained = run_cli("train", "ner", "--output-dir", run, *sum((["--set", item] for item in BEST_F1_CASE), []),
+                      environment={"TF_DETERMINISTIC_OPS": "1"})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    history = json.loads((run / "history.json").read_text())
+    scores, losses = history["val_entity_f1"], history["val_loss"]
+    best = scores.index(max(scores))
+    assert best != len(scores) - 1 and best != losses.index(min(losses)), (scores, losses)
+    assert f"Restoring model weights from the end of the best epoch: {best + 1}." in trained.stdout
+
+    raw = _raw_data(run)
+    assert _validation_f1(run / "export" / "1", raw) == max(scores)
+    exported = run_cli("export", run)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    first, second = (export.batch_predictors(export.load_signatures(run / "export" / version))
+                     for version in ("1", "2"))
+    inputs = {"tag_tokens": tagging.padded_tokens(raw["validation"][0]),
+              "serving_default": {"text": [" ".join(tokens) for tokens in raw["validation"][0]]}}
+    for name, values in inputs.items():
+        expected, answered = first[name](values), second[name](values)
+        assert set(expected) == set(answered) == {"tags", "length", "tokens"}
+        for output in expected:
+            np.testing.assert_array_equal(answered[output], expected[output])

@@ -61,6 +61,12 @@ def test_split_by_position_is_contiguous_blocks(gutenberg_file):
     assert splits["train"] + splits["validation"] + splits["test"] == text  # nothing shared, nothing lost
     assert splits["test"] == text[-len(splits["test"]):] and len(splits["test"]) == round(0.2 * len(text))
     assert splits["train"].startswith("The Project Gutenberg eBook") and "\r" not in splits["train"]
+    capped = config_module.resolve(app.CONFIG_SECTIONS, [], [f"data.path={gutenberg_file}",
+                                                             "data.test_fraction=0.2",
+                                                             "data.max_train_samples=5000"])
+    capped_splits = app.load_raw_data(capped["data"])
+    assert capped_splits["train"] == splits["train"][:5000]  # the first characters of train
+    assert capped_splits["test"] == splits["test"]
 
 
 def test_stateful_run_on_a_text_file_is_complete(stateful_run):
@@ -146,6 +152,23 @@ def test_cli_evaluate_scores_the_export_as_training_did(stateful_run, tmp_path):
     assert evaluated["samples"] == trained["samples"]
 
 
+def test_summary_prints_the_loss_beside_the_baseline_then_every_sample(stateful_run):
+    metrics = json.loads((stateful_run / "metrics.json").read_text())
+    lines = app.summary(metrics).splitlines()
+    assert lines[0].startswith(f"Test loss {metrics['model']['loss']:.4f} nats/token")
+    assert f"{metrics['baseline']['name']} (k={metrics['baseline']['k']})" in lines[0]
+    for name, sample in metrics["samples"].items():
+        assert f"--- sample, {name} ---\n{sample}" in app.summary(metrics)
+
+
+def test_stateful_training_resets_the_carried_state_each_epoch():
+    stateful = config_module.resolve(app.CONFIG_SECTIONS, [], ["train.stateful=true"])
+    windows = config_module.resolve(app.CONFIG_SECTIONS, [], [])
+    callbacks = app.training_callbacks({}, stateful, {})
+    assert [type(callback).__name__ for callback in callbacks] == ["ResetStatesEachEpoch"]
+    assert app.training_callbacks({}, windows, {}) == []
+
+
 def test_time_budget_stops_training_after_a_batch(tmp_path):
     output_dir = tmp_path / "run"
     assert app.main(["--output-dir", str(output_dir),
@@ -163,7 +186,7 @@ def test_word_level_model_generates_words():
     model = app.build_model(config, preprocessing)
     features, targets = next(iter(app.make_dataset(raw["validation"], preprocessing, config)))
     assert features["token_ids"].shape[1] == 8 and targets.shape[1] == 8
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     outputs = endpoints["serving_default"](prompt=tf.constant(["The King doth", "Zyzzyva!"]))
     words = outputs["continuation"].numpy()[0].decode().split(" ")
     assert len(words) == 40 and outputs["text"].numpy()[0].decode().startswith("The King doth ")
@@ -187,6 +210,7 @@ def _bad_input_cases(tmp_path):
         (["--data", good, "--set", "model.top_p=0"], ["model.top_p"]),
         (["--data", good, "--set", "model.temperature=-1"], ["model.temperature"]),
         (["--data", good, "--set", "train.stateful=true", "--set", "train.batch_size=4096"], ["train.batch_size"]),
+        (["--dataset", "synthetic_sentiment"], ["synthetic_sentiment", "not plain text"]),
     ]
 
 

@@ -1,18 +1,22 @@
-"""Translation-specific behaviour: data handling, teacher forcing, shared layers, serving robustness, CLI."""
+"""Translation-specific behaviour: data handling, teacher forcing, shared layers, serving robustness,
+evaluation through the predictors, CLI."""
 
 import datetime
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from seq_templates import apps_loader
+from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import errors
 from seq_templates.data import readers
 from seq_templates.data import synthetic
+from seq_templates.layers import beam_search
 from tests import conftest
 
 app = apps_loader.load_app("translation")
@@ -110,11 +114,16 @@ def test_teacher_forcing_targets_are_shifted_and_padding_weighs_nothing(tmp_path
     ["model.attention=none", "model.bidirectional=false", "model.num_layers=2"],
 ])
 def test_serving_translates_empty_unknown_and_long_sources(tmp_path, overrides):
-    config, raw, preprocessing, model = word_setup(tmp_path, *overrides)
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    config, raw, preprocessing, model = word_setup(tmp_path, *overrides, "model.beam_width=3",
+                                                   "data.max_output_length=9")
+    _, endpoints, assets = app.build_serving(model, preprocessing, config)
+    assert assets == {"serving.json": {"defaults": {"translate": {"beam_width": 3, "max_length": 9,
+                                                                  "length_penalty": 0.6}}}}
     sources = tf.constant(["", "xyzzy plugh", "el gato " * 60, "¿Dónde está la biblioteca?"])
     translated = endpoints["serving_default"](sources)
-    assert translated["translation"].shape == (4,) and translated["length"].numpy().max() <= 40
+    assert translated["translation"].shape == (4,) and translated["length"].numpy().max() <= 9
+    same = endpoints["translate"](sources, tf.constant(3), tf.constant(9), tf.constant(0.6))
+    np.testing.assert_array_equal(same["translation"].numpy(), translated["translation"].numpy())
     for beam_width in (1, 3):
         answer = endpoints["translate"](sources, tf.constant(beam_width), tf.constant(7), tf.constant(0.6))
         assert answer["translation"].shape == (4,) and (answer["length"].numpy() <= 7).all()
@@ -134,7 +143,7 @@ def test_step_decoder_shares_the_training_model_layers(tmp_path):
     """Greedy outputs fed back with teacher forcing give the same argmax: one set of named layers."""
     config, raw, preprocessing, model = word_setup(tmp_path, "model.beam_width=1")
     model.fit(app.make_dataset(raw["train"], preprocessing, config, shuffle=True), epochs=2, verbose=0)
-    _, endpoints = app.build_serving(model, preprocessing, config)
+    _, endpoints, _ = app.build_serving(model, preprocessing, config)
     sources = raw["test"][0][:6] + ["el perro"]
     attended = endpoints["attention"](tf.constant(sources))
     vocabulary = preprocessing["target_lookup"].get_vocabulary()
@@ -151,17 +160,51 @@ def test_step_decoder_shares_the_training_model_layers(tmp_path):
 
 
 def test_word_level_output_is_detokenized(tmp_path):
-    config, raw, preprocessing, model = word_setup(tmp_path)
-    _, endpoints = app.build_serving(model, preprocessing, config)
-    words = tf.constant(preprocessing["target_lookup"].get_vocabulary())
-    tokens = tf.constant([["I", "do", "n't", "know", "?", app.END], ["where", "is", "the", "cat", ".", app.END]])
-    ids = preprocessing["target_lookup"](tokens)
-    assert words.shape[0] > 5 and ids.shape == (2, 6)
+    """What serving does with decoded ids: the tokens before [end], joined, DETOKENIZE_RULES applied."""
+    _, _, preprocessing, _ = word_setup(tmp_path)
+    vocabulary = preprocessing["target_lookup"].get_vocabulary()
+    tokens = tf.constant([["I", "do", "n't", "know", "?", app.END], ["where", "is", "the", "cat", app.END, ""]])
+    ids = tf.cast(preprocessing["target_lookup"](tokens), tf.int32)
+    assert vocabulary.index("[UNK]") not in ids.numpy()
+    text, lengths = beam_search.ids_to_text(ids, tf.constant(vocabulary), vocabulary.index(app.END), " ",
+                                            app.DETOKENIZE_RULES)
+    assert [value.decode() for value in text.numpy()] == ["I don't know?", "where is the cat"]
+    assert lengths.numpy().tolist() == [5, 4]
     joined = tf.strings.reduce_join(tf.constant([["Tom", "'s", "cat", "(", "really", ")", ",", "\"", "hi", "\"",
                                                   "!"]]), axis=1, separator=" ")
     for pattern, rewrite in app.DETOKENIZE_RULES:
         joined = tf.strings.regex_replace(joined, pattern, rewrite)
     assert joined.numpy()[0].decode() == "Tom's cat (really), \"hi\"!"
+
+
+def fake_predictors(with_attention):
+    """Predictors that answer without a model: serving_default copies the source (so the model scores
+    exactly the copy-source baseline); attention gives uniform weights."""
+    predictors = {"serving_default": lambda inputs: {"translation": np.array(inputs["source"], dtype=object)}}
+    if with_attention:
+        def attention(inputs):
+            count = len(inputs["source"])
+            return {"translation": np.array(inputs["source"], dtype=object), "output_length": np.full(count, 2),
+                    "output_tokens": np.array([["x", "y", app.END]] * count, dtype=object),
+                    "source_length": np.full(count, 2), "source_tokens": np.array([["a", "b"]] * count, dtype=object),
+                    "attention_weights": np.full((count, 3, 2), 0.5)}
+        predictors["attention"] = attention
+    return predictors
+
+
+@pytest.mark.parametrize("with_attention", [True, False])
+def test_evaluate_scores_serving_default_and_draws_heatmaps_through_the_attention_predictor(tmp_path,
+                                                                                            with_attention):
+    raw = {"test": (["el gato come", "no sé", "tom come", "hola", "adiós"],
+                    ["the cat eats", "I don't know", "Tom eats", "hello", "goodbye"])}
+    metrics = app.evaluate(fake_predictors(with_attention), raw, quick_config(), tmp_path)
+    baseline = dict(metrics["baseline"])
+    assert baseline.pop("name") == "copy_source" and metrics["model"] == baseline
+    assert metrics["num_examples"] == 5 and metrics["decoding"] == {"beam_width": 4, "length_penalty": 0.6}
+    assert metrics["samples"][1] == {"source": "no sé", "reference": "I don't know", "output": "no sé"}
+    assert (tmp_path / "samples.md").read_text().count("\n") == 7
+    heatmaps = sorted(path.name for path in (tmp_path / "plots").glob("attention_*.png"))
+    assert heatmaps == ([f"attention_{index}.png" for index in range(4)] if with_attention else [])
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +224,18 @@ def test_run_has_samples_heatmaps_and_serving_defaults(tiny_run):
     assert len(list((tiny_run / "plots").glob("attention_*.png"))) == 4
     serving = json.loads((tiny_run / "export" / "1" / "assets.extra" / "serving.json").read_text())
     assert serving["defaults"]["translate"] == {"beam_width": 4, "max_length": 40, "length_penalty": 0.6}
+
+
+def test_evaluate_verb_redraws_the_heatmaps_from_the_export(tiny_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    shutil.rmtree(copy / "plots")
+    (copy / "samples.md").unlink()
+    assert cli.main(["evaluate", str(copy)]) == 0
+    assert len(list((copy / "plots").glob("attention_*.png"))) == 4
+    assert (copy / "samples.md").read_text() == (tiny_run / "samples.md").read_text()
+    written = json.loads((tiny_run / "metrics.json").read_text())
+    assert json.loads((copy / "metrics.json").read_text())["model"] == written["model"]
 
 
 def test_predict_prints_translations_with_a_beam_width(tiny_run):

@@ -51,3 +51,33 @@ def test_ets_follows_a_trend_and_repeats_a_season():
     truth = np.stack([series[origin:origin + 4] for origin in origins])
     assert forecast.shape == (2, 4, 2)
     np.testing.assert_allclose(forecast, truth, atol=0.05)
+
+
+def test_backtest_scores_the_model_beside_every_baseline_and_picks_the_best():
+    series = np.tile(np.array([1.0, 5.0, 3.0]), 10)[:, None]  # a season of 3
+    origins = np.array([21, 24, 27])
+    actual = np.stack([series[origin:origin + 3] for origin in origins])
+    metrics, forecasts = forecasting.backtest(actual, actual + 1.0, series, origins, 18, 3, ets=False)
+    assert metrics["model"]["mae"] == pytest.approx(1.0) and set(forecasts) == set(metrics["baselines"])
+    assert set(metrics["baselines"]) == {"naive", "seasonal_naive", "moving_average"}
+    assert metrics["baseline"]["name"] == "seasonal_naive" and metrics["baseline"]["mae"] == 0.0
+    np.testing.assert_array_equal(forecasts["seasonal_naive"], actual)
+    assert "coverage" not in metrics["model"]
+    with_interval, _ = forecasting.backtest(actual, actual, series, origins, 18, 3, ets=False, lower=actual - 1,
+                                            upper=actual + 0.5 * (actual > 2), levels=[0.1, 0.5, 0.9])
+    assert with_interval["model"]["interval"] == [0.1, 0.9]
+    assert with_interval["model"]["nominal"] == pytest.approx(0.8) and with_interval["model"]["coverage"] == 1.0
+    assert forecasting.describe_backtest(metrics).startswith("MAE 1.0000 (MASE ")
+    assert "baselines: naive " in forecasting.describe_backtest(metrics)
+
+
+def test_plot_last_origin_writes_a_png(tmp_path):
+    import pandas
+
+    series = np.sin(np.arange(60) / 3.0)[:, None]
+    index = pandas.date_range("2020-01-01", periods=60, freq="D")
+    origins = np.array([50, 55])
+    actual = np.stack([series[origin:origin + 5] for origin in origins])
+    path = forecasting.plot_last_origin(tmp_path / "forecast.png", index, series, actual, actual, origins, 7,
+                                        baseline=actual * 0.5, lower=actual - 1, upper=actual + 1)
+    assert path.stat().st_size > 1000

@@ -1,11 +1,15 @@
-"""Tagging metrics equal conlleval's on a hand-checked fixture, and seqeval's default mode on random data."""
+"""Tagging metrics equal conlleval's on a hand-checked fixture and seqeval's on random data; tagging helpers."""
 
 import random
 
+import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 from seqeval import metrics as seqeval_metrics
 
 from seq_templates.evaluation import tagging
+from seq_templates.layers import crf
 
 # conlleval input: token, gold tag, guessed tag; blank lines between sentences.
 CONLLEVAL_INPUT = """\
@@ -116,3 +120,33 @@ def test_entity_confusion_counts_types_misses_and_spurious_spans():
 def test_mismatched_sentence_counts_are_rejected():
     with pytest.raises(ValueError, match="as many predicted sentences"):
         tagging.entity_metrics([["O"]], [])
+
+
+def test_tag_tokens_inputs_and_predictions_round_trip():
+    sentences = [["EU", "rejects"], [], ["Peter"]]
+    assert tagging.padded_tokens(sentences) == {"tokens": [["EU", "rejects"], ["", ""], ["Peter", ""]],
+                                                "length": [2, 0, 1]}
+    ragged = tagging.ragged_sentences(sentences)
+    assert ragged.to_list() == [[b"EU", b"rejects"], [], [b"Peter"]]
+
+    def predict(inputs):  # a tag_tokens predictor that tags every token B-ORG, padded with ""
+        tags = [["B-ORG" if token else "" for token in tokens] for tokens in inputs["tokens"]]
+        return {"tags": np.array(tags, dtype=object), "length": np.array(inputs["length"])}
+
+    assert tagging.predict_tags(predict, sentences) == [["B-ORG", "B-ORG"], [], ["B-ORG"]]
+
+
+@pytest.mark.parametrize("crf_output", [False, True])
+def test_decode_tags_never_predicts_padding_and_blanks_past_the_end(crf_output):
+    num_tags = 3  # "", "B-X", "O"
+    token_ids = keras.Input((None,), dtype="int64", name="token_ids")
+    embedded = keras.layers.Embedding(5, num_tags, mask_zero=True,
+                                      embeddings_initializer=keras.initializers.Constant(
+                                          np.array([[0, 0, 0], [9, 1, 0], [9, 0, 1], [0, 0, 0], [0, 0, 0]])))(token_ids)
+    model = keras.Model({"token_ids": token_ids}, crf.CRF(num_tags)(embedded) if crf_output else embedded)
+    features = {"token_ids": tf.ragged.constant([[1, 2, 1], [2], []], dtype=tf.int64)}
+    tags = tagging.decode_tags(model, features, tf.constant([3, 1, 0]), tf.constant(["", "B-X", "O"]), crf_output)
+    assert tags.numpy().astype(str).tolist() == [["B-X", "O", "B-X"], ["O", "", ""], ["", "", ""]]
+    empty = tagging.decode_tags(model, {"token_ids": tf.ragged.constant([[]], dtype=tf.int64)}, tf.constant([0]),
+                                tf.constant(["", "B-X", "O"]), crf_output)
+    assert empty.shape == (1, 0)

@@ -145,3 +145,36 @@ def test_runs_in_tf_function_with_dynamic_width_and_length():
         if width == 3:
             np.testing.assert_array_equal(ids.numpy(), eager[0].numpy())
             np.testing.assert_allclose(scores.numpy(), eager[2].numpy(), rtol=1e-5)
+
+
+def test_decode_is_greedy_for_width_one_and_the_beam_otherwise_chosen_in_the_graph():
+    step = random_rnn_step(seed=4)
+    hidden = tf.random.stateless_normal([5, 8], seed=[4, 5])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32), tf.TensorSpec([], tf.int32)])
+    def decode(hidden, beam_width):
+        return beam_search.decode(step, {"hidden": hidden}, tf.fill([tf.shape(hidden)[0]], START), beam_width,
+                                  9, END, 0.6)
+
+    def same(ids, expected):
+        width = max(ids.shape[1], expected.shape[1])
+        pad = lambda array: np.pad(array.numpy(), [(0, 0), (0, width - array.shape[1])])  # noqa: E731
+        np.testing.assert_array_equal(pad(ids), pad(expected))
+
+    same(decode(hidden, tf.constant(1)), greedy(step, {"hidden": hidden}, 5, 9)[0])
+    beam = beam_search.beam_search(step, {"hidden": hidden}, tf.fill([5], START), 3, 9, END, 0.6)[0]
+    same(decode(hidden, tf.constant(3)), beam)
+    # The TRAP table: greedy takes A END, a beam of 2 finds B END.
+    state = {"steps": tf.zeros([1, 1])}
+    assert beam_search.decode(table_step(TRAP), state, tf.fill([1], START), 2, 5, END).numpy()[0].tolist()[:2] == [
+        B, END]
+
+
+def test_ids_to_text_joins_the_tokens_before_the_end_and_rewrites():
+    words = tf.constant(["", "[end]", "I", "do", "n't", "know", "?"])
+    ids = tf.constant([[2, 3, 4, 5, 6, 1, 0], [5, 1, 5, 5, 0, 0, 0], [2, 5, 2, 5, 2, 5, 2]])
+    text, lengths = beam_search.ids_to_text(ids, words, 1)
+    assert [value.decode() for value in text.numpy()] == ["I do n't know ?", "know", "I know I know I know I"]
+    assert lengths.numpy().tolist() == [5, 1, 7]
+    joined, _ = beam_search.ids_to_text(ids, words, 1, separator="", rewrites=(("know", "KNOW"), ("K", "k")))
+    assert joined.numpy()[1].decode() == "kNOW" and joined.numpy()[0].decode() == "Idon'tkNOW?"

@@ -1,7 +1,8 @@
-"""Character CNN per word: shapes, independence between words, and save/load."""
+"""Character features per word: the CNN and BiLSTM encoders, character ids and casing classes."""
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from seq_templates.layers import characters
 
@@ -37,3 +38,24 @@ def test_saved_model_reloads_with_no_custom_objects(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(model.predict(char_ids, verbose=0), reloaded.predict(char_ids, verbose=0),
                                atol=1e-6)
+
+
+def test_casing_ids_follow_the_first_matching_pattern():
+    words = tf.constant(["1996", "the", "EU", "Paris", "McDonald", "4th", "--", ""])
+    expected = [1, 2, 3, 4, 5, 6, 7, 7]  # numeric, lower, upper, initial, mixed, has digit, other
+    assert characters.casing_ids(words).numpy().tolist() == expected
+    assert characters.NUM_CASING_IDS == len(characters.CASING_PATTERNS) + 2
+
+
+def test_word_char_ids_cut_and_pad_each_word():
+    lookup = keras.layers.StringLookup(vocabulary=list("abc"), mask_token="")
+    ids = characters.word_char_ids(lookup, tf.constant(["abcab", "c", ""]), 3).numpy().tolist()
+    assert ids == [[2, 3, 4], [4, 0, 0], [0, 0, 0]]
+
+
+def test_char_rnn_word_encoder_gives_one_vector_per_word_and_zeros_for_padding():
+    char_ids = keras.Input((None, 4), dtype="int64")
+    model = keras.Model(char_ids, characters.char_rnn_word_encoder(char_ids, 10, 3, units=2))
+    assert [layer.name for layer in model.layers[1:]] == ["char_embedding", "char_bilstm"]
+    encoded = model.predict(np.array([[[2, 3, 0, 0], [0, 0, 0, 0]]]), verbose=0)
+    assert encoded.shape == (1, 2, 4) and encoded[0, 0].any() and not encoded[0, 1].any()

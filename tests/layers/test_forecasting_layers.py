@@ -1,9 +1,14 @@
-"""Forecasting model pieces: the pinball loss by hand, the baseline paths, and model.keras round trips."""
+"""Forecasting model pieces: the pinball loss by hand, the baseline paths, model.keras round trips, the
+networks, the settings check and the serving pieces."""
+
+import re
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from seq_templates import errors
 from seq_templates.layers import forecasting
 
 
@@ -37,3 +42,65 @@ def test_autoregressive_model_reloads_from_keras_file_with_no_custom_objects(tmp
     values = np.random.default_rng(0).normal(size=(2, 8, 1)).astype("float32")
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(reloaded(values).numpy(), model(values).numpy(), atol=1e-6)
+
+
+def test_series_description_survives_preprocessing_json(tmp_path):
+    from seq_templates.preprocessing import state
+
+    groups = {"targets": ["pm2.5"], "covariates": ["TEMP", "a:b"], "categories": ["cbwd"]}
+    state.save({"series_description": forecasting.series_description(groups, "h")}, tmp_path / "state.json")
+    restored = state.load(tmp_path / "state.json")["series_description"]
+    assert restored == {"columns": groups, "frequency": "h"}
+    empty = forecasting.series_description({"targets": ["value"]}, "MS")
+    assert empty["columns"] == {"targets": ["value"], "covariates": [], "categories": []}
+
+
+def test_forecast_outputs_undo_the_normalization_and_name_the_interval():
+    normalizer = keras.layers.Normalization(axis=-1)
+    normalizer.adapt(np.array([[0.0], [2.0], [4.0]], dtype="float32"))  # mean 2, variance 8/3
+    scale = np.sqrt(8 / 3)
+    point = forecasting.forecast_outputs(np.zeros((1, 2, 1), "float32"), normalizer)
+    np.testing.assert_allclose(point["forecast"].numpy(), 2.0, rtol=1e-6)
+    levels = np.array([[[[-1.0, 0.0, 1.0]]]], dtype="float32")  # (batch, horizon, targets, quantiles)
+    outputs = forecasting.forecast_outputs(levels, normalizer, [0.1, 0.5, 0.9])
+    np.testing.assert_allclose(outputs["lower"].numpy(), [[[2.0 - scale]]], rtol=1e-5)
+    np.testing.assert_allclose(outputs["upper"].numpy(), [[[2.0 + scale]]], rtol=1e-5)
+    np.testing.assert_allclose(outputs["forecast"].numpy(), [[[2.0]]], rtol=1e-6)
+    assert outputs["quantiles"].shape == (1, 1, 1, 3)
+
+
+def test_serving_function_takes_the_inputs_of_the_model_by_name():
+    inputs = {"targets": keras.Input((4, 1), name="targets"),
+              "category_ids": keras.Input((4, 2), dtype="int64", name="category_ids")}
+    model = keras.Model(inputs, keras.layers.Flatten()(inputs["targets"]))
+    specs = forecasting.input_specs(model)
+    assert [(spec.name, spec.dtype.name, spec.shape.as_list()) for spec in specs] == [
+        ("targets", "float32", [None, 4, 1]), ("categories", "string", [None, 4, None])]
+    function = forecasting.serving_function(lambda **given: {"names": tf.constant(sorted(given))}, specs)
+    answer = function(targets=tf.zeros((1, 4, 1)), categories=tf.constant([[["a"]] * 4]))
+    assert answer["names"].numpy().tolist() == [b"categories", b"targets"]
+
+
+@pytest.mark.parametrize("arguments, fragment", [
+    (("single_step", 3), "set data.horizon=1"),
+    (("autoregressive", 3, [0.1, 0.9]), "feeds back one value"),
+    (("direct", 3, [0.5, 1.0]), "increasing levels in (0, 1)"),
+    (("direct", 3, [], "seasonal", None), "needs data.season_length"),
+])
+def test_network_settings_that_do_not_go_together_are_refused(arguments, fragment):
+    with pytest.raises(errors.SeqTemplatesError, match=re.escape(fragment)):
+        forecasting.check_network_settings(*arguments)
+    forecasting.check_network_settings("direct", 3, [0.1, 0.5, 0.9], "seasonal", 12)
+
+
+def test_forecast_network_of_every_architecture_with_side_features():
+    window = keras.Input((8, 2))
+    ids = keras.Input((8, 1), dtype="int64")
+    side = forecasting.covariate_features(keras.Input((8, 3)), ids, vocabulary_size=5, embedding_dim=2)
+    assert side.shape == (None, 8, 5)
+    assert forecasting.covariate_features() is None
+    for architecture, quantiles, shape in (("direct", 3, (None, 4, 2, 3)), ("encoder_decoder", 0, (None, 4, 2)),
+                                           ("autoregressive", 0, (None, 4, 2))):
+        output = forecasting.forecast_network(window, side, architecture, 4, quantiles, "gru", 4,
+                                              residual_to="last_value")
+        assert tuple(output.shape) == shape, architecture

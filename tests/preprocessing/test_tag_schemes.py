@@ -62,3 +62,33 @@ def test_unknown_scheme_is_a_user_error():
         tag_schemes.check(["O"], "iob3")
     with pytest.raises(errors.SeqTemplatesError, match="Unknown tag scheme"):
         tag_schemes.convert(["O"], "iob2", "bilou")
+
+
+def test_check_and_convert_names_the_file_line_and_setting(tmp_path):
+    path = tmp_path / "train.txt"
+    tokens, tags, lines = [["EU", "rejects"], ["the", "U.N."]], [["B-ORG", "O"], ["O", "I-ORG"]], [[1, 2], [4, 5]]
+    with pytest.raises(errors.SeqTemplatesError, match=r"train.txt:5: 'I-ORG' follows 'O'.*set data.repair_tags=true"):
+        tag_schemes.check_and_convert(path, tokens, tags, lines, "iob2", setting_prefix="data.")
+    assert tag_schemes.check_and_convert(path, tokens, tags, lines, "iob2", "bioes", repair_tags=True) == [
+        ["S-ORG", "O"], ["O", "S-ORG"]]
+    with pytest.raises(errors.SeqTemplatesError, match=r"train.txt:2: the token column is empty.*reader.token_column"):
+        tag_schemes.check_and_convert(path, [["EU", ""]], [["B-ORG", "O"]], [[1, 2]], "iob2",
+                                      setting_prefix="reader.")
+
+
+def test_check_known_tags_rejects_a_tag_training_lacks():
+    splits = {"train": ([["a", "b"]], [["B-PER", "O"]]), "validation": ([["b"]], [["O"]]),
+              "test": ([["c", "d"]], [["O", "B-LOC"]])}
+    with pytest.raises(errors.SeqTemplatesError, match="test split has labels not seen in training: 'B-LOC'"):
+        tag_schemes.check_known_tags(splits, "data.tag_column")
+    splits["test"] = ([["c"]], [["B-PER"]])
+    tag_schemes.check_known_tags(splits, "data.tag_column")
+    with pytest.raises(errors.SeqTemplatesError, match="check data.tag_column"):
+        tag_schemes.check_known_tags({**splits, "train": ([["a"]], [["O"]])}, "data.tag_column")
+
+
+def test_entities_give_readable_spans():
+    assert tag_schemes.entities(["Peter", "Blackburn", "in", "Paris"], ["B-PER", "I-PER", "O", "B-LOC"]) == [
+        {"text": "Peter Blackburn", "type": "PER", "start": 0, "end": 2},
+        {"text": "Paris", "type": "LOC", "start": 3, "end": 4}]
+    assert tag_schemes.entities(None, None) == []

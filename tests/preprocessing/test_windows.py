@@ -85,3 +85,51 @@ def test_origins_stride_back_from_the_last_one_and_can_be_limited():
     assert windows.window_origins(80, 100, 8, 4, max_origins=3).tolist() == [94, 95, 96]
     with pytest.raises(errors.SeqTemplatesError, match="validation_size"):
         windows.block_bounds(30, test_size=20, validation_size=10)
+
+
+def test_series_frame_joins_files_checks_columns_and_groups_them():
+    first = frame_at(["2021-01-01", "2021-01-02"], load=[1.0, 2.0], wind=["N", "S"], temp=[5.0, 6.0])
+    second = frame_at(["2021-01-03", "2021-01-04"], load=[3.0, 4.0], wind=["N", "N"], temp=[7.0, 8.0])
+    frame, report, frequency = windows.series_frame([first, second], [], ["wind", "temp"], source="f.csv")
+    assert frame.columns.tolist() == ["load", "wind", "temp"] and frequency == "D" and len(frame) == 4
+    assert windows.column_groups(frame, []) == {"targets": ["load"], "covariates": ["temp"], "categories": ["wind"]}
+    assert windows.describe_report(report, "D") == ("frequency D; missing values (error): none, rows added for "
+                                                    "gaps: 0")
+    with pytest.raises(errors.SeqTemplatesError, match="f.csv: data.validation_path .* in time order"):
+        windows.series_frame([second, first], [], [], source="f.csv")
+    with pytest.raises(errors.SeqTemplatesError, match="column 'wind' of .* is not numeric"):
+        windows.select_columns(first, ["wind"], [], source="f.csv")
+    with pytest.raises(errors.SeqTemplatesError, match="column 'rain' .* does not exist; the columns are 'load'"):
+        windows.select_columns(first, [], ["rain"], source="f.csv")
+
+
+def test_split_windows_cuts_every_block_and_keeps_training_windows_inside_theirs():
+    frame = frame_at(pandas.date_range("2020-01-01", periods=100, freq="h"), value=np.arange(100.0),
+                     wind=np.array(["a", "b"] * 50, dtype=object))
+    groups = windows.column_groups(frame, ["value"])
+    bounds = windows.block_bounds(100, test_size=20, validation_size=10)
+    splits = windows.split_windows(frame, groups, bounds, 8, 2, strides={"train": 3}, max_origins={"test": 5},
+                                   frequency="h", season_length=24, report={"policy": "error"})
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    assert len(test) == 5 and test.origins.tolist() == [94, 95, 96, 97, 98]
+    assert len(validation) == 9 and validation.inputs["targets"].min() < 70  # looks back before its block
+    assert train.future.max() < 70 and train.inputs["targets"].min() >= 0 and np.all(np.diff(train.origins) == 3)
+    assert test.future.dtype == np.float32 and test.future.shape == (5, 2, 1)
+    assert test.inputs["categories"].shape == (5, 8, 1) and test.inputs["categories"].dtype == object
+    assert test.series.shape == (100, 1) and test.train_size == 70 and test.block.index[0] == frame.index[80]
+    with pytest.raises(errors.SeqTemplatesError, match="fewer than data.input_width"):
+        windows.split_windows(frame, groups, bounds, 68, 4)
+    with pytest.raises(errors.SeqTemplatesError, match="the validation block .* raise data.validation_size"):
+        windows.split_windows(frame, groups, bounds, 8, 12)
+
+
+def test_last_window_and_forecast_rows_put_a_forecast_on_the_time_grid():
+    frame = frame_at(pandas.date_range("2020-01-01", periods=5, freq="MS"), value=np.arange(5.0))
+    inputs, times = windows.last_window(frame, windows.column_groups(frame, []), 3, 2, "MS")
+    assert inputs == {"targets": [[2.0], [3.0], [4.0]]}
+    assert times == ["2020-06-01 00:00:00", "2020-07-01 00:00:00"]
+    with pytest.raises(errors.SeqTemplatesError, match="x.csv: 5 time steps, .* data.input_width=6"):
+        windows.last_window(frame, windows.column_groups(frame, []), 6, 2, "MS", source="x.csv")
+    rows = windows.forecast_rows(times, ["value"], [[1.23456789], [2.0]], [[[1.0, 1.5]], [[2.0, 2.5]]], [0.1, 0.9])
+    assert rows == [{"time": times[0], "value": 1.234568, "value_q0.1": 1.0, "value_q0.9": 1.5},
+                    {"time": times[1], "value": 2.0, "value_q0.1": 2.0, "value_q0.9": 2.5}]
