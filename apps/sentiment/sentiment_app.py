@@ -223,7 +223,8 @@ def evaluate(predictors, raw_data, config, output_dir):
 def summary(metrics):
     """Test accuracy beside the baselines: the line printed after evaluation."""
     figures = {"Test accuracy": metrics["model"]["accuracy"],
-               "macro-F1": metrics["model"]["macro_f1"], "TF-IDF baseline": metrics["baseline"]["accuracy"],
+               "macro-F1": metrics["model"]["macro_f1"],
+               "TF-IDF baseline": metrics["baseline"]["accuracy"],
                "majority class": metrics["majority_class_accuracy"]}
     return "; ".join(f"{name} {value:.4f}" for name, value in figures.items())
 # endregion
