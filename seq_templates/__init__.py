@@ -32,19 +32,33 @@ def register_keras_objects():
 
 
 class _RegisterAfterKerasImport(importlib.abc.MetaPathFinder):
-    """Runs :func:`register_keras_objects` right after the ``keras`` package has been imported."""
+    """Runs :func:`register_keras_objects` right after the ``keras`` package has been imported.
+
+    TensorFlow looks for Keras (``find_spec``) before importing it, so the finder stays in
+    place until Keras has really been executed; its own lookup skips itself.
+    """
+
+    def __init__(self):
+        self._looking = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self._looking:
             return None
-        sys.meta_path.remove(self)  # once; the lookup below must not find this finder again
-        spec = importlib.util.find_spec(name)
+        self._looking = True
+        try:
+            spec = importlib.util.find_spec(name)  # the other finders: the real keras
+        finally:
+            self._looking = False
         if spec is None or spec.loader is None:
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module):
             execute(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            # A module of KERAS_OBJECT_MODULES that imported keras first is half-initialized
+            # here: importing it again returns it as it is, and it finishes on its own.
             register_keras_objects()
 
         spec.loader.exec_module = exec_module

@@ -246,10 +246,14 @@ def _command_predict(arguments):
     defaults = {name: value for name, value in defaults.items() if name in specs}
     columns = _parse_inputs(raw_inputs, specs, _parse_parameters(arguments.param, specs), defaults)
     outputs = _call_export(export.batch_predictor(function), columns)
-    for note in serving.get("notes") or []:
+    notes = serving.get("notes") or ([f"this export reads the first {serving['max_length']} tokens of each input"]
+                                     if serving.get("max_length") else [])  # an export from before notes
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    # An output whose last axis has one value per name in an assets.extra/ file (class probabilities).
-    named_outputs = {output: assets[file_name] for output, file_name in (serving.get("named_outputs") or {}).items()
+    # An output whose last axis has one value per name in an assets.extra/ file (class probabilities);
+    # an export from before named_outputs has labels.txt for its probabilities.
+    named = serving.get("named_outputs") or ({"probabilities": "labels.txt"} if "labels.txt" in assets else {})
+    named_outputs = {output: assets[file_name] for output, file_name in named.items()
                      if isinstance(assets.get(file_name), list)}
     for index, (_, raw) in enumerate(raw_inputs):
         record = {"input": raw}

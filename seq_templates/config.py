@@ -110,8 +110,9 @@ class TrainConfig:
             ``val_entity_f1``). Early stopping, the best weights kept at the end and
             the checkpoint's best weights all follow it.
         monitor_mode: ``min`` or ``max``: whether a smaller or a larger ``monitor`` is
-            better; ``auto``: ``min`` for names with loss, error, mae, mse, mape or
-            perplexity in them, ``max`` otherwise.
+            better; ``auto``: ``min`` for names with loss, error, mae, mse, mape,
+            perplexity, crossentropy, divergence, hinge, cosh or bits in them, ``max``
+            otherwise.
         early_stopping_patience: Epochs without improvement of ``monitor`` before
             stopping; 0 turns early stopping off.
         restore_best_weights: At the end of training keep the weights of the epoch

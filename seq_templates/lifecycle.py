@@ -20,7 +20,9 @@ other and does the chores around them (seeds, the run directory, ``config.yaml``
 after that, and everything later derives from ``model.keras`` + ``preprocessing.json``
 through :func:`load_trained`: evaluation in training, ``export/1``, ``seq-templates
 export`` (``export/2`` answers exactly like ``export/1``), ``seq-templates evaluate``
-(through the export) and ``--resume`` (which restores ``preprocessing.json`` too).
+(through the export). An interrupted run is the one exception, as it has no ``model.keras``
+yet: ``--resume`` restores ``preprocessing.json`` (the same ``state.load``) and the last
+epoch's checkpoint, with early stopping's best weights beside it.
 
 Data is loaded before the run directory exists, so bad data leaves nothing behind.
 """

@@ -31,6 +31,7 @@ import warnings
 import keras
 import numpy as np
 
+from seq_templates import errors
 from seq_templates.evaluation import plots
 
 CHECKPOINT_FOLDER = "checkpoints"
@@ -175,6 +176,13 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best_epoch = self.initial_state["best_epoch"]
             self.stopped_epoch = self.initial_state["stopped_epoch"]
             self.best_weights = self.initial_best_weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in (logs or {}):  # Keras would only warn, and select nothing
+            raise errors.SeqTemplatesError(
+                f"train.monitor={self.monitor} is not logged by this model; the epoch logged "
+                f"{', '.join(sorted(logs or {})) or 'nothing'}. Set train.monitor to one of the val_ names.")
+        super().on_epoch_end(epoch, logs)
 
     def state(self):
         """Returns ``(state dict, best weights or None)`` for the checkpoint."""
@@ -322,7 +330,8 @@ class TimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-MINIMIZED_WORDS = ("loss", "error", "mae", "mse", "mape", "perplexity")
+MINIMIZED_WORDS = ("loss", "error", "mae", "mse", "mape", "perplexity", "crossentropy", "divergence",
+                   "hinge", "cosh", "bits")
 
 
 def monitor_mode(train_config):
@@ -421,7 +430,8 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
                 verbose=resolve_verbosity(train_config.verbose),
                 shuffle=False,  # the tf.data pipeline shuffles before bucketing
             )
-    elif early_stopping is not None and checkpoint.best_weights is not None:
+    elif (early_stopping is not None and train_config.restore_best_weights
+          and checkpoint.best_weights is not None):
         model.set_weights(checkpoint.best_weights)  # as EarlyStopping does when training ends
     history = epoch_checkpoint.history
     write_history(history, run_directory)

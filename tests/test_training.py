@@ -204,16 +204,17 @@ class _ScriptedScore:
         return self.values[len(self.weights) - 1]
 
 
-@pytest.mark.parametrize("patience", [0, 5])
+@pytest.mark.parametrize("patience", [0, 1])
 def test_an_app_score_selects_the_kept_weights(tmp_path, patience):
-    """train.monitor on an app's own score (mode max): the best epoch's weights are kept, not the last."""
+    """train.monitor on an app's own score (mode max): the best epoch's weights are kept, not the last;
+    with patience 1 training stops after the first epoch that does not improve on it."""
     train_config = _train_config(epochs=4, ema_momentum=None, monitor="val_score", monitor_mode="max",
                                  early_stopping_patience=patience, restore_best_weights=True)
     model, dataset = tiny_problem(train_config)
     score = _ScriptedScore([0.1, 0.7, 0.3, 0.2])
     history = training.fit(model, dataset, dataset, train_config, tmp_path,
                            callbacks=[training.ValidationScore("val_score", score)])
-    assert history["val_score"] == [0.1, 0.7, 0.3, 0.2]
+    assert history["val_score"] == [0.1, 0.7, 0.3, 0.2][:4 if patience == 0 else 3]
     assert int(np.argmin(history["val_loss"])) != 1  # the loss would have chosen another epoch
     for kept, best in zip(model.get_weights(), score.weights[1]):
         np.testing.assert_array_equal(kept, best)
@@ -227,3 +228,12 @@ def test_restore_best_weights_false_keeps_the_last_epoch(tmp_path):
                  callbacks=[training.ValidationScore("val_score", score)])
     for kept, last in zip(model.get_weights(), score.weights[-1]):
         np.testing.assert_array_equal(kept, last)
+
+
+def test_a_monitor_nobody_logs_is_a_user_error(tmp_path):
+    from seq_templates import errors
+
+    train_config = _train_config(epochs=2, ema_momentum=None, monitor="val_acc")
+    model, dataset = tiny_problem(train_config)
+    with pytest.raises(errors.SeqTemplatesError, match=r"train.monitor=val_acc is not logged.*val_accuracy"):
+        training.fit(model, dataset, dataset, train_config, tmp_path)

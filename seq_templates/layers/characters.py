@@ -10,8 +10,7 @@ The encoder embeds ``(batch, words, max_word_chars)`` character ids, convolves
 along each word with ``Conv2D((1, kernel_size))`` and takes the max over the
 character axis with ``MaxPooling2D((1, max_word_chars))``. That avoids
 ``TimeDistributed`` over a dynamic time axis, which fails under ``fit`` on
-tf.data. Everything is a built-in layer, so ``model.keras`` loads with no
-custom objects. :func:`char_rnn_word_encoder` is the other encoder NER offers: a
+tf.data. Everything is a built-in layer. :func:`char_rnn_word_encoder` is the other encoder NER offers: a
 BiLSTM over each word's characters (``char_recurrent.WordCharacterRNN``).
 """
 
@@ -43,8 +42,9 @@ def char_word_encoder(char_ids, vocabulary_size, max_word_chars, embedding_dim=1
         name: Prefix of the layer names.
 
     Returns:
-        A Keras tensor ``(batch, words, filters)``. It carries no mask: combine it
-        with a masked word embedding (``Concatenate`` keeps that mask).
+        A Keras tensor ``(batch, words, filters)``. It carries no mask, and a
+        ``Concatenate`` with a masked word embedding gives an all-true one: pass the
+        token mask to ``recurrent.recurrent_stack(..., mask=...)``.
     """
     chars = keras.layers.Embedding(vocabulary_size, embedding_dim, name=f"{name}_embedding")(char_ids)
     chars = keras.layers.Conv2D(filters, (1, kernel_size), padding="same", activation="relu",

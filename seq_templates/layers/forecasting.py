@@ -10,7 +10,7 @@
   and the whole network of one ``architecture`` from a normalized window;
   :func:`check_network_settings` refuses settings that do not go together.
 * :class:`PinballLoss`: the quantile loss, registered with
-  ``package="seq_templates"`` so ``model.keras`` reloads with no custom objects.
+  ``package="seq_templates"``, so ``model.keras`` reloads in any process that ran ``import seq_templates``.
 * :func:`forecast_outputs`: a normalized forecast back in the series' units, as the
   export's named outputs; :func:`serving_function` gives it one parameter per input of
   :func:`input_specs`.

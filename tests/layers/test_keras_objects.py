@@ -70,3 +70,35 @@ def test_pinball_loss(tmp_path):
     window = np.random.default_rng(6).normal(size=(8, 4)).astype("float32")
     keras_object_test_case.run_layer_test(
         keras.layers.Identity(), [(4,)], [window], build, truth, forecasting.PinballLoss(quantiles), tmp_path)
+
+
+REGISTERED_IN_A_FRESH_PROCESS = """
+import sys
+{imports}
+import keras
+names = [name for name in keras.saving.get_custom_objects() if name.startswith("seq_templates>")]
+print(sorted(names))
+"""
+
+
+def test_import_seq_templates_registers_every_keras_object_in_any_import_order():
+    import subprocess
+    import sys
+
+    import seq_templates
+
+    declared = set()
+    for path in (keras_object_test_case.REPOSITORY / "seq_templates").rglob("*.py"):
+        if "register_keras_serializable" in path.read_text(encoding="utf-8") and path.stem != "__init__":
+            declared.add(".".join(path.relative_to(keras_object_test_case.REPOSITORY).with_suffix("").parts))
+    assert declared == set(seq_templates.KERAS_OBJECT_MODULES)  # a new module must be listed there
+    expected = "['seq_templates>CRF', 'seq_templates>CRFLoss', 'seq_templates>PinballLoss', " \
+               "'seq_templates>WordCharacterRNN']"
+    for imports in ("import seq_templates\nimport tensorflow", "import seq_templates",
+                    "import tensorflow\nimport keras\nimport seq_templates"):
+        completed = subprocess.run(
+            [sys.executable, "-c", REGISTERED_IN_A_FRESH_PROCESS.format(imports=imports)], capture_output=True,
+            text=True, timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
+                                         "PYTHONPATH": str(keras_object_test_case.REPOSITORY)})
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        assert completed.stdout.strip().splitlines()[-1] == expected, imports
