@@ -139,6 +139,7 @@ def test_serving_translates_empty_unknown_and_long_sources(tmp_path, overrides):
         assert np.abs(weights[0, :, 1:]).max() < 1e-6
 
 
+@pytest.mark.slow  # tests/layers/test_attention_decoder.py checks the stepped decoder in the default suite
 def test_step_decoder_shares_the_training_model_layers(tmp_path):
     """Greedy outputs fed back with teacher forcing give the same argmax: one set of named layers."""
     config, raw, preprocessing, model = word_setup(tmp_path, "model.beam_width=1")
@@ -208,12 +209,9 @@ def test_evaluate_scores_serving_default_and_draws_heatmaps_through_the_attentio
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("translation") / "run"
-    assert app.main(["--output-dir", str(output_dir), "--set", "data.max_train_samples=600", "--set",
-                     "train.epochs=1", "--set", "model.units=16", "--set", "model.embedding_dim=8",
-                     "--set", "train.verbose=0", "--set", "train.tensorboard=false"]) == 0
-    return output_dir
+def tiny_run(trained_app_runs):
+    """The contract tests' quick translation run (trained once per session; copy what you change)."""
+    return trained_app_runs("translation")[1]
 
 
 def test_run_has_samples_heatmaps_and_serving_defaults(tiny_run):
