@@ -177,13 +177,6 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.stopped_epoch = self.initial_state["stopped_epoch"]
             self.best_weights = self.initial_best_weights
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.monitor not in (logs or {}):  # Keras would only warn, and select nothing
-            raise errors.SeqTemplatesError(
-                f"train.monitor={self.monitor} is not logged by this model; the epoch logged "
-                f"{', '.join(sorted(logs or {})) or 'nothing'}. Set train.monitor to one of the val_ names.")
-        super().on_epoch_end(epoch, logs)
-
     def state(self):
         """Returns ``(state dict, best weights or None)`` for the checkpoint."""
         best = None if self.best is None else float(self.best)
