@@ -31,7 +31,6 @@ import warnings
 import keras
 import numpy as np
 
-from seq_templates import errors
 from seq_templates.evaluation import plots
 
 CHECKPOINT_FOLDER = "checkpoints"
