@@ -135,25 +135,25 @@ def load_serving_function(path, signature_name="serving_default"):
     Raises:
         SeqTemplatesError: No export at ``path``, or no such signature.
     """
-    version_path = find_version(path)
-    loaded = tf.saved_model.load(str(version_path))
-    if signature_name not in loaded.signatures:
+    functions = load_signatures(path)
+    if signature_name not in functions:
         raise errors.SeqTemplatesError(
-            f"The export at {version_path} has no signature '{signature_name}'; it has "
-            f"{', '.join(sorted(loaded.signatures))}.")
-    function = loaded.signatures[signature_name]
-    # keep the loaded object alive as long as the function
-    function._seq_templates_owner = loaded  # noqa: SLF001
+            f"The export at {find_version(path)} has no signature '{signature_name}'; it has "
+            f"{', '.join(sorted(functions))}.")
+    function = functions[signature_name]
     return function, input_specs(function)
 
 
 def load_signatures(path):
-    """Loads every signature of an export: ``{signature name: function}`` (see :func:`load_serving_function`)."""
-    version_path = find_version(path)
-    loaded = tf.saved_model.load(str(version_path))
+    """Loads every signature of an export: ``{signature name: function}``.
+
+    Raises:
+        SeqTemplatesError: No export at ``path``.
+    """
+    loaded = tf.saved_model.load(str(find_version(path)))
     functions = dict(loaded.signatures)
     for function in functions.values():
-        function._seq_templates_owner = loaded  # noqa: SLF001
+        function._seq_templates_owner = loaded  # keep the loaded object alive as long as its functions
     return functions
 
 

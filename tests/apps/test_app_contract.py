@@ -18,12 +18,10 @@ sampler with a seeded parity check) cover all they did.
 
 import json
 import math
-import pathlib
 import shutil
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import yaml
@@ -33,6 +31,7 @@ from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import export
 from seq_templates import lifecycle
+from tests.layers import keras_object_test_case
 
 APPS = {task: apps_loader.app_path(task) for task in apps_loader.list_templates()}
 BUNDLED = APPS
@@ -190,20 +189,6 @@ def test_evaluate_reproduces_the_metrics_training_wrote(trained, tmp_path):
     _assert_same_metrics(written, json.loads((copy / "metrics.json").read_text()))
 
 
-MODEL_IN_A_FRESH_PROCESS = """
-import sys
-import numpy as np
-import seq_templates  # registers the package's Keras objects; nothing else of it is imported
-import keras
-model = keras.saving.load_model(sys.argv[1])
-with np.load(sys.argv[2]) as saved:
-    features = {name: saved[name] for name in saved.files}
-outputs = keras.tree.flatten(model.predict(features, verbose=0))
-assert not any(name.startswith("seq_templates_app") for name in sys.modules)
-np.savez(sys.argv[3], *[np.asarray(output) for output in outputs])
-"""
-
-
 def test_model_keras_reloads_in_a_fresh_process_with_import_seq_templates(trained, tmp_path):
     _, app, run = trained
     config = config_module.load(app.CONFIG_SECTIONS, run / "config.yaml")
@@ -213,19 +198,8 @@ def test_model_keras_reloads_in_a_fresh_process_with_import_seq_templates(traine
     features = next(iter(dataset))[0]
     features = ({name: np.asarray(value) for name, value in features.items()} if isinstance(features, dict)
                 else {trained_run.model.inputs[0].name: np.asarray(features)})
-    np.savez(tmp_path / "features.npz", **features)
-    expected = keras.tree.flatten(trained_run.model.predict(features, verbose=0))
-    completed = subprocess.run(
-        [sys.executable, "-c", MODEL_IN_A_FRESH_PROCESS, str(run / "model.keras"), str(tmp_path / "features.npz"),
-         str(tmp_path / "outputs.npz")], capture_output=True, text=True, timeout=300,
-        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
-             "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])})
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    with np.load(tmp_path / "outputs.npz") as saved:
-        fresh = [saved[f"arr_{index}"] for index in range(len(saved.files))]
-    assert len(fresh) == len(expected)
-    for left, right in zip(fresh, expected):
-        np.testing.assert_allclose(left, np.asarray(right), rtol=1e-5, atol=1e-5)
+    keras_object_test_case.assert_reloads_in_a_fresh_process(trained_run.model, features, tmp_path,
+                                                              path=run / "model.keras", atol=1e-5)
 
 
 def _decoded(value):

@@ -3,7 +3,7 @@
 :func:`run_layer_test` and :func:`run_loss_test` check, for a custom layer or loss:
 
 - the config round trip: ``from_config(get_config())`` gives an object with the same config;
-- a symbolic call on ``keras.Input`` s gives the output shape ``compute_output_shape`` says;
+- a symbolic call on ``keras.Input`` s gives an output of the shape the eager call returns;
 - one ``fit`` step on a tiny functional model moves every trainable weight and gives a finite loss;
 - the ``.keras`` round trip: the saved model reloads in a fresh Python process that imports
   only ``seq_templates`` (which registers the object) and keras, and answers as in this one.
@@ -20,14 +20,17 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 RELOAD_IN_A_FRESH_PROCESS = """
 import sys
 import numpy as np
-import seq_templates  # registers the Keras objects
+import seq_templates  # registers the Keras objects; nothing else of the package is imported
 import keras
 model = keras.saving.load_model(sys.argv[1])
 with np.load(sys.argv[2]) as saved:
-    inputs = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+    positional = all(name.startswith("arr_") for name in saved.files)
+    inputs = ([saved[f"arr_{index}"] for index in range(len(saved.files))] if positional
+              else {name: saved[name] for name in saved.files})
 assert not any(name.startswith("seq_templates_app") for name in sys.modules)
-outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-np.save(sys.argv[3], np.asarray(outputs))
+outputs = keras.tree.flatten(model.predict(inputs if not positional or len(inputs) > 1 else inputs[0],
+                                           verbose=0))
+np.savez(sys.argv[3], *[np.asarray(output) for output in outputs])
 print(type(model.loss).__name__)
 """
 
@@ -41,19 +44,44 @@ def assert_config_round_trip(instance):
         == config
 
 
-def assert_reloads_in_a_fresh_process(model, inputs, folder):
-    """Saves ``model`` as ``.keras`` and checks a fresh process reloads it and answers the same."""
+def _predict(model, inputs):
+    """``model.predict`` on a dict of named inputs, or a list (one array: that array), flattened."""
+    if isinstance(inputs, list) and len(inputs) == 1:
+        inputs = inputs[0]
+    return [np.asarray(output) for output in keras.tree.flatten(model.predict(inputs, verbose=0))]
+
+
+def assert_reloads_in_a_fresh_process(model, inputs, folder, path=None, atol=1e-6):
+    """Checks a fresh process that imports only ``seq_templates`` and keras reloads a ``.keras`` file
+    and answers as ``model`` does here, its compiled loss included.
+
+    Args:
+        model: The model in this process.
+        inputs: A list of input arrays, or ``{input name: array}``.
+        folder: A temporary folder.
+        path: The ``.keras`` file to reload (default: ``model`` saved into ``folder``).
+        atol: The absolute tolerance of the comparison (the relative one is 1e-5).
+    """
     folder = pathlib.Path(folder)
-    model.save(folder / "model.keras")
-    np.savez(folder / "inputs.npz", *inputs)
+    if path is None:
+        path = folder / "model.keras"
+        model.save(path)
+    if isinstance(inputs, dict):
+        np.savez(folder / "inputs.npz", **inputs)
+    else:
+        np.savez(folder / "inputs.npz", *inputs)
     completed = subprocess.run(
-        [sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, str(folder / "model.keras"), str(folder / "inputs.npz"),
-         str(folder / "outputs.npy")], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, str(path), str(folder / "inputs.npz"),
+         str(folder / "outputs.npz")], capture_output=True, text=True, timeout=300,
         env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPOSITORY)})
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == type(model.loss).__name__  # the compiled loss too
-    expected = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-    np.testing.assert_allclose(np.load(folder / "outputs.npy"), np.asarray(expected), rtol=1e-5, atol=1e-6)
+    expected = _predict(model, inputs)
+    with np.load(folder / "outputs.npz") as saved:
+        fresh = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+    assert len(fresh) == len(expected)
+    for answered, wanted in zip(fresh, expected):
+        np.testing.assert_allclose(answered, wanted, rtol=1e-5, atol=atol)
 
 
 def assert_one_fit_step_trains(model, inputs, targets, sample_weight=None):
