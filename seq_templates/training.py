@@ -31,6 +31,7 @@ import warnings
 import keras
 import numpy as np
 
+from seq_templates import errors
 from seq_templates.evaluation import plots
 
 CHECKPOINT_FOLDER = "checkpoints"
@@ -175,6 +176,13 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best_epoch = self.initial_state["best_epoch"]
             self.stopped_epoch = self.initial_state["stopped_epoch"]
             self.best_weights = self.initial_best_weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in (logs or {}):  # Keras would only warn, and select nothing
+            raise errors.SeqTemplatesError(
+                f"train.monitor={self.monitor} is not logged by this model; the epoch logged "
+                f"{', '.join(sorted(logs or {})) or 'nothing'}. Set train.monitor to one of the val_ names.")
+        super().on_epoch_end(epoch, logs)
 
     def state(self):
         """Returns ``(state dict, best weights or None)`` for the checkpoint."""

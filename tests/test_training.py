@@ -229,3 +229,13 @@ def test_restore_best_weights_false_keeps_the_last_epoch(tmp_path):
     for kept, last in zip(model.get_weights(), score.weights[-1]):
         np.testing.assert_array_equal(kept, last)
 
+
+
+def test_a_monitor_nobody_logs_is_a_user_error(tmp_path):
+    """Selection on a name the epochs do not log would keep the last epoch without a word; it is an error."""
+    from seq_templates import errors
+
+    train_config = _train_config(epochs=2, ema_momentum=None, monitor="val_acc", restore_best_weights=True)
+    model, dataset = tiny_problem(train_config)
+    with pytest.raises(errors.SeqTemplatesError, match=r"train.monitor=val_acc is not logged.*val_accuracy"):
+        training.fit(model, dataset, dataset, train_config, tmp_path)
