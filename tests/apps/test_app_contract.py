@@ -5,10 +5,11 @@ may have those in ``OPTIONAL``). These tests check what every template must guar
 driving each with its own ``example_inputs``: main() trains above a loose floor on its
 offline data and leaves a complete run directory; the saved config is exactly the one
 asked for; ``model.keras`` reloads in a fresh process that imports only ``seq_templates``
-and keras, and answers as in this one; the export answers like the serving functions
-rebuilt from ``model.keras``, also in a fresh Python process that does not import
-seq_templates; ``seq-templates export RUN`` writes a version that answers exactly like
-``export/1``; ``seq-templates evaluate RUN`` reproduces the metrics training wrote.
+and keras, and answers as in this one; the export answers alike in a fresh Python process
+that does not import seq_templates (that it answers like the serving functions rebuilt
+from ``model.keras``, main's region 7 checks in every training); ``seq-templates export
+RUN`` writes a version that answers exactly like ``export/1``; ``seq-templates evaluate
+RUN`` reproduces the metrics training wrote.
 
 The four fixture apps that stood in for the other shapes before their templates existed
 are gone: ner (a per-token tagger with a masked loss), translation (an encoder-decoder),
@@ -138,17 +139,6 @@ def _export_answers(version_path, examples):
             for name, inputs in examples.items()}
 
 
-def test_export_answers_like_the_serving_functions_rebuilt_from_model_keras(trained):
-    _, app, run = trained
-    config, examples = _example_inputs(app, run)
-    _, serving = lifecycle.serving_from_run(app, run)
-    assert "serving_default" in serving.endpoints and set(examples) <= set(serving.endpoints)
-    for signature_name, inputs in examples.items():
-        tensors = lifecycle.input_tensors(serving.endpoints[signature_name], inputs)
-        rebuilt = export.to_numpy(serving.endpoints[signature_name](**tensors))
-        export.check_parity(export.find_version(run), tensors, rebuilt, signature_name=signature_name)
-
-
 def test_reexport_answers_exactly_like_export_1(trained, tmp_path):
     _, app, run = trained
     copy = tmp_path / "run"
@@ -189,17 +179,18 @@ def test_evaluate_reproduces_the_metrics_training_wrote(trained, tmp_path):
     _assert_same_metrics(written, json.loads((copy / "metrics.json").read_text()))
 
 
-def test_model_keras_reloads_in_a_fresh_process_with_import_seq_templates(trained, tmp_path):
-    _, app, run = trained
-    config = config_module.load(app.CONFIG_SECTIONS, run / "config.yaml")
-    raw_data = app.load_raw_data(config["data"])
-    trained_run = lifecycle.load_trained(app, run)
-    dataset = app.make_dataset(raw_data["test"], trained_run.preprocessing, config)
-    features = next(iter(dataset))[0]
-    features = ({name: np.asarray(value) for name, value in features.items()} if isinstance(features, dict)
-                else {trained_run.model.inputs[0].name: np.asarray(features)})
-    keras_object_test_case.assert_reloads_in_a_fresh_process(trained_run.model, features, tmp_path,
-                                                              path=run / "model.keras", atol=1e-5)
+def test_every_model_keras_reloads_in_a_fresh_process_with_import_seq_templates(trained_app_runs, tmp_path):
+    """One fresh process (a TensorFlow start-up, not five) reloads every template's model.keras."""
+    cases = []
+    for name in sorted(APPS):
+        app, run = trained_app_runs(name)
+        trained_run = lifecycle.load_trained(app, run)
+        raw_data = app.load_raw_data(trained_run.config["data"])
+        features = next(iter(app.make_dataset(raw_data["test"], trained_run.preprocessing, trained_run.config)))[0]
+        features = ({key: np.asarray(value) for key, value in features.items()} if isinstance(features, dict)
+                    else {trained_run.model.inputs[0].name: np.asarray(features)})
+        cases.append((trained_run.model, features, run / "model.keras"))
+    keras_object_test_case.assert_models_reload_in_a_fresh_process(cases, tmp_path, atol=1e-5)
 
 
 def _decoded(value):
@@ -209,41 +200,56 @@ def _decoded(value):
     return [_decoded(item) for item in value] if isinstance(value, list) else value
 
 
-def test_export_parity_in_a_fresh_process_without_seq_templates(trained):
-    _, app, run = trained
-    config, examples = _example_inputs(app, run)
-    _, serving = lifecycle.serving_from_run(app, run)
+EXPORTS_WITHOUT_SEQ_TEMPLATES = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+answers = {}
+for name, request in json.loads(sys.stdin.read()).items():
+    loaded = tf.saved_model.load(request["path"])
+    answers[name] = {}
+    for signature_name, inputs in request["inputs"].items():
+        function = loaded.signatures[signature_name]
+        specs = function.structured_input_signature[1]
+        outputs = function(**{key: tf.constant(value, dtype=specs[key].dtype) for key, value in inputs.items()})
+        answers[name][signature_name] = {
+            key: value.numpy().tolist() if value.dtype != tf.string else
+            np.vectorize(lambda item: item.decode("utf-8"), otypes=[object])(value.numpy()).tolist()
+            for key, value in outputs.items()}
+assert "seq_templates" not in sys.modules
+print(json.dumps(answers))
+"""
+
+
+def test_every_export_answers_alike_in_a_process_without_seq_templates(trained_app_runs):
+    """TensorFlow alone (what TF Serving has) loads each export and answers as it does here; that the
+    export answers like the serving functions rebuilt from model.keras, main's region 7 has checked."""
     requests, expected = {}, {}
-    for signature_name, inputs in examples.items():
-        tensors = lifecycle.input_tensors(serving.endpoints[signature_name], inputs)
-        requests[signature_name] = {name: _decoded(tensor.numpy().tolist()) for name, tensor in tensors.items()}
-        expected[signature_name] = export.to_numpy(serving.endpoints[signature_name](**tensors))
-    script = (
-        "import json, sys\n"
-        "import numpy as np\n"
-        "import tensorflow as tf\n"
-        "loaded = tf.saved_model.load(sys.argv[1])\n"
-        "answers = {}\n"
-        "for name, inputs in json.loads(sys.stdin.read()).items():\n"
-        "    function = loaded.signatures[name]\n"
-        "    specs = function.structured_input_signature[1]\n"
-        "    out = function(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in inputs.items()})\n"
-        "    answers[name] = {k: v.numpy().tolist() if v.dtype != tf.string else "
-        "np.vectorize(lambda b: b.decode('utf-8'), otypes=[object])(v.numpy()).tolist() for k, v in out.items()}\n"
-        "assert 'seq_templates' not in sys.modules\n"
-        "print(json.dumps(answers))\n"
-    )
-    completed = subprocess.run([sys.executable, "-c", script, str(export.find_version(run))],
-                               input=json.dumps(requests), capture_output=True, text=True, timeout=300,
+    for name in sorted(APPS):
+        app, run = trained_app_runs(name)
+        _, examples = _example_inputs(app, run)
+        version_path = export.find_version(run)
+        functions = export.load_signatures(version_path)
+        requests[name] = {"path": str(version_path), "inputs": {}}
+        expected[name] = {}
+        for signature_name, inputs in examples.items():
+            tensors = lifecycle.input_tensors(functions[signature_name], inputs)
+            requests[name]["inputs"][signature_name] = {key: _decoded(tensor.numpy().tolist())
+                                                        for key, tensor in tensors.items()}
+            expected[name][signature_name] = export.to_numpy(functions[signature_name](**tensors))
+    completed = subprocess.run([sys.executable, "-c", EXPORTS_WITHOUT_SEQ_TEMPLATES], input=json.dumps(requests),
+                               capture_output=True, text=True, timeout=900,
                                env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert completed.returncode == 0, completed.stderr[-2000:]
     fresh = json.loads(completed.stdout.strip().splitlines()[-1])
-    for signature_name, outputs in expected.items():
-        for name, value in outputs.items():
-            if value.dtype.kind == "f":
-                np.testing.assert_allclose(np.array(fresh[signature_name][name]), value, atol=1e-5)
-            else:
-                assert np.array_equal(np.array(fresh[signature_name][name]).astype(str), value.astype(str)), name
+    for name, signatures in expected.items():
+        for signature_name, outputs in signatures.items():
+            for key, value in outputs.items():
+                answered = np.array(fresh[name][signature_name][key])
+                if value.dtype.kind == "f":
+                    np.testing.assert_allclose(answered, value, atol=1e-5)
+                else:
+                    assert np.array_equal(answered.astype(str), value.astype(str)), (name, signature_name, key)
 
 
 @pytest.mark.parametrize("task", sorted(BUNDLED))

@@ -22,16 +22,18 @@ import sys
 import numpy as np
 import seq_templates  # registers the Keras objects; nothing else of the package is imported
 import keras
-model = keras.saving.load_model(sys.argv[1])
-with np.load(sys.argv[2]) as saved:
-    positional = all(name.startswith("arr_") for name in saved.files)
-    inputs = ([saved[f"arr_{index}"] for index in range(len(saved.files))] if positional
-              else {name: saved[name] for name in saved.files})
+arguments = sys.argv[1:]
+for model_path, inputs_path, outputs_path in zip(arguments[::3], arguments[1::3], arguments[2::3]):
+    model = keras.saving.load_model(model_path)
+    with np.load(inputs_path) as saved:
+        positional = all(name.startswith("arr_") for name in saved.files)
+        inputs = ([saved[f"arr_{index}"] for index in range(len(saved.files))] if positional
+                  else {name: saved[name] for name in saved.files})
+    outputs = keras.tree.flatten(model.predict(inputs if not positional or len(inputs) > 1 else inputs[0],
+                                               verbose=0))
+    np.savez(outputs_path, *[np.asarray(output) for output in outputs])
+    print(type(model.loss).__name__)
 assert not any(name.startswith("seq_templates_app") for name in sys.modules)
-outputs = keras.tree.flatten(model.predict(inputs if not positional or len(inputs) > 1 else inputs[0],
-                                           verbose=0))
-np.savez(sys.argv[3], *[np.asarray(output) for output in outputs])
-print(type(model.loss).__name__)
 """
 
 
@@ -62,26 +64,42 @@ def assert_reloads_in_a_fresh_process(model, inputs, folder, path=None, atol=1e-
         path: The ``.keras`` file to reload (default: ``model`` saved into ``folder``).
         atol: The absolute tolerance of the comparison (the relative one is 1e-5).
     """
+    assert_models_reload_in_a_fresh_process([(model, inputs, path)], folder, atol)
+
+
+def assert_models_reload_in_a_fresh_process(cases, folder, atol=1e-6):
+    """:func:`assert_reloads_in_a_fresh_process` for several models in one fresh process.
+
+    Args:
+        cases: ``(model, inputs, path or None)`` triples.
+        folder: A temporary folder.
+        atol: The absolute tolerance of the comparisons.
+    """
     folder = pathlib.Path(folder)
-    if path is None:
-        path = folder / "model.keras"
-        model.save(path)
-    if isinstance(inputs, dict):
-        np.savez(folder / "inputs.npz", **inputs)
-    else:
-        np.savez(folder / "inputs.npz", *inputs)
+    arguments = []
+    for index, (model, inputs, path) in enumerate(cases):
+        if path is None:
+            path = folder / f"model_{index}.keras"
+            model.save(path)
+        if isinstance(inputs, dict):
+            np.savez(folder / f"inputs_{index}.npz", **inputs)
+        else:
+            np.savez(folder / f"inputs_{index}.npz", *inputs)
+        arguments += [str(path), str(folder / f"inputs_{index}.npz"), str(folder / f"outputs_{index}.npz")]
     completed = subprocess.run(
-        [sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, str(path), str(folder / "inputs.npz"),
-         str(folder / "outputs.npz")], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", RELOAD_IN_A_FRESH_PROCESS, *arguments], capture_output=True, text=True,
+        timeout=300 * len(cases),
         env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPOSITORY)})
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.strip().splitlines()[-1] == type(model.loss).__name__  # the compiled loss too
-    expected = _predict(model, inputs)
-    with np.load(folder / "outputs.npz") as saved:
-        fresh = [saved[f"arr_{index}"] for index in range(len(saved.files))]
-    assert len(fresh) == len(expected)
-    for answered, wanted in zip(fresh, expected):
-        np.testing.assert_allclose(answered, wanted, rtol=1e-5, atol=atol)
+    losses = completed.stdout.strip().splitlines()[-len(cases):]
+    for index, (model, inputs, _) in enumerate(cases):
+        assert losses[index] == type(model.loss).__name__  # the compiled loss too
+        expected = _predict(model, inputs)
+        with np.load(folder / f"outputs_{index}.npz") as saved:
+            fresh = [saved[f"arr_{position}"] for position in range(len(saved.files))]
+        assert len(fresh) == len(expected)
+        for answered, wanted in zip(fresh, expected):
+            np.testing.assert_allclose(answered, wanted, rtol=1e-5, atol=atol)
 
 
 def assert_one_fit_step_trains(model, inputs, targets, sample_weight=None):
