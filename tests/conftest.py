@@ -73,6 +73,26 @@ def interrupt_training(arguments, partial_folder, after_epochs=2, timeout=300):
     return process.returncode, stderr
 
 
+@pytest.fixture
+def cli_in_process(capfd):
+    """Runs ``seq-templates ARGUMENTS`` as ``seq_templates.cli.main(ARGUMENTS)`` in the test's process.
+
+    For answers that need no fresh process (bad input, predict on an export): it saves a
+    TensorFlow start-up per call. ``run_cli`` stays the check of the installed command itself.
+    Returns a function ``run(*arguments) -> CompletedProcess`` with the exit status and what the
+    call wrote to file descriptors 1 and 2.
+    """
+    from seq_templates import cli
+
+    def run(*arguments):
+        capfd.readouterr()
+        status = cli.main([str(argument) for argument in arguments])
+        captured = capfd.readouterr()
+        return subprocess.CompletedProcess(arguments, status, captured.out, captured.err)
+
+    return run
+
+
 def run_cli(*arguments, cwd=None, environment=None, timeout=600):
     """Runs the `seq-templates` command in a subprocess; returns the CompletedProcess."""
     command = [sys.executable, "-m", "seq_templates.cli", *map(str, arguments)]

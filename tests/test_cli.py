@@ -73,15 +73,15 @@ def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file)
     assert evaluated_metrics["baseline"]["accuracy"] == trained_metrics["baseline"]["accuracy"]
 
 
-def test_new_copies_an_app_that_trains_from_its_own_file(tmp_path, tiny_sentiment_file):
-    created = run_cli("new", "sentiment", tmp_path / "my_app")
+def test_new_copies_an_app_that_trains_from_its_own_file(tmp_path, tiny_sentiment_file, cli_in_process):
+    created = cli_in_process("new", "sentiment", tmp_path / "my_app")
     assert created.returncode == 0, created.stderr
     app_file = tmp_path / "my_app" / "sentiment_app.py"
     assert app_file.is_file() and (tmp_path / "my_app" / "configs" / "sst2.yaml").is_file()
-    again = run_cli("new", "sentiment", tmp_path / "my_app")
+    again = cli_in_process("new", "sentiment", tmp_path / "my_app")
     _assert_one_line_error(again, "not empty")
     (tmp_path / "a_file.txt").write_text("mine")
-    onto_a_file = run_cli("new", "sentiment", tmp_path / "a_file.txt")
+    onto_a_file = cli_in_process("new", "sentiment", tmp_path / "a_file.txt")
     _assert_one_line_error(onto_a_file, "is a file")
     assert (tmp_path / "a_file.txt").read_text() == "mine"
     app_file.write_text(app_file.read_text().replace('name=f"{TASK}_{model_config.cell}"',
@@ -122,19 +122,20 @@ def _bad_input_cases(tmp_path, tiny_sentiment_file):
     ]
 
 
-def test_bad_inputs_give_one_line_exit_2_and_leave_nothing(tmp_path, tiny_sentiment_file):
+def test_bad_inputs_give_one_line_exit_2_and_leave_nothing(tmp_path, tiny_sentiment_file, cli_in_process):
     for index, (arguments, fragments) in enumerate(_bad_input_cases(tmp_path, tiny_sentiment_file)):
         output_dir = tmp_path / "runs" / f"bad{index}"
-        completed = run_cli("train", "sentiment", *arguments, "--output-dir", output_dir, *QUICK)
+        run = run_cli if index == 0 else cli_in_process  # the installed command once, then its main()
+        completed = run("train", "sentiment", *arguments, "--output-dir", output_dir, *QUICK)
         _assert_one_line_error(completed, *fragments)
         assert not output_dir.exists() and not output_dir.with_name(output_dir.name + ".partial").exists()
 
 
-def test_other_verbs_reject_bad_paths_in_one_line(tmp_path):
-    _assert_one_line_error(run_cli("predict", tmp_path, "text"), "No SavedModel found")
-    _assert_one_line_error(run_cli("evaluate", tmp_path), "not a run directory")
-    _assert_one_line_error(run_cli("train", "nosuchtask"), "Unknown template 'nosuchtask'")
-    _assert_one_line_error(run_cli("new", "nosuchtask", tmp_path / "x"), "Unknown template")
+def test_other_verbs_reject_bad_paths_in_one_line(tmp_path, cli_in_process):
+    _assert_one_line_error(cli_in_process("predict", tmp_path, "text"), "No SavedModel found")
+    _assert_one_line_error(cli_in_process("evaluate", tmp_path), "not a run directory")
+    _assert_one_line_error(cli_in_process("train", "nosuchtask"), "Unknown template 'nosuchtask'")
+    _assert_one_line_error(cli_in_process("new", "nosuchtask", tmp_path / "x"), "Unknown template")
 
 
 def test_an_existing_output_dir_is_never_overwritten(tmp_path, tiny_sentiment_file):

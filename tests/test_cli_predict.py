@@ -1,4 +1,7 @@
-"""`seq-templates predict` on a signature with several inputs: --param and the export's defaults."""
+"""`seq-templates predict` on a signature with several inputs: --param and the export's defaults.
+
+The command runs as ``cli.main`` in this process (``cli_in_process``): what is checked is its
+answer, not the start of a fresh process (the last test and tests/test_cli.py check that)."""
 
 import json
 
@@ -46,18 +49,19 @@ def _values(completed):
     return [json.loads(line)["value"] for line in completed.stdout.strip().splitlines()]
 
 
-def test_defaults_fill_the_inputs_not_given(scaled_length_export):
-    assert _values(run_cli("predict", scaled_length_export, "abc", "abcdef", "--signature", "scale")) == [7.0, 13.0]
+def test_defaults_fill_the_inputs_not_given(scaled_length_export, cli_in_process):
+    completed = cli_in_process("predict", scaled_length_export, "abc", "abcdef", "--signature", "scale")
+    assert _values(completed) == [7.0, 13.0]
 
 
-def test_param_overrides_a_default_for_every_example(scaled_length_export):
-    completed = run_cli("predict", scaled_length_export, "abc", "abcdef", "--signature", "scale",
-                        "--param", "factor=10", "--param", "offset=0.5")
+def test_param_overrides_a_default_for_every_example(scaled_length_export, cli_in_process):
+    completed = cli_in_process("predict", scaled_length_export, "abc", "abcdef", "--signature", "scale",
+                               "--param", "factor=10", "--param", "offset=0.5")
     assert _values(completed) == [30.5, 60.5]
 
 
-def test_a_json_record_gives_its_own_values(scaled_length_export):
-    completed = run_cli("predict", scaled_length_export, '{"texts": "ab", "offset": 5}', "--signature", "scale")
+def test_a_json_record_gives_its_own_values(scaled_length_export, cli_in_process):
+    completed = cli_in_process("predict", scaled_length_export, '{"texts": "ab", "offset": 5}', "--signature", "scale")
     assert _values(completed) == [9.0]
 
 
@@ -66,15 +70,16 @@ def test_a_json_record_gives_its_own_values(scaled_length_export):
     (["--param", "factor"], "expected NAME=VALUE"),
     (["--param", "factor=fast"], "is not valid JSON"),
 ])
-def test_bad_params_are_one_line_errors(scaled_length_export, arguments, message):
-    completed = run_cli("predict", scaled_length_export, "abc", "--signature", "scale", *arguments)
+def test_bad_params_are_one_line_errors(scaled_length_export, cli_in_process, arguments, message):
+    completed = cli_in_process("predict", scaled_length_export, "abc", "--signature", "scale", *arguments)
     assert completed.returncode == 2
     assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
 
 
-def test_a_value_the_graph_rejects_is_a_one_line_error(scaled_length_export):
+def test_a_value_the_graph_rejects_is_a_one_line_error(scaled_length_export, cli_in_process):
+    # A fresh process: TensorFlow's own log of the failed op must not reach stderr either.
     completed = run_cli("predict", scaled_length_export, "abc", "--signature", "checked", "--param", "factor=-1")
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert "Expected factor > 0" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
-    assert _values(run_cli("predict", scaled_length_export, "abc", "--signature", "checked",
-                           "--param", "factor=2")) == [6.0]
+    assert _values(cli_in_process("predict", scaled_length_export, "abc", "--signature", "checked",
+                                  "--param", "factor=2")) == [6.0]

@@ -53,7 +53,8 @@ QUICK = {
         "floor": -1.0,
     },
     "ner": {
-        "overrides": ["train.epochs=3", "data.max_train_samples=1500", "model.units=32", *QUIET],
+        "overrides": ["train.epochs=4", *QUIET],  # default data and model: F1 saturates early, the
+                                                   # loss falls on (test_ner_app.py best-F1 case)
         "metric": lambda metrics: metrics["model"]["micro"]["f1"],
         "floor": 0.8,
     },
