@@ -37,7 +37,7 @@ def test_train_help_for_a_task_shows_the_options():
         assert option in completed.stdout
 
 
-def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file):
+def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file, cli_in_process):
     run = tmp_path / "run"
     trained = run_cli("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", run, *QUICK,
                       "--set", "data.serving_max_length=50")
@@ -48,11 +48,12 @@ def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file)
     assert "Exported SavedModel" in trained.stdout and (run / "export" / "1" / "saved_model.pb").is_file()
     assert " - loss: " in trained.stdout and "\r" not in trained.stdout  # a line per epoch, no bar
 
-    exported = run_cli("export", run)
+    # The installed command trained; the later verbs run as its main() here (no TensorFlow start-up).
+    exported = cli_in_process("export", run)
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert (run / "export" / "2" / "saved_model.pb").is_file()
 
-    predicted = run_cli("predict", run / "export", "the plot was good", "the plot was not good")
+    predicted = cli_in_process("predict", run / "export", "the plot was good", "the plot was not good")
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert "reads the first 50 tokens" in predicted.stderr  # an explicit serving cut is reported
     records = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
@@ -64,7 +65,7 @@ def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file)
 
     trained_metrics = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").unlink()
-    evaluated = run_cli("evaluate", run)
+    evaluated = cli_in_process("evaluate", run)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     evaluated_metrics = json.loads((run / "metrics.json").read_text())
     # The export, scored again from the CLI, answers exactly as the model did at the end of training.
@@ -138,11 +139,11 @@ def test_other_verbs_reject_bad_paths_in_one_line(tmp_path, cli_in_process):
     _assert_one_line_error(cli_in_process("new", "nosuchtask", tmp_path / "x"), "Unknown template")
 
 
-def test_an_existing_output_dir_is_never_overwritten(tmp_path, tiny_sentiment_file):
+def test_an_existing_output_dir_is_never_overwritten(tmp_path, tiny_sentiment_file, cli_in_process):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
-    completed = run_cli("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir",
-                        tmp_path / "taken", *QUICK)
+    completed = cli_in_process("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir",
+                               tmp_path / "taken", *QUICK)
     _assert_one_line_error(completed, "already exists")
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
 

@@ -11,7 +11,6 @@ from seq_templates import errors
 from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates.preprocessing import state
-from tests.conftest import run_cli
 
 
 def _window_export(tmp_path, restored_normalization):
@@ -58,16 +57,16 @@ def test_check_parity_fails_on_different_answers(tmp_path):
         export.check_parity(version_path, inputs, expected, signature_name="generate")
 
 
-def test_predict_takes_numeric_json_inputs(tmp_path):
+def test_predict_takes_numeric_json_inputs(tmp_path, cli_in_process):
     version_path, serve = _window_export(tmp_path, True)
-    completed = run_cli("predict", tmp_path / "export", "[1.0, 2.0, 3.0]", "[0, -1, 7.5]")
+    completed = cli_in_process("predict", tmp_path / "export", "[1.0, 2.0, 3.0]", "[0, -1, 7.5]")
     assert completed.returncode == 0, completed.stderr[-2000:]
     records = [json.loads(line) for line in completed.stdout.strip().splitlines()]
     expected = serve(tf.constant([[1.0, 2.0, 3.0], [0.0, -1.0, 7.5]]))["forecast"].numpy()
     np.testing.assert_allclose([record["forecast"] for record in records], expected, atol=1e-5)
-    bad = run_cli("predict", tmp_path / "export", "[1.0, two]")
+    bad = cli_in_process("predict", tmp_path / "export", "[1.0, two]")
     assert bad.returncode == 2 and "INPUT 1" in bad.stderr and "not valid JSON" in bad.stderr
-    wrong_shape = run_cli("predict", tmp_path / "export", "[1.0, 2.0]")
+    wrong_shape = cli_in_process("predict", tmp_path / "export", "[1.0, 2.0]")
     assert wrong_shape.returncode == 2 and "Input 'values'" in wrong_shape.stderr, wrong_shape.stderr
 
 
@@ -99,15 +98,15 @@ def test_batch_predictor_pads_per_batch_outputs_and_trims_by_length(tmp_path):
         predict({"sentence": ["a"]})
 
 
-def test_predict_with_several_named_inputs_takes_json_objects(tmp_path):
+def test_predict_with_several_named_inputs_takes_json_objects(tmp_path, cli_in_process):
     _tagger_like_export(tmp_path)
-    completed = run_cli("predict", tmp_path / "export", '{"sentence": "the cat", "scale": 2}',
+    completed = cli_in_process("predict", tmp_path / "export", '{"sentence": "the cat", "scale": 2}',
                         '{"sentence": "a long sentence here", "scale": 1}')
     assert completed.returncode == 0, completed.stderr[-2000:]
     records = [json.loads(line) for line in completed.stdout.strip().splitlines()]
     assert records[0]["tags"] == ["THE", "CAT"] and records[0]["scores"] == [6.0, 6.0]
     assert records[1]["length"] == 4 and len(records[1]["tags"]) == 4
-    plain = run_cli("predict", tmp_path / "export", "the cat")
+    plain = cli_in_process("predict", tmp_path / "export", "the cat")
     assert plain.returncode == 2 and "JSON object with the keys scale, sentence" in plain.stderr
 
 
@@ -138,7 +137,7 @@ def test_seeded_check_refuses_sampling_that_ignores_the_seed(tmp_path):
                 check()
 
 
-def test_batch_predictor_passes_a_scalar_input_with_every_call(tmp_path):
+def test_batch_predictor_passes_a_scalar_input_with_every_call(tmp_path, cli_in_process):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="values"),
                                   tf.TensorSpec([], tf.float32, name="offset")])
     def shift(values, offset):
@@ -149,8 +148,10 @@ def test_batch_predictor_passes_a_scalar_input_with_every_call(tmp_path):
     archive = keras.export.ExportArchive()
     archive.add_endpoint("serving_default", shift)
     export.write(archive, tmp_path / "export")
-    completed = run_cli("predict", tmp_path / "export", '{"values": 1.5, "offset": 1}', '{"values": 2, "offset": 1}')
+    completed = cli_in_process("predict", tmp_path / "export", '{"values": 1.5, "offset": 1}',
+                               '{"values": 2, "offset": 1}')
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert [json.loads(line)["shifted"] for line in completed.stdout.strip().splitlines()] == [2.5, 3.0]
-    differing = run_cli("predict", tmp_path / "export", '{"values": 1.5, "offset": 1}', '{"values": 2, "offset": 2}')
+    differing = cli_in_process("predict", tmp_path / "export", '{"values": 1.5, "offset": 1}',
+                               '{"values": 2, "offset": 2}')
     assert differing.returncode == 2 and "one value for the whole request" in differing.stderr
