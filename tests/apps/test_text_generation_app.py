@@ -14,7 +14,6 @@ from seq_templates import config as config_module
 from seq_templates import export
 from seq_templates.data import synthetic
 from seq_templates.preprocessing import state
-from tests.conftest import run_cli
 
 app = apps_loader.load_app("text_generation")
 QUICK = ["train.epochs=2", "model.units=48", "model.embedding_dim=16", "data.sequence_length=40",
@@ -127,9 +126,9 @@ def test_the_export_rejects_sampling_settings_out_of_range(stateful_run, setting
         version.signatures["generate"](**{**inputs, setting: value})
 
 
-def test_predict_takes_sampling_settings_and_the_recorded_defaults(stateful_run):
-    completed = run_cli("predict", stateful_run, "KING:", "", "--signature", "generate",
-                        "--param", "temperature=0.5", "--param", "top_k=3")
+def test_predict_takes_sampling_settings_and_the_recorded_defaults(stateful_run, cli_in_process):
+    completed = cli_in_process("predict", stateful_run, "KING:", "", "--signature", "generate",
+                               "--param", "temperature=0.5", "--param", "top_k=3")
     assert completed.returncode == 0, completed.stderr[-3000:]
     records = [json.loads(line) for line in completed.stdout.strip().splitlines()]
     assert [record["input"] for record in records] == ["KING:", ""]
@@ -143,9 +142,9 @@ def test_predict_takes_sampling_settings_and_the_recorded_defaults(stateful_run)
     assert [record["continuation"] for record in records] == expected.tolist()
 
 
-def test_cli_evaluate_scores_the_export_as_training_did(stateful_run, tmp_path):
+def test_cli_evaluate_scores_the_export_as_training_did(stateful_run, tmp_path, cli_in_process):
     trained = json.loads((stateful_run / "metrics.json").read_text())
-    completed = run_cli("evaluate", stateful_run)
+    completed = cli_in_process("evaluate", stateful_run)
     assert completed.returncode == 0, completed.stderr[-3000:]
     evaluated = json.loads((stateful_run / "metrics.json").read_text())
     assert evaluated["model"] == pytest.approx(trained["model"]) and evaluated["baseline"] == trained["baseline"]

@@ -17,7 +17,6 @@ from seq_templates import errors
 from seq_templates.data import readers
 from seq_templates.data import synthetic
 from seq_templates.layers import beam_search
-from tests import conftest
 
 app = apps_loader.load_app("translation")
 
@@ -80,13 +79,13 @@ def test_pairs_are_length_filtered_deduplicated_and_split_without_overlap(tmp_pa
     (b"hola\thello\n\t goodbye\n", r"pairs\.tsv:2:1: empty source"),
     (b"hola\thello\nadi\xf3s\tgoodbye\n", r"pairs\.tsv:2:4: byte 0xf3 is not valid utf-8"),
 ])
-def test_bad_pairs_file_is_one_line_exit_2_and_nothing_written(tmp_path, content, message):
+def test_bad_pairs_file_is_one_line_exit_2_and_nothing_written(tmp_path, content, message, cli_in_process):
     path = tmp_path / "pairs.tsv"
     path.write_bytes(content)
     with pytest.raises(errors.SeqTemplatesError, match=message):
         app.load_raw_data(quick_config(f"data.path={path}", "data.dataset=null")["data"])
     output_dir = tmp_path / "run"
-    completed = conftest.run_cli("train", "translation", "--data", path, "--output-dir", output_dir)
+    completed = cli_in_process("train", "translation", "--data", path, "--output-dir", output_dir)
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert len(completed.stderr.strip().splitlines()) == 1 and "pairs.tsv:2" in completed.stderr
     assert not output_dir.exists() and not output_dir.with_name("run.partial").exists()
@@ -236,9 +235,9 @@ def test_evaluate_verb_redraws_the_heatmaps_from_the_export(tiny_run, tmp_path):
     assert json.loads((copy / "metrics.json").read_text())["model"] == written["model"]
 
 
-def test_predict_prints_translations_with_a_beam_width(tiny_run):
-    completed = conftest.run_cli("predict", tiny_run, "3rd of March 2021", "", "--signature", "translate",
-                                 "--param", "beam_width=2")
+def test_predict_prints_translations_with_a_beam_width(tiny_run, cli_in_process):
+    completed = cli_in_process("predict", tiny_run, "3rd of March 2021", "", "--signature", "translate",
+                               "--param", "beam_width=2")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.count("translation") == 2
 
