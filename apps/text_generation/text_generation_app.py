@@ -50,6 +50,7 @@ class DataConfig(config_module.DataConfig):
     sequence_length: int = dataclasses.field(default=100, metadata={"minimum": 1})  # tokens/window
     window_stride: typing.Optional[int] = dataclasses.field(  # null: sequence_length (no overlap)
         default=None, metadata={"minimum": 1})
+    keep_boilerplate: bool = False  # true: keep a Project Gutenberg header and license footer
 
 
 @dataclasses.dataclass
@@ -93,7 +94,8 @@ def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": str}``, contiguous blocks of the corpus."""
     splits, recipe = loading.load_splits(
         data_config, lambda path: readers.read_plain_text(path, data_config.encoding),
-        default_strategy="position")  # data.max_train_samples: the first characters of train
+        default_strategy="position",  # data.max_train_samples: the first characters of train
+        transform=loading.without_gutenberg_boilerplate(data_config.keep_boilerplate))
     if recipe is not None and recipe.get("format") != "text":
         raise errors.SeqTemplatesError(
             f"Dataset '{data_config.dataset}' is not plain text (format {recipe.get('format')}); "

@@ -5,9 +5,11 @@ Every app reads its examples the same way: the local files of ``data.path`` (wit
 ``data.dataset``; missing validation and test splits are carved from train with the
 recipe's split strategy (the app's default for local files); ``data.max_train_samples``
 caps the training split. What differs, the reader of one file, is the app's.
+:func:`without_gutenberg_boilerplate` is a ``transform`` for plain-text corpora.
 """
 
 from seq_templates import errors
+from seq_templates.data import readers
 from seq_templates.data import registry
 from seq_templates.data import splits as data_splits
 
@@ -53,3 +55,33 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
     splits["train"] = data_splits.take_at_most(splits["train"], data_config.max_train_samples,
                                                data_config.split_seed)
     return splits, recipe
+
+
+def without_gutenberg_boilerplate(keep=False):
+    """Returns a ``transform`` for :func:`load_splits` that cuts a Project Gutenberg header and footer.
+
+    A book downloaded from Project Gutenberg starts with a header (title, release date, "This
+    eBook is for the use of anyone...") and ends with some 350 lines of license: text a language
+    model should not learn as the book's. The transform keeps what lies between the markers
+    (:func:`~seq_templates.data.readers.gutenberg_body`) and prints one line saying how many lines
+    it left out; a text without the markers passes unchanged.
+
+    Args:
+        keep: True to keep the header and footer (the setting ``data.keep_boilerplate``).
+
+    Returns:
+        A function ``text -> text``.
+    """
+    def transform(text):
+        if not isinstance(text, str):  # another format's dataset: the app says it is not plain text
+            return text
+        start, end = readers.gutenberg_body(text)
+        if keep or (start, end) == (0, len(text)):
+            return text
+        footer = text[end:].removeprefix("\n")  # the body's own last line end is not the footer's
+        header_lines, footer_lines = len(text[:start].splitlines()), len(footer.splitlines())
+        print(f"Data: left out a Project Gutenberg header ({header_lines} lines) and footer ({footer_lines} "
+              "lines); data.keep_boilerplate=true keeps them.", flush=True)
+        return text[start:end] + "\n"
+
+    return transform

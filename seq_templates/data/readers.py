@@ -4,7 +4,8 @@
   :func:`read_labelled_folders`: the ``root/<label>/*.txt`` layout.
 * :func:`read_conll`: token and tag columns, blank lines between sentences.
 * :func:`read_parallel_tsv`: ``source<TAB>target`` sentence pairs.
-* :func:`read_plain_text`: one corpus as a string.
+* :func:`read_plain_text`: one corpus as a string; :func:`gutenberg_body` finds a
+  Project Gutenberg book's own text between its header and its license footer.
 * :func:`read_timeseries`: a CSV/TSV/Parquet table indexed by time, as a
   ``pandas.DataFrame``.
 * :func:`read_columns`: the column reader the CSV/TSV readers share.
@@ -540,6 +541,45 @@ def read_plain_text(path, encoding="utf-8", setting_prefix="data."):
             f"{path}: the file is empty or holds only whitespace; give a file with text to learn from."
         )
     return text
+
+
+# The lines that open and close a Project Gutenberg book's own text: "*** START OF THE PROJECT
+# GUTENBERG EBOOK TITLE ***" (older files: "THIS PROJECT", "ETEXT", or the header's last line
+# "*END*THE SMALL PRINT! ...") and "*** END OF THE PROJECT GUTENBERG EBOOK TITLE ***", which older
+# files precede with "End of the Project Gutenberg EBook of Title" (also "End of Project Gutenberg's").
+GUTENBERG_START = re.compile(r"^[ \t]*\*{3}[ \t]*START OF (?:THE|THIS) PROJECT GUTENBERG E(?:BOOK|TEXT)\b.*$"
+                             r"|^[ \t]*\*END\*THE SMALL PRINT!.*$", re.IGNORECASE | re.MULTILINE)
+GUTENBERG_END = re.compile(r"^[ \t]*\*{3}[ \t]*END OF (?:THE|THIS) PROJECT GUTENBERG E(?:BOOK|TEXT)\b.*$",
+                           re.IGNORECASE | re.MULTILINE)
+GUTENBERG_END_LINE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg(?:'s)?\b.*$",
+                                re.IGNORECASE | re.MULTILINE)
+
+
+def gutenberg_body(text):
+    """Finds the book's own text in a Project Gutenberg file: after its header, before its footer.
+
+    Only the ``*** START OF ...`` / ``*** END OF ...`` marker lines (and their older forms) count, so
+    a text that merely mentions Project Gutenberg is left whole.
+
+    Args:
+        text: A whole file as :func:`read_plain_text` returns it.
+
+    Returns:
+        ``(start, end)`` character offsets of the body; ``(0, len(text))`` when the file has
+        neither marker. The blank lines next to a marker belong to the boilerplate.
+    """
+    start_marker = GUTENBERG_START.search(text)
+    start = start_marker.end() if start_marker else 0
+    end_marker = GUTENBERG_END.search(text, start)
+    end = end_marker.start() if end_marker else len(text)
+    if start_marker or end_marker:
+        end_line = GUTENBERG_END_LINE.search(text, start, end)
+        end = end_line.start() if end_line else end
+    while start < end and text[start] in "\n \t":
+        start += 1
+    while end > start and text[end - 1] in "\n \t":
+        end -= 1
+    return (start, end) if start_marker or end_marker else (0, len(text))
 # endregion
 
 

@@ -12,6 +12,7 @@ from seq_templates import apps_loader
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import export
+from seq_templates.data import readers
 from seq_templates.data import synthetic
 from seq_templates.preprocessing import state
 
@@ -52,16 +53,42 @@ def _serving(run):
     return config, model, preprocessing, app.build_serving(model, preprocessing, config)[1]
 
 
+def test_a_gutenberg_header_and_footer_are_left_out_unless_kept(gutenberg_file, capsys):
+    config = config_module.resolve(app.CONFIG_SECTIONS, [], [f"data.path={gutenberg_file}"])
+    splits = app.load_raw_data(config["data"])
+    body = synthetic.play_text(num_speeches=500, seed=5).strip("\n") + "\n"
+    assert splits["train"] + splits["validation"] + splits["test"] == body
+    assert "Project Gutenberg header (6 lines) and footer (4 lines)" in capsys.readouterr().out
+    kept = config_module.resolve(app.CONFIG_SECTIONS, [], [f"data.path={gutenberg_file}",
+                                                           "data.keep_boilerplate=true"])
+    kept_splits = app.load_raw_data(kept["data"])
+    assert kept_splits["train"].startswith("The Project Gutenberg eBook of A Small Play")
+    assert kept_splits["test"].endswith("Updated editions ...\n") and "Gutenberg" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, body", [
+    ("no markers here\nEnd of the Project Gutenberg talk\n", "no markers here\nEnd of the Project Gutenberg talk\n"),
+    ("Title\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\nBody.\n\n"
+     "End of the Project Gutenberg EBook of Title\n\n*** END OF THIS PROJECT GUTENBERG EBOOK TITLE ***\nlicense",
+     "Body."),
+    ("header\n  *** START OF THE PROJECT GUTENBERG EBOOK X ***\nBody\nline two", "Body\nline two"),
+    ("Body only\n\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n", "Body only"),
+])
+def test_gutenberg_body_finds_the_markers_of_every_era(text, body):
+    start, end = readers.gutenberg_body(text)
+    assert text[start:end] == body
+
+
 def test_split_by_position_is_contiguous_blocks(gutenberg_file):
     config = config_module.resolve(app.CONFIG_SECTIONS, [], [f"data.path={gutenberg_file}",
-                                                             "data.test_fraction=0.2"])
+                                                             "data.test_fraction=0.2", "data.keep_boilerplate=true"])
     splits = app.load_raw_data(config["data"])
     text = gutenberg_file.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
     assert splits["train"] + splits["validation"] + splits["test"] == text  # nothing shared, nothing lost
     assert splits["test"] == text[-len(splits["test"]):] and len(splits["test"]) == round(0.2 * len(text))
     assert splits["train"].startswith("The Project Gutenberg eBook") and "\r" not in splits["train"]
     capped = config_module.resolve(app.CONFIG_SECTIONS, [], [f"data.path={gutenberg_file}",
-                                                             "data.test_fraction=0.2",
+                                                             "data.test_fraction=0.2", "data.keep_boilerplate=true",
                                                              "data.max_train_samples=5000"])
     capped_splits = app.load_raw_data(capped["data"])
     assert capped_splits["train"] == splits["train"][:5000]  # the first characters of train
