@@ -72,8 +72,8 @@ class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bi
     residual: bool = False
     embedding_dim: int = dataclasses.field(default=64, metadata={"minimum": 1})
     dropout_rate: float = dataclasses.field(default=0.3, metadata={"minimum": 0.0})
-    pooling: str = dataclasses.field(default="attention",
-                                     metadata={"choices": ("last", "mean", "attention")})
+    pooling: str = dataclasses.field(default="attention", metadata={  # mean_and_last: side by side
+        "choices": ("last", "mean", "attention", "mean_and_last")})
     # the character CNN of data.char_features
     char_embedding_dim: int = dataclasses.field(default=16, metadata={"minimum": 1})
     char_filters: int = dataclasses.field(default=64, metadata={"minimum": 1})
@@ -173,8 +173,13 @@ def build_model(config, preprocessing):
     sequence = recurrent.recurrent_stack(  # over the real tokens only (the token mask)
         embedded, model_config.cell, model_config.units, model_config.num_layers,
         model_config.bidirectional, model_config.dropout_rate, model_config.residual,
-        return_sequences=model_config.pooling != "last", mask=keras.ops.not_equal(token_ids, 0))
-    if model_config.pooling == "mean":
+        return_sequences=model_config.pooling != "last", mask=keras.ops.not_equal(token_ids, 0),
+        return_state=model_config.pooling == "mean_and_last")
+    if model_config.pooling == "mean_and_last":  # every step's mean beside the final states
+        sequence, states = sequence  # (a forward state has read the whole text)
+        pooled = keras.layers.Concatenate(name="mean_and_last_pooling")(
+            [keras.layers.GlobalAveragePooling1D(name="mean_pooling")(sequence), states[0]])
+    elif model_config.pooling == "mean":
         pooled = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(sequence)
     elif model_config.pooling == "attention":
         # A query made from the mean state attends over every (unmasked) step.

@@ -39,6 +39,7 @@ def test_tf_data_path_equals_direct_call_on_raw_strings(char_features):
     ["model.cell=gru", "model.pooling=mean", "model.num_layers=2", "model.residual=true"],
     ["model.cell=lstm", "model.pooling=attention", "data.level=char"],
     ["model.pooling=mean", "data.char_features=true", "data.max_word_chars=4", "data.max_length=3"],
+    ["model.pooling=mean_and_last", "data.char_features=true", "model.cell=gru"],
 ])
 def test_model_options_build_and_answer_every_input(overrides):
     config = quick_config(*overrides, "data.max_train_samples=200")
@@ -51,9 +52,11 @@ def test_model_options_build_and_answer_every_input(overrides):
     assert probabilities.shape == (4, 2) and np.all(np.isfinite(probabilities))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert set(outputs["label"].numpy().astype(str)) <= {"negative", "positive"}
+    alone = endpoints["serving_default"](tf.constant(["the plot was good"]))["probabilities"].numpy()
+    np.testing.assert_allclose(alone[0], probabilities[0], atol=1e-5)  # the padding of its batch is not read
     model_config = config["model"]
     recurrent_layers = [layer for layer in model.layers if layer.name.startswith("recurrent_")
-                        and not layer.name.endswith(("_dropout", "_residual"))]
+                        and not layer.name.endswith(("_dropout", "_residual")) and "_state_" not in layer.name]
     assert len(recurrent_layers) == model_config.num_layers
     for layer in recurrent_layers:
         assert isinstance(layer, keras.layers.Bidirectional) == model_config.bidirectional
