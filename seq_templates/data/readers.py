@@ -575,11 +575,15 @@ def gutenberg_body(text):
     if start_marker or end_marker:
         end_line = GUTENBERG_END_LINE.search(text, start, end)
         end = end_line.start() if end_line else end
-    while start < end and text[start] in "\n \t":
-        start += 1
-    while end > start and text[end - 1] in "\n \t":
-        end -= 1
-    return (start, end) if start_marker or end_marker else (0, len(text))
+    if not (start_marker or end_marker):
+        return 0, len(text)
+    while start < end:  # whole blank lines only: the body's first line keeps its indent
+        line_end = text.find("\n", start, end)
+        line_end = end if line_end == -1 else line_end
+        if text[start:line_end].strip():
+            break
+        start = line_end + 1
+    return start, start + len(text[start:end].rstrip())
 # endregion
 
 

@@ -71,7 +71,7 @@ def test_a_gutenberg_header_and_footer_are_left_out_unless_kept(gutenberg_file, 
     ("Title\n*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\n\nBody.\n\n"
      "End of the Project Gutenberg EBook of Title\n\n*** END OF THIS PROJECT GUTENBERG EBOOK TITLE ***\nlicense",
      "Body."),
-    ("header\n  *** START OF THE PROJECT GUTENBERG EBOOK X ***\nBody\nline two", "Body\nline two"),
+    ("header\n  *** START OF THE PROJECT GUTENBERG EBOOK X ***\n \n\n    A poem\nline two", "    A poem\nline two"),
     ("Body only\n\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n", "Body only"),
 ])
 def test_gutenberg_body_finds_the_markers_of_every_era(text, body):
