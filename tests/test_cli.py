@@ -148,7 +148,7 @@ def test_an_existing_output_dir_is_never_overwritten(tmp_path, tiny_sentiment_fi
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_file):
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_file, cli_in_process):
     run = tmp_path / "run"
     partial = tmp_path / "run.partial"
     returncode, stderr = interrupt_training(
@@ -160,13 +160,14 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_fi
     assert "--resume" in stderr and "Traceback" not in stderr and not run.exists() and partial.is_dir()
     completed_before = json.loads(state_file.read_text())["epochs_completed"]
 
-    refused = run_cli("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
-                      "--set", "model.units=16", "--set", "data.max_tokens=50")
+    # The interrupted run was the installed command; its resumes run as its main() here.
+    refused = cli_in_process("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
+                             "--set", "model.units=16", "--set", "data.max_tokens=50")
     _assert_one_line_error(refused, "--resume cannot change data.max_tokens, model.units")
     assert partial.is_dir() and not run.exists()
 
-    resumed = run_cli("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
-                      "--set", "train.early_stopping_patience=0")
+    resumed = cli_in_process("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
+                             "--set", "train.early_stopping_patience=0")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming after epoch {completed_before}" in resumed.stdout
     assert "Resuming with changed settings: train.epochs=4" in resumed.stdout

@@ -19,7 +19,6 @@ from seq_templates.data import readers
 from seq_templates.evaluation import tagging
 from seq_templates.layers import crf
 from tests.conftest import interrupt_training
-from tests.conftest import run_cli
 
 app = apps_loader.load_app("ner")
 
@@ -249,7 +248,7 @@ def _raw_data(run):
     return app.load_raw_data(config_module.load(app.CONFIG_SECTIONS, run / "config.yaml")["data"])
 
 
-def test_resume_ends_on_the_best_validation_f1_epoch_from_before_the_interruption(tmp_path):
+def test_resume_ends_on_the_best_validation_f1_epoch_from_before_the_interruption(tmp_path, cli_in_process):
     """The best-F1 weights live in the shared checkpoint: a resume that trains no more epochs still ends on them."""
     run, partial = tmp_path / "run", tmp_path / "run.partial"
     returncode, stderr = interrupt_training(
@@ -262,8 +261,8 @@ def test_resume_ends_on_the_best_validation_f1_epoch_from_before_the_interruptio
     assert early_stopping["best"] == max(scores) > 0 and scores[early_stopping["best_epoch"]] == max(scores)
     assert (partial / "checkpoints" / "best_weights.npz").is_file()
 
-    resumed = run_cli("train", "ner", "--output-dir", run, "--resume", "--set",
-                      f"train.epochs={state['epochs_completed']}")
+    resumed = cli_in_process("train", "ner", "--output-dir", run, "--resume", "--set",
+                             f"train.epochs={state['epochs_completed']}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not (run / "checkpoints").exists()
     assert json.loads((run / "history.json").read_text())["val_entity_f1"] == scores
