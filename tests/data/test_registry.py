@@ -13,7 +13,8 @@ from seq_templates.data import registry
 from seq_templates.data import splits
 
 SHARED_FOLDERS = ("sst2", "conll2003", "tiny_shakespeare", "spa_eng", "airline_passengers",
-                  "daily_min_temperatures", "monthly_sunspots", "beijing_pm25")
+                  "daily_min_temperatures", "monthly_sunspots", "beijing_pm25", "nietzsche",
+                  "monthly_champagne_sales", "monthly_mean_temp", "daily_max_temperatures")
 
 
 def test_every_shared_folder_has_a_recipe_and_imdb_has_download_and_tfds():
@@ -210,7 +211,10 @@ def test_tiny_shakespeare_text(shared_data):
 def test_univariate_series(shared_data):
     expected = {"airline_passengers": (144, "1949-01-01", "1960-12-01"),
                 "daily_min_temperatures": (3650, "1981-01-01", "1990-12-31"),
-                "monthly_sunspots": (2820, "1749-01-01", "1983-12-01")}
+                "monthly_sunspots": (2820, "1749-01-01", "1983-12-01"),
+                "monthly_champagne_sales": (105, "1964-01-01", "1972-09-01"),
+                "monthly_mean_temp": (240, "1920-01-01", "1939-12-01"),
+                "daily_max_temperatures": (3650, "1981-01-01", "1990-12-31")}
     read_any = False
     for name, (rows, first, last) in expected.items():
         if not (shared_data / name).is_dir():
@@ -229,6 +233,13 @@ def test_daily_temperatures_gaps_are_reported_not_filled(shared_data):
     frame = registry.read("daily_min_temperatures")[0]["all"]
     steps = frame.index.to_series().diff().dt.days
     assert sorted(str(time.date()) for time in frame.index[(steps == 2).to_numpy()]) == ["1985-01-01", "1989-01-01"]
+
+
+def test_nietzsche_text_loses_its_byte_order_mark_and_crlf(shared_data):
+    _shared_folder(shared_data, "nietzsche")
+    text = registry.read("nietzsche")[0]["all"]
+    assert len(text) == 600901 and text.startswith("PREFACE\n\n\nSUPPOSING that Truth is a woman")
+    assert "\r" not in text and "\ufeff" not in text and text.endswith("the indications of sinfulness.")
 
 
 def test_beijing_pm25(shared_data):
