@@ -14,7 +14,7 @@ from seq_templates.data import splits
 
 SHARED_FOLDERS = ("sst2", "conll2003", "tiny_shakespeare", "spa_eng", "airline_passengers",
                   "daily_min_temperatures", "monthly_sunspots", "beijing_pm25", "nietzsche",
-                  "monthly_champagne_sales", "monthly_mean_temp", "daily_max_temperatures")
+                  "monthly_champagne_sales", "monthly_mean_temp", "daily_max_temperatures", "ara_eng")
 
 
 def test_every_shared_folder_has_a_recipe_and_imdb_has_download_and_tfds():
@@ -197,6 +197,13 @@ def test_spa_eng_pairs(shared_data):
     carved = splits.carve(data, {"test": 0.1, "validation": 0.1}, splits.strategy_for_recipe(recipe), seed=1)
     assert sum(len(part[0]) for part in carved.values()) == 118964
     assert max(map(len, carved["test"][0])) > 100  # shuffled: the long sentences of part 3 reach test
+
+
+def test_ara_eng_pairs_leave_the_attribution_column_out(shared_data):
+    _shared_folder(shared_data, "ara_eng")
+    sources, targets = registry.read("ara_eng")[0]["all"]
+    assert len(sources) == len(targets) == 12176 and (sources[0], targets[0]) == ("Hi.", "مرحبًا.")
+    assert not any("tatoeba.org" in text for text in sources + targets)
 
 
 def test_tiny_shakespeare_text(shared_data):
