@@ -6,7 +6,9 @@ and options, the files of each split with their sha256, and how to obtain them:
 a ``download`` URL (+ archive handling), a ``tfds`` name, or a ``generator`` of the
 project's own (offline defaults). :func:`resolve` looks in this order:
 
-1. ``$SEQ_TEMPLATES_DATA/<name>/`` (e.g. ``SEQ_TEMPLATES_DATA=../shared/data``),
+1. ``$SEQ_TEMPLATES_DATA/<name>/`` (e.g. ``SEQ_TEMPLATES_DATA=../shared/data``): the split
+   files themselves, or the archive a recipe's ``packed: {file, sha256, folder}`` names, kept
+   as it is there (a zip or tarball) and unpacked into the cache on first use,
 2. the cache ``$SEQ_TEMPLATES_CACHE/<name>/`` (default ``~/.cache/seq_templates``),
 3. data already prepared by tensorflow-datasets (when the recipe names one),
 4. a download with checksum into the cache,
@@ -127,6 +129,9 @@ def availability(recipe):
                           ("cache", cache_directory() / recipe["name"])):
         if folder is not None and _has_all_files(recipe, folder):
             return f"local ({label})"
+    packed = recipe.get("packed") or {}
+    if packed and _data_folder(recipe) is not None and (_data_folder(recipe) / packed["file"]).is_file():
+        return "local (SEQ_TEMPLATES_DATA, packed)"
     return "download" if recipe.get("download") else "not available"
 
 
@@ -153,6 +158,12 @@ def resolve(name):
     if data_folder is not None and _has_all_files(recipe, data_folder):
         _verify_checksums(recipe, data_folder)
         return _resolved(recipe, data_folder, "data_dir")
+    packed = recipe.get("packed") or {}  # the files kept as one archive in the data folder
+    if data_folder is not None and packed and (data_folder / packed["file"]).is_file():
+        if not _has_all_files(recipe, cache_folder):
+            _unpack_into(recipe, data_folder / packed["file"], packed.get("sha256"), cache_folder,
+                         packed.get("folder", ""))
+        return _resolved(recipe, cache_folder, "data_dir")
     if _has_all_files(recipe, cache_folder):
         _verify_checksums(recipe, cache_folder)
         return _resolved(recipe, cache_folder, "cache")
@@ -346,14 +357,29 @@ def _download_into(recipe, cache_folder):
         download.download(url, archive_path, spec.get("sha256"))
     if spec.get("archive", True) is False:
         archive_path.replace(cache_folder / _all_files(recipe)[0])
+        _verify_checksums(recipe, cache_folder)
     else:
-        extracted = download.extract(archive_path, cache_folder / "extracted")
-        source_folder = extracted / spec.get("archive_folder", "")
-        for file in _all_files(recipe):
-            target = cache_folder / file
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                (source_folder / file).replace(target)
+        _unpack_into(recipe, archive_path, None, cache_folder, spec.get("archive_folder", ""))
+
+
+def _unpack_into(recipe, archive_path, sha256, cache_folder, archive_folder):
+    """Extracts an archive (zip, tar, tar.gz) and moves the recipe's split files into ``cache_folder``."""
+    if sha256 and download.sha256_of(archive_path) != sha256:
+        raise errors.SeqTemplatesError(
+            f"{archive_path}: sha256 does not match the recipe ({sha256}); the archive is corrupted or "
+            "a different version. Replace it, or remove it so the dataset is fetched again.")
+    cache_folder.mkdir(parents=True, exist_ok=True)
+    extracted = download.extract(archive_path, cache_folder / "extracted")
+    source_folder = extracted / archive_folder
+    for file in _all_files(recipe):
+        target = cache_folder / file
+        if not target.exists():
+            if not (source_folder / file).exists():
+                raise errors.SeqTemplatesError(
+                    f"{archive_path}: holds no {archive_folder + '/' if archive_folder else ''}{file}, "
+                    f"which the recipe datasets/{recipe['name']}.yaml reads.")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (source_folder / file).replace(target)
     _verify_checksums(recipe, cache_folder)
 
 

@@ -133,6 +133,31 @@ def test_read_concatenates_the_files_of_a_split(tmp_path, monkeypatch):
     assert registry.read("book")[0] == {"all": "no final newline\nsecond\n"}
 
 
+def test_a_packed_archive_in_the_data_folder_is_unpacked_into_the_cache(tmp_path, monkeypatch):
+    import zipfile
+
+    recipe = ("task: translation\nformat: parallel_tsv\nsplit_strategy: shuffle\nreader: {}\n"
+              "splits:\n  all: pairs.txt\npacked:\n  file: pairs.zip\n  folder: inner\n")
+    _private_registry(tmp_path, monkeypatch, "zipped", recipe, {})
+    monkeypatch.setenv("SEQ_TEMPLATES_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / "data" / "zipped" / "pairs.zip"
+    with zipfile.ZipFile(archive, "w") as writer:
+        writer.writestr("inner/pairs.txt", "Go.\tVa !\nHi.\tSalut.\n")
+        writer.writestr("inner/_about.txt", "about")
+    assert registry.availability(registry.get_recipe("zipped")) == "local (SEQ_TEMPLATES_DATA, packed)"
+    assert registry.read("zipped")[0] == {"all": (["Go.", "Hi."], ["Va !", "Salut."])}
+    assert (tmp_path / "cache" / "zipped" / "pairs.txt").is_file() and archive.is_file()  # the zip stays
+
+    _private_registry(tmp_path, monkeypatch, "wrong", recipe.replace("folder: inner", "folder: other"), {})
+    (tmp_path / "data" / "wrong" / "pairs.zip").write_bytes(archive.read_bytes())
+    with pytest.raises(errors.SeqTemplatesError, match=r"pairs\.zip: holds no other/pairs\.txt.*datasets/wrong\.yaml"):
+        registry.resolve("wrong")
+    _private_registry(tmp_path, monkeypatch, "tampered", recipe + f"  sha256: '{'0' * 64}'\n", {})
+    (tmp_path / "data" / "tampered" / "pairs.zip").write_bytes(archive.read_bytes())
+    with pytest.raises(errors.SeqTemplatesError, match=r"pairs\.zip: sha256 does not match"):
+        registry.resolve("tampered")
+
+
 def test_read_time_series_files_must_follow_each_other(tmp_path, monkeypatch):
     recipe = ("task: forecasting\nformat: timeseries_csv\nsplit_strategy: chronological\n"
               "reader: {time_column: Month}\nsplits:\n  all: [a.csv, b.csv]\n")
@@ -204,6 +229,13 @@ def test_ara_eng_pairs_leave_the_attribution_column_out(shared_data):
     sources, targets = registry.read("ara_eng")[0]["all"]
     assert len(sources) == len(targets) == 12176 and (sources[0], targets[0]) == ("Hi.", "مرحبًا.")
     assert not any("tatoeba.org" in text for text in sources + targets)
+
+
+def test_fra_eng_pairs_come_from_the_zip_as_released(shared_data):
+    _shared_folder(shared_data, "fra_eng")
+    assert registry.resolve("fra_eng").source == "data_dir"
+    sources, targets = registry.read("fra_eng")[0]["all"]
+    assert len(sources) == len(targets) == 142787 and (sources[0], targets[0]) == ("Go.", "Va !")
 
 
 def test_tiny_shakespeare_text(shared_data):
