@@ -238,6 +238,15 @@ def test_fra_eng_pairs_come_from_the_zip_as_released(shared_data):
     assert len(sources) == len(targets) == 142787 and (sources[0], targets[0]) == ("Go.", "Va !")
 
 
+def test_aclimdb_reviews_come_from_the_tarball_with_val_as_test(shared_data):
+    _shared_folder(shared_data, "aclimdb")
+    data, recipe = registry.read("aclimdb")
+    (train_texts, train_labels), (test_texts, test_labels) = data["train"], data["test"]
+    assert len(train_texts) == 20000 and len(test_texts) == 5000
+    assert sorted(set(train_labels)) == ["neg", "pos"] and test_labels.count("pos") == 2500  # the app names them
+    assert max(len(text.split()) for text in test_texts) > 1000  # whole reviews, not sentences
+
+
 def test_tiny_shakespeare_text(shared_data):
     _shared_folder(shared_data, "tiny_shakespeare")
     data, recipe = registry.read("tiny_shakespeare")
