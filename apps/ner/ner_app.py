@@ -87,12 +87,12 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfi
 
 
 # region 1. load
-def read_split(path, data_config, options):
+def read_split(path, data_config, options, tag_scheme=None):
     """Reads one CoNLL file, checking (or repairing) its tags: ``(token_lists, tag_lists)``."""
     token_lists, tag_lists, lines = readers.read_conll(path, return_line_numbers=True, **options)
     return token_lists, tag_schemes.check_and_convert(  # stops at a broken tag, with its line
-        path, token_lists, tag_lists, lines, data_config.tag_scheme, data_config.output_scheme,
-        data_config.repair_tags, setting_prefix="data.")
+        path, token_lists, tag_lists, lines, tag_scheme or data_config.tag_scheme,
+        data_config.output_scheme, data_config.repair_tags, setting_prefix="data.")
 
 
 def load_raw_data(data_config):
@@ -101,7 +101,8 @@ def load_raw_data(data_config):
         dataset = registry.resolve(name)
         options = {**registry.reader_options(dataset.recipe),
                    "setting_prefix": registry.READER_SETTING_PREFIX}
-        files = {split: [read_split(path, data_config, options) for path in paths]
+        files = {split: [read_split(path, data_config, options, dataset.recipe.get("tag_scheme"))
+                         for path in paths]  # a recipe states its files' tag scheme
                  for split, paths in dataset.splits.items()}
         return {split: tuple(sum((part[column] for part in parts), []) for column in (0, 1))
                 for split, parts in files.items()}, dataset.recipe

@@ -14,7 +14,8 @@ from seq_templates.data import splits
 
 SHARED_FOLDERS = ("sst2", "conll2003", "tiny_shakespeare", "spa_eng", "airline_passengers",
                   "daily_min_temperatures", "monthly_sunspots", "beijing_pm25", "nietzsche",
-                  "monthly_champagne_sales", "monthly_mean_temp", "daily_max_temperatures", "ara_eng")
+                  "monthly_champagne_sales", "monthly_mean_temp", "daily_max_temperatures", "ara_eng",
+                  "mit_restaurant", "wikigold")
 
 
 def test_every_shared_folder_has_a_recipe_and_imdb_has_download_and_tfds():
@@ -245,6 +246,23 @@ def test_aclimdb_reviews_come_from_the_tarball_with_val_as_test(shared_data):
     assert len(train_texts) == 20000 and len(test_texts) == 5000
     assert sorted(set(train_labels)) == ["neg", "pos"] and test_labels.count("pos") == 2500  # the app names them
     assert max(len(text.split()) for text in test_texts) > 1000  # whole reviews, not sentences
+
+
+def test_mit_restaurant_reads_tag_before_token(shared_data):
+    _shared_folder(shared_data, "mit_restaurant")
+    data = registry.read("mit_restaurant")[0]
+    assert {name: len(tokens) for name, (tokens, _) in data.items()} == {"train": 7660, "validation": 815,
+                                                                      "test": 706}
+    assert data["train"][0][0][:3] == ["2", "start", "restaurants"] and data["train"][1][0][:3] == [
+        "B-Rating", "I-Rating", "O"]
+
+
+def test_wikigold_reads_space_separated_io_tags_without_docstart(shared_data):
+    _shared_folder(shared_data, "wikigold")
+    tokens, tags = registry.read("wikigold")[0]["all"]
+    assert len(tokens) == 1696 and sum(map(len, tokens)) == 39007 and (tokens[0][0], tags[0][0]) == ("010", "I-MISC")
+    assert not any(tag.startswith("B-") for sentence in tags for tag in sentence)
+    assert registry.get_recipe("wikigold")["tag_scheme"] == "iob1"  # the NER app reads IO tags as IOB1
 
 
 def test_tiny_shakespeare_text(shared_data):
