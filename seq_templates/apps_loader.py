@@ -32,11 +32,17 @@ Required:
 
 Optional (called when present):
 
+- ``auto_settings(config)`` -> ``auto_settings.Choice`` values: settings that follow the
+  data, read off the training split (``seq_templates/auto_settings.py``); applied to the
+  keys the user did not give, for real data only, before anything else reads the config.
 - ``check_settings(config)``: raises ``SeqTemplatesError`` for settings that do not go
   together, before any data is read.
 - ``training_callbacks(preprocessing, config, raw_data)`` -> more Keras callbacks for
   ``fit`` (an app's own validation score for ``train.monitor``, state resets).
 - ``summary(metrics)`` -> the line printed after evaluation.
+- ``HEADLINE``: ``(metric, "max"|"min", model path, baseline paths)`` into ``evaluate``'s metrics
+  (``evaluation/report.py``): validation is then scored too, and ``metrics.json`` and the last
+  lines say whether the model beat its best baseline on validation and on test.
 - ``read_prediction_file(path, config)`` -> ``[(where, input)]`` for ``predict --input-file``
   on a run directory; ``describe_prediction(record, config)`` -> the record with readable
   fields added (entity spans, forecast timestamps).
@@ -51,7 +57,8 @@ from seq_templates import errors
 REQUIRED_ATTRIBUTES = ("TASK", "CONFIG_SECTIONS")
 REQUIRED = ("load_raw_data", "build_preprocessing", "make_dataset", "build_model", "evaluate", "build_serving",
             "example_inputs", "main")
-OPTIONAL = ("check_settings", "training_callbacks", "summary", "read_prediction_file", "describe_prediction")
+OPTIONAL = ("auto_settings", "check_settings", "training_callbacks", "summary", "read_prediction_file",
+            "describe_prediction")
 
 
 def apps_directory():

@@ -128,6 +128,9 @@ class TrainConfig:
         tensorboard: Write TensorBoard logs to ``logs/`` in the run directory.
         verbose: Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch;
             null picks a bar on a terminal and a line per epoch otherwise.
+        auto_settings: Derive the settings you did not give (sizes, budget, schedule) from
+            the training split when the data is real (``seq_templates/auto_settings.py``, the
+            app's ``auto_settings``); the offline demo datasets keep the defaults.
     """
 
     epochs: int = dataclasses.field(default=10, metadata={"minimum": 1})
@@ -150,6 +153,7 @@ class TrainConfig:
     shuffle_buffer_size: int = dataclasses.field(default=0, metadata={"minimum": 0})
     tensorboard: bool = True
     verbose: typing.Optional[int] = dataclasses.field(default=None, metadata={"choices": (None, 0, 1, 2)})
+    auto_settings: bool = True
 
 
 def defaults(section_classes):
@@ -211,6 +215,27 @@ def resolve(section_classes, config_paths=(), overrides=(), base=None):
     return {
         name: section_class(**values[name]) for name, section_class in section_classes.items()
     }
+
+
+def resolve_values(section_classes, document, source):
+    """Builds a configuration from ``{section: {key: value}}`` with the checks of :func:`resolve`."""
+    values = to_dict(defaults(section_classes))
+    for section_name, section_values in document.items():
+        for key, value in section_values.items():
+            _assign(values, section_classes, section_name, key, value, source=source)
+    return {name: section_class(**values[name]) for name, section_class in section_classes.items()}
+
+
+def given_keys(config_paths=(), overrides=()):
+    """The ``section.key`` names that YAML files and ``--set`` overrides give (read, not checked)."""
+    keys = set()
+    for path in config_paths:
+        for section_name, section_values in _read_yaml(path).items():
+            keys.update(f"{section_name}.{key}" for key in (section_values or {}))
+    for override in overrides:
+        section_name, key, _ = _parse_override(override)
+        keys.add(f"{section_name}.{key}")
+    return keys
 
 
 def differences(before, after):

@@ -26,7 +26,7 @@ from seq_templates import errors
 ASSETS_EXTRA = "assets.extra"
 
 
-def new_archive(tracked):
+def new_archive(tracked, endpoints=None):
     """Returns a ``keras.export.ExportArchive`` tracking models and lookup layers.
 
     ``ExportArchive`` tracks only built layers, and a lookup layer is built by its
@@ -35,6 +35,7 @@ def new_archive(tracked):
 
     Args:
         tracked: Models and preprocessing layers the endpoints use.
+        endpoints: ``{signature name: tf.function}`` to add, or None.
     """
     import keras
 
@@ -43,6 +44,8 @@ def new_archive(tracked):
         if not resource.built:
             _build(resource)
         archive.track(resource)
+    for name, function in (endpoints or {}).items():
+        archive.add_endpoint(name, function)
     return archive
 
 

@@ -32,8 +32,10 @@ import dataclasses
 import datetime
 import json
 import pathlib
+import sys
 
 from seq_templates import apps_loader
+from seq_templates import auto_settings
 from seq_templates import config as config_module
 from seq_templates import errors
 from seq_templates import export
@@ -128,9 +130,13 @@ def train(app, argv=None):
     """
     run = start(argv, app.CONFIG_SECTIONS, app.TASK, app.__file__,
                 description=(app.__doc__ or app.TASK).strip().splitlines()[0])
-    config = run.config
     if hasattr(app, "check_settings"):
-        app.check_settings(config)
+        app.check_settings(run.config)  # the user's settings, before any data is read
+    if hasattr(app, "auto_settings"):
+        run.choose_settings(app)  # settings that follow the data, before anything else reads them
+        if hasattr(app, "check_settings"):
+            app.check_settings(run.config)
+    config = run.config
     raw_data = app.load_raw_data(config["data"])  # 1. load (before any folder is made)
     print(f"Data: {', '.join(f'{name} {_count(split)}' for name, split in raw_data.items())}")
     with run.directory():
@@ -142,12 +148,44 @@ def train(app, argv=None):
                      if hasattr(app, "training_callbacks") else [])
         run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train -> model.keras
         serving = run.serving(app)  # from model.keras, as `seq-templates export` builds it
-        metrics = run.record_metrics(app.evaluate(serving.predictors(), raw_data, config, run.path))  # 5.
+        metrics = run.record_metrics(evaluate_splits(app, serving.predictors(), raw_data, config,  # 5.
+                                                     run.path))
         if hasattr(app, "summary"):
             print(app.summary(metrics))
+        print_versus_baseline(metrics)
         version_path = run.export(serving)  # 6. export
         run.check_export(version_path, serving.endpoints, app.example_inputs(raw_data, config))  # 7. check
     return 0
+
+
+def evaluate_splits(app, predictors, raw_data, config, run_path):
+    """The app's ``evaluate`` on test, and, with a ``HEADLINE``, the model beside its best baseline.
+
+    With ``app.HEADLINE`` the validation split is scored the same way (its plots and samples go to
+    ``validation/`` in the run directory) and the metrics get ``versus_baseline``: ``{"validation":
+    ..., "test": ...}`` of ``report.versus_baseline``.
+
+    Returns:
+        The test metrics (what ``metrics.json`` holds).
+    """
+    from seq_templates.evaluation import report
+
+    metrics = app.evaluate(predictors, raw_data, config, run_path)
+    headline = getattr(app, "HEADLINE", None)
+    if headline is not None:
+        validation = app.evaluate(predictors, {**raw_data, "test": raw_data["validation"]}, config,
+                                  pathlib.Path(run_path) / "validation")
+        metrics["versus_baseline"] = {"validation": report.versus_baseline(validation, headline),
+                                      "test": report.versus_baseline(metrics, headline)}
+    return metrics
+
+
+def print_versus_baseline(metrics, file=None):
+    """Prints whether the model beat its best baseline on validation and on test (a WARNING if not)."""
+    from seq_templates.evaluation import report
+
+    for split, comparison in (metrics.get("versus_baseline") or {}).items():
+        print(report.describe(split, comparison), file=file, flush=True)
 
 
 def _count(split):
@@ -204,6 +242,7 @@ class Run:
         self.path = None  # the folder being written: <output-dir>.partial while the run is open
         self.metrics = None
         self.version_path = None
+        self.auto_choices = []  # the auto_settings.Choice values applied (run.json lists them)
         self._checkpoint = None
 
     @property
@@ -215,6 +254,26 @@ class Run:
     def output_dir(self):
         """The run directory once complete."""
         return self.arguments.output_dir
+
+    def choose_settings(self, app):
+        """Applies the app's ``auto_settings(config)`` to the keys the user did not give; prints why.
+
+        Only for real data on a new run with ``train.auto_settings`` on (``auto_settings.applies``).
+        The chosen values replace the configuration's, so ``config.yaml`` holds them as plain values.
+        """
+        from seq_templates.data import registry
+
+        data_config = self.config["data"]
+        recipe = (registry.get_recipe(data_config.dataset) if data_config.dataset and not data_config.path
+                  else None)
+        if not auto_settings.applies(self.config, recipe, self.arguments.resume):
+            return
+        choices = app.auto_settings(self.config)
+        config, self.auto_choices, kept = auto_settings.apply(self.config, app.CONFIG_SECTIONS, choices,
+                                                              self.arguments.given_keys)
+        self.arguments.config = config
+        print(auto_settings.describe(self.auto_choices, kept, config), flush=True)
+        training.set_seed(config["train"].seed)  # as if the hook had drawn nothing
 
     @contextlib.contextmanager
     def directory(self):
@@ -245,6 +304,9 @@ class Run:
                 {"at": now, "changed": {key: _lookup(self.config, key) for key in self.arguments.resumed_changes}})
         else:
             info = {"task": self.task, "app": str(self.app_file), "started": now}
+            if self.auto_choices:
+                info["auto_settings"] = {choice.key: {"value": choice.value, "reason": choice.reason}
+                                         for choice in self.auto_choices}
         run_directory.write_json(info, info_path)
 
     def preprocessing(self, build, train_split):
@@ -384,6 +446,7 @@ def evaluate_run(run_path):
     config = config_module.load(app.CONFIG_SECTIONS, run_path / "config.yaml")
     raw_data = app.load_raw_data(config["data"])
     predictors = export.batch_predictors(export.load_signatures(run_path))
-    metrics = app.evaluate(predictors, raw_data, config, run_path)
+    metrics = evaluate_splits(app, predictors, raw_data, config, run_path)
     run_directory.write_json(metrics, run_path / "metrics.json")
+    print_versus_baseline(metrics, file=sys.stderr)  # stdout carries the metrics as JSON
     return metrics

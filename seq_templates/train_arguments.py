@@ -39,6 +39,8 @@ class TrainArguments:
         preset: The app's config file applied for ``--dataset NAME``, or None.
         resumed_changes: With ``--resume``, the keys changed from the saved
             configuration (all in ``config.RESUMABLE_KEYS``).
+        given_keys: The ``section.key`` names the preset, ``--config`` files and ``--set``
+            give: auto settings (``seq_templates/auto_settings.py``) leave them alone.
     """
 
     config: dict
@@ -46,6 +48,7 @@ class TrainArguments:
     resume: bool
     preset: typing.Optional[pathlib.Path] = None
     resumed_changes: typing.List[str] = dataclasses.field(default_factory=list)
+    given_keys: typing.Set[str] = dataclasses.field(default_factory=set)
 
 
 def add_arguments(parser):
@@ -149,5 +152,6 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
             f"--resume cannot change {', '.join(refused)}: the checkpoint's data, preprocessing or model "
             f"depend on them. Drop those --set/--config/--data values, or start a new run; only "
             f"{', '.join(config_module.RESUMABLE_KEYS)} may change on resume.")
+    given = config_module.given_keys(([preset] if preset else []) + config_paths, arguments.overrides)
     return TrainArguments(config=config, output_dir=output_dir, resume=arguments.resume, preset=preset,
-                          resumed_changes=changes)
+                          resumed_changes=changes, given_keys=given)

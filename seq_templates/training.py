@@ -367,6 +367,30 @@ class ValidationScore(keras.callbacks.Callback):
             logs[self.name] = value
 
 
+def signature_score(name, build_signature, inputs, score):
+    """A :class:`ValidationScore` that calls one of the app's serving signatures on validation inputs.
+
+    The signature is built once per model (at the end of its first epoch) and reused, so
+    every epoch decodes with the model's current weights without tracing again.
+
+    Args:
+        name: The logged name, e.g. ``val_chrf``.
+        build_signature: ``model -> tf.function`` (the app's ``build_serving`` signature).
+        inputs: ``{input name: values}`` for it (scalars go with every batch).
+        score: ``outputs -> float``, outputs as ``export.batch_predictor`` returns them.
+    """
+    from seq_templates import export
+
+    predictors = {}
+
+    def score_model(model):
+        if model not in predictors:
+            predictors[model] = export.batch_predictor(build_signature(model), batch_size=256)
+        return score(predictors[model](inputs))
+
+    return ValidationScore(name, score_model)
+
+
 def fit(model, train_dataset, validation_dataset, train_config, run_directory, checkpoint=None,
         callbacks=None):
     """Trains a compiled model and records its history.

@@ -3,8 +3,7 @@
 ``seq-templates train forecasting [--dataset airline_passengers]`` runs the regions in order: load
 (time grid, missing values, blocks, windows) -> preprocess -> build model (single-step, direct,
 autoregressive or encoder-decoder) -> train -> evaluate (a rolling-origin backtest beside naive,
-seasonal-naive, moving-average and ETS) -> export (raw windows in, forecasts out) -> check.
-"""
+seasonal-naive, moving-average and ETS) -> export (raw windows in, forecasts out) -> check."""
 
 import dataclasses
 import pathlib
@@ -14,6 +13,7 @@ import typing
 import keras
 import tensorflow as tf
 
+from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import errors
@@ -28,9 +28,9 @@ from seq_templates.layers import recurrent
 from seq_templates.preprocessing import windows
 
 TASK = "forecasting"
-ETS_CHOICES = {"choices": (None, "add", "mul")}
-POSITIVE = {"minimum": 1}
+ETS_CHOICES, POSITIVE = {"choices": (None, "add", "mul")}, {"minimum": 1}
 NORMALIZERS = {"targets": "target_normalizer", "covariates": "covariate_normalizer"}
+HEADLINE = ("mae", "min", "model.mae", ("baselines.*.mae",))  # beside every baseline's
 TIME_OPTIONS = ("time_column", "time_columns", "time_format")  # how a file's times are read
 
 
@@ -96,13 +96,19 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfi
 
 def check_settings(config):
     """Refuses model settings that do not go together, naming the fix (before reading data)."""
-    model_config, data_config = config["model"], config["data"]
-    forecasting_layers.check_network_settings(
-        model_config.architecture, data_config.horizon, model_config.quantiles,
-        model_config.residual_to, data_config.season_length)
+    model, data = config["model"], config["data"]
+    forecasting_layers.check_network_settings(model.architecture, data.horizon, model.quantiles,
+                                              model.residual_to, data.season_length)
 
 
 # region 1. load
+def auto_settings(config):
+    """Real data: windows, blocks, residual and ETS form from the series (auto_settings.py)."""
+    frame, _, frequency, _ = read_series(config["data"])  # its first target decides
+    target = windows.column_groups(frame, config["data"].target_columns)["targets"][0]
+    return auto.series_windows(frame[target].to_numpy(), windows.season_length_for(frequency))
+
+
 def read_series(data_config, path=None):
     """The series (``path``, ``--data`` or a dataset): ``(frame, report, frequency, source)``."""
     if path or data_config.path:
@@ -249,9 +255,8 @@ def build_serving(model, preprocessing, config):
                                                    quantiles)
 
     serve = forecasting_layers.serving_function(forecast, forecasting_layers.input_specs(model))
-    archive = export.new_archive([model, *(layer for layer in preprocessing.values()
-                                           if not isinstance(layer, dict))])
-    archive.add_endpoint("serving_default", serve)
+    archive = export.new_archive([model, *(layer for layer in preprocessing.values() if not
+                                           isinstance(layer, dict))], {"serving_default": serve})
     assets = {"serving.json": {**preprocessing["series_description"],
                                "horizon": config["data"].horizon, "quantiles": quantiles}}
     return archive, {"serving_default": serve}, assets
@@ -282,12 +287,7 @@ def read_prediction_file(path, config):
 
 def describe_prediction(record, config):
     """Replaces the raw window by where it came from, and lists the forecast by timestamp."""
-    context = record["input"].get("_context") if isinstance(record.get("input"), dict) else None
-    if context is None:  # an INPUT given on the command line: no timestamps known
-        return record
-    return {"input": context["input"], "forecast": windows.forecast_rows(
-        context["times"], context["targets"], record["forecast"], record.get("quantiles"),
-        config["model"].quantiles)}
+    return windows.describe_forecast(record, config["model"].quantiles)  # by read_prediction_file
 # endregion
 
 

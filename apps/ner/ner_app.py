@@ -12,6 +12,7 @@ import typing
 import keras
 import tensorflow as tf
 
+from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import export
@@ -33,6 +34,7 @@ from seq_templates.preprocessing import text
 from seq_templates.preprocessing import tokenizer
 
 TASK = "ner"
+HEADLINE = ("entity_f1", "max", "model.micro.f1", ("baseline.micro.f1",))  # evaluation/report.py
 
 
 @dataclasses.dataclass
@@ -50,7 +52,7 @@ class DataConfig(config_module.DataConfig):
                                            metadata={"choices": tag_schemes.SCHEMES})
     min_word_count: int = dataclasses.field(default=1, metadata={"minimum": 1})  # rarer words: OOV
     replace_digits: bool = True  # word lookup sees 0 for every digit ("1996" -> "0000")
-    embeddings_path: typing.Optional[str] = None  # GloVe/word2vec text file: "word v1 v2 ..."
+    embeddings_path: typing.Optional[str] = None  # GloVe/word2vec text: "word v1 v2 ..."
     max_word_chars: int = dataclasses.field(default=16, metadata={"minimum": 1})
     token_dropout_rate: float = dataclasses.field(default=0.05, metadata={"minimum": 0.0})  # train
 
@@ -72,15 +74,11 @@ class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bi
 
 
 @dataclasses.dataclass
-class TrainConfig(config_module.TrainConfig):
-    """NER's training defaults: keep the epoch with the best validation entity F1 (region 4)."""
-
+class TrainConfig(config_module.TrainConfig):  # keep the epoch with the best validation entity F1
     epochs: int = dataclasses.field(default=15, metadata={"minimum": 1})
     batch_size: int = dataclasses.field(default=32, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=0.003, metadata={"minimum": 0.0})
-    monitor: str = "val_entity_f1"  # scored after every epoch by training_callbacks
-    monitor_mode: str = dataclasses.field(default="max",  # the larger entity F1, the better
-                                          metadata={"choices": ("auto", "min", "max")})
+    monitor: str = "val_entity_f1"  # scored after every epoch by training_callbacks (max: auto)
 
 
 CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -117,6 +115,12 @@ def load_raw_data(data_config):
 
 
 # region 2. preprocess
+def auto_settings(config):
+    """Real data: sizes from the training split (seq_templates/auto_settings.py; the README)."""
+    sentences = load_raw_data(config["data"])["train"][0]  # lists of words
+    return auto.recurrent_sizes([len(tokens) for tokens in sentences])
+
+
 def build_preprocessing(config, train_split):
     """Adapts the word, character and tag lookups on the training split only."""
     data_config = config["data"]  # words: lower-cased, digits as 0, seen min_word_count+ times
@@ -150,13 +154,13 @@ def make_dataset(split, preprocessing, config, shuffle=False):
         tag_ids = preprocessing["tag_lookup"](batch[1])
         return featurize(preprocessing, config, batch[0]), tag_ids, tf.ones_like(tag_ids, "float32")
 
-    train_config = config["train"]
-    dropout = text.token_dropout_augmenter(config["data"].token_dropout_rate) if shuffle else None
+    train_config, rate = config["train"], config["data"].token_dropout_rate
     return bucketing.sequence_dataset(
         tuple(tagging.ragged_sentences(column) for column in split), transform,
         train_config.batch_size, train_config.bucket_boundaries, shuffle=shuffle,
         seed=train_config.seed, shuffle_buffer_size=train_config.shuffle_buffer_size,
-        augment=dropout, length_function=lambda features: tf.shape(features["token_ids"])[0])
+        augment=text.token_dropout_augmenter(rate) if shuffle else None,
+        length_function=lambda features: tf.shape(features["token_ids"])[0])
 # endregion
 
 
@@ -208,16 +212,10 @@ def build_model(config, preprocessing):
 def training_callbacks(preprocessing, config, raw_data):
     """Scores ``val_entity_f1`` after each epoch (as evaluate scores test) for ``train.monitor``."""
     tokens, tags = raw_data["validation"]
-    predictors = {}  # the serving function tag_tokens of each model, built at its first epoch's end
-
-    def score(model):
-        if model not in predictors:
-            predictors[model] = export.batch_predictors(
-                build_serving(model, preprocessing, config)[1])["tag_tokens"]
-        predicted = tagging.predict_tags(predictors[model], tokens)
-        return tagging.entity_metrics(tags, predicted)["micro"]["f1"]
-
-    return [training.ValidationScore("val_entity_f1", score)]
+    return [training.signature_score(
+        "val_entity_f1", lambda model: build_serving(model, preprocessing, config)[1]["tag_tokens"],
+        tagging.padded_tokens(tokens), lambda outputs: tagging.entity_metrics(
+            tags, tagging.tags_from_outputs(outputs))["micro"]["f1"])]
 # endregion
 
 
@@ -226,24 +224,23 @@ def evaluate(predictors, raw_data, config, output_dir):
     """Entity P/R/F1 (conlleval) and token accuracy on test via tag_tokens, beside a baseline."""
     (train_tokens, train_tags), (test_tokens, test_tags) = raw_data["train"], raw_data["test"]
     predicted = tagging.predict_tags(predictors["tag_tokens"], test_tokens)
-    baseline = tagging.most_frequent_tag_baseline(train_tokens, train_tags, test_tokens)
+    baseline = {"name": "most_frequent_tag_per_token", **tagging.entity_metrics(test_tags, (
+        tagging.most_frequent_tag_baseline(train_tokens, train_tags, test_tokens)))}
     matrix, names = tagging.entity_confusion(test_tags, predicted)
     plots.confusion_matrix(matrix, names, f"{output_dir}/plots/entity_confusion.png",
                            title="Entity types (test; O = no entity with that span)")
     unseen = embeddings.unseen_rate(train_tokens, test_tokens, config["data"].replace_digits)
     return {"split": "test", "num_sentences": len(test_tokens),
-            "model": tagging.entity_metrics(test_tags, predicted),
-            "baseline": {"name": "most_frequent_tag_per_token",
-                         **tagging.entity_metrics(test_tags, baseline)},
+            "model": tagging.entity_metrics(test_tags, predicted), "baseline": baseline,
             "entity_confusion": {"names": names, "matrix": matrix}, "test_oov_rate": unseen}
 
 
 def summary(metrics):
     """Test entity F1 and token accuracy beside the baseline: the line printed after evaluation."""
-    return (f"Test entity F1 {metrics['model']['micro']['f1']:.4f} (token accuracy "
-            f"{metrics['model']['token_accuracy']:.4f}); most-frequent-tag baseline "
-            f"{metrics['baseline']['micro']['f1']:.4f}; test words unseen in training "
-            f"{metrics['test_oov_rate']:.1%}")
+    model, baseline = metrics["model"], metrics["baseline"]["micro"]["f1"]
+    return (f"Test entity F1 {model['micro']['f1']:.4f} (token accuracy "
+            f"{model['token_accuracy']:.4f}); most-frequent-tag baseline {baseline:.4f}; test "
+            f"words unseen in training {metrics['test_oov_rate']:.1%}")
 # endregion
 
 
@@ -267,9 +264,7 @@ def build_serving(model, preprocessing, config):
         return tag_tokens(tokens.to_tensor(""), tf.cast(tokens.row_lengths(), tf.int32))
 
     endpoints = {"serving_default": serve, "tag_tokens": tag_tokens}
-    archive = export.new_archive([model, *preprocessing.values()])
-    for name, function in endpoints.items():
-        archive.add_endpoint(name, function)
+    archive = export.new_archive([model, *preprocessing.values()], endpoints)
     return archive, endpoints, {"tags.txt": "\n".join(vocabulary[1:]) + "\n"}
 
 

@@ -16,8 +16,10 @@ import sys
 import typing
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import errors
@@ -36,6 +38,7 @@ from seq_templates.preprocessing import labels
 from seq_templates.preprocessing import text
 
 TASK = "sentiment"
+HEADLINE = ("accuracy", "max", "model.accuracy", ("baseline.accuracy", "majority_class_accuracy"))
 
 
 @dataclasses.dataclass
@@ -55,8 +58,7 @@ class DataConfig(config_module.DataConfig):
     standardize: str = dataclasses.field(default="tokenize_and_lower",
                                          metadata={"choices": text.STANDARDIZE_CHOICES})
     max_tokens: int = dataclasses.field(default=20000, metadata={"minimum": 3})
-    max_length: typing.Optional[int] = dataclasses.field(  # training batches only
-        default=256, metadata={"minimum": 1})
+    max_length: typing.Optional[int] = dataclasses.field(default=256, metadata={"minimum": 1})
     serving_max_length: typing.Optional[int] = dataclasses.field(  # null: the export reads all
         default=None, metadata={"minimum": 1})
     token_dropout_rate: float = dataclasses.field(  # training batches only
@@ -80,7 +82,14 @@ class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bi
     char_kernel_size: int = dataclasses.field(default=3, metadata={"minimum": 1})
 
 
-CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": config_module.TrainConfig}
+@dataclasses.dataclass
+class TrainConfig(config_module.TrainConfig):
+    """The shared training options; selection on validation accuracy, the figure reported."""
+
+    monitor: str = "val_accuracy"
+
+
+CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
 # region 1. load
@@ -100,6 +109,19 @@ def load_raw_data(data_config):
 
 
 # region 2. preprocess
+def auto_settings(config):
+    """Real data: sizes from the training split (seq_templates/auto_settings.py; the README)."""
+    data_config = config["data"]  # word or character tokens, as the vectorizer will see them
+    texts = load_raw_data(data_config)["train"][0]
+    tokens = auto.standardized_tokens(texts, data_config.standardize, data_config.level)
+    lengths = np.array([len(text_tokens) for text_tokens in tokens])
+    max_length = int(min(400, max(16, np.percentile(lengths, 99))))
+    return [*auto.vocabulary("data.max_tokens", auto.token_counts(tokens)),
+            auto.Choice("data.max_length", max_length, "99 % of training texts are shorter "
+                        "(at least 16, at most 400: longer texts train on their start)"),
+            *auto.recurrent_sizes(np.minimum(lengths, max_length))]
+
+
 def build_preprocessing(config, train_split):
     """Adapts the text vectorizer and the label lookup on the training split only."""
     data_config = config["data"]
@@ -251,8 +273,7 @@ def build_serving(model, preprocessing, config):
                 "label": tf.gather(label_names, tf.argmax(probabilities, axis=-1))}
 
     archive = export.new_archive([model, *(layer for name, layer in preprocessing.items()
-                                           if name != "label_lookup")])
-    archive.add_endpoint("serving_default", serve)
+                                           if name != "label_lookup")], {"serving_default": serve})
     serving_max_length = config["data"].serving_max_length
     notes = [f"this export reads the first {serving_max_length} tokens of each input "
              "(data.serving_max_length)"] if serving_max_length else []

@@ -1,13 +1,9 @@
 """Text generation (one-to-many): a char- or word-level language model that writes from a prompt.
 
-Run it as ``python text_generation_app.py [--dataset tiny_shakespeare] [--data book.txt]`` or
-``seq-templates train text_generation``; ``main`` hands the regions below to ``lifecycle.train``,
-which runs them in order: load (split by position) -> preprocess (a token lookup) -> build model
-(embedding -> stacked RNN -> next-token logits) -> train (independent windows, or truncated BPTT)
--> evaluate (beside an add-k n-gram; samples) -> export (``serving_default``, ``generate``,
-``score``; generation runs inside the graph) -> check the reloaded export (same seed, same text).
-
-Copy it with ``seq-templates new text_generation ./my_app`` and edit any region.
+``python text_generation_app.py [--dataset tiny_shakespeare] [--data book.txt]`` or ``seq-templates
+train text_generation``: load (split by position) -> preprocess (a token lookup) -> build (embedding
+-> stacked RNN -> next-token logits) -> train (windows, or truncated BPTT) -> evaluate (beside an
+add-k n-gram; samples) -> export (generation inside the graph) -> check (same seed, same text).
 """
 
 import dataclasses
@@ -18,6 +14,7 @@ import typing
 import keras
 import tensorflow as tf
 
+from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import errors
@@ -34,6 +31,8 @@ from seq_templates.preprocessing import text
 
 TASK = "text_generation"
 SAMPLE_TEMPERATURES = (0.0, 0.5, 0.8, 1.0)
+HEADLINE = ("loss", "min", "model.loss", ("baseline.loss",))  # nats/token beside the n-gram's
+WIDTHS = {"char": ((300_000, 256), (None, 512)), "word": auto.WIDTH_STEPS}  # units by train tokens
 SAMPLING_SETTINGS = ("max_length", "temperature", "top_k", "top_p", "seed")  # model.*: the defaults
 
 
@@ -109,6 +108,17 @@ def load_raw_data(data_config):
 
 
 # region 2. preprocess
+def auto_settings(config):
+    """Real data: sizes from the training text (seq_templates/auto_settings.py; the README)."""
+    data_config = config["data"]
+    count = len(language_model.corpus_tokens(load_raw_data(data_config)["train"],
+                                             data_config.tokenization, data_config.standardize))
+    windows = count // data_config.sequence_length  # training windows of sequence_length tokens
+    return auto.recurrent_sizes([data_config.sequence_length] * windows,
+                                ("model.units",), width_steps=WIDTHS[data_config.tokenization],
+                                length_key=None, dropout_steps=((300_000, 0.2), (None, 0.1)))
+
+
 def build_preprocessing(config, train_split):
     """Adapts the token lookup (0: padding "", 1: "[UNK]") on the training text only."""
     data_config = config["data"]
@@ -184,11 +194,9 @@ def training_callbacks(preprocessing, config, raw_data):
 def evaluate(predictors, raw_data, config, output_dir):
     """Test loss, perplexity and bits per token beside an add-k n-gram; samples (``samples.txt``).
 
-    ``predictors`` run region 6's ``score``, ``generate`` and ``serving_default``. The model scores
-    pieces of ``sequence_length + 1`` tokens, each token after a piece's first (as validation
-    does); ``model_long_context`` pieces ten times as long (as ``train.stateful`` learns)."""
-    data_config = config["data"]
-    level = data_config.tokenization
+    The model scores pieces of ``sequence_length + 1`` tokens, each token after a piece's first
+    (as validation does); ``model_long_context`` pieces ten times as long (``train.stateful``)."""
+    data_config, level = config["data"], config["data"].tokenization
     tokens = {name: [token.decode("utf-8") for token in language_model.corpus_tokens(
         split, level, data_config.standardize)] for name, split in raw_data.items()}
     separator = "" if level == "char" else " "
@@ -200,8 +208,7 @@ def evaluate(predictors, raw_data, config, output_dir):
     model = score_pieces(data_config.sequence_length)
     long_length = min(10 * data_config.sequence_length, len(tokens["test"]) - 1)
     long_context = {**score_pieces(long_length), "piece_length": long_length + 1}
-    # The n-gram knows the lookup's vocabulary: every other token is one unknown token.
-    baseline, choice = lm_metrics.ngram_baseline(tokens, data_config.max_tokens - 2)
+    baseline, choice = lm_metrics.ngram_baseline(tokens, data_config.max_tokens - 2)  # rest: [UNK]
     for metrics in (model, baseline, long_context):
         metrics[f"bits_per_{'char' if level == 'char' else 'word'}"] = metrics.pop("bits_per_token")
     prompt = separator.join(tokens["test"][:min(20, len(tokens["test"]))])
@@ -210,9 +217,7 @@ def evaluate(predictors, raw_data, config, output_dir):
         "top_k": 0, "top_p": 1.0, "seed": config["model"].seed})["text"][0])
         for temperature in SAMPLE_TEMPERATURES}
     samples["serving_default"] = str(predictors["serving_default"]({"prompt": [prompt]})["text"][0])
-    (pathlib.Path(output_dir) / "samples.txt").write_text(
-        "".join(f"=== {name} ===\n{sample}\n\n" for name, sample in samples.items()),
-        encoding="utf-8")
+    lm_metrics.write_samples(samples, pathlib.Path(output_dir) / "samples.txt")
     return {"split": "test", "tokenization": level, "model": model,
             "model_long_context": long_context,
             "baseline": {"name": f"add_k_{choice['order']}_gram", **baseline, **choice},
@@ -260,12 +265,9 @@ def build_serving(model, preprocessing, config):
     def serve(prompt):
         return write(prompt, *(getattr(model_config, name) for name in SAMPLING_SETTINGS))
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None], tf.string, name="prompt"),
-        tf.TensorSpec([], tf.int32, name="max_length"),
-        tf.TensorSpec([], tf.float32, name="temperature"),
-        tf.TensorSpec([], tf.int32, name="top_k"), tf.TensorSpec([], tf.float32, name="top_p"),
-        tf.TensorSpec([], tf.int64, name="seed")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"), *(  # scalars:
+        tf.TensorSpec([], dtype, name=name) for name, dtype in zip(SAMPLING_SETTINGS, (
+            tf.int32, tf.float32, tf.int32, tf.float32, tf.int64)))])  # max_length ... seed
     def generate(prompt, max_length, temperature, top_k, top_p, seed):
         return write(prompt, max_length, temperature, top_k, top_p, seed)
 
@@ -273,10 +275,8 @@ def build_serving(model, preprocessing, config):
     def score(text):
         return stack.score(padded_ids(text))
 
-    archive = export.new_archive([network, lookup])
     endpoints = {"serving_default": serve, "generate": generate, "score": score}
-    for name, function in endpoints.items():
-        archive.add_endpoint(name, function)
+    archive = export.new_archive([network, lookup], endpoints)
     defaults = {name: getattr(model_config, name) for name in SAMPLING_SETTINGS}  # for `predict`
     return archive, endpoints, {"serving.json": {"defaults": {"generate": defaults}}}
 

@@ -1,12 +1,9 @@
 """Translation (many-to-many, unaligned): an encoder-decoder with attention, beam decoding.
 
-Run it as ``python translation_app.py [--dataset spa_eng] [--set model.attention=luong]`` or
-``seq-templates train translation``; ``main`` hands the file to ``lifecycle.train``, which runs
-its regions in order: load pairs -> preprocess (vocabularies with start/end tokens) -> build a
-(Bi)RNN encoder-decoder with attention -> train (teacher forcing) -> evaluate (sacreBLEU BLEU
-and chrF beside copying the source; attention heatmaps) -> export (raw strings in,
-translations out; greedy and beam search in the graph) -> check the reloaded export.
-"""
+``python translation_app.py [--dataset spa_eng]`` or ``seq-templates train translation``: load
+pairs -> preprocess (vocabularies with start/end tokens) -> build a (Bi)RNN encoder-decoder with
+attention -> train (teacher forcing) -> evaluate (BLEU and chrF beside copying the source) ->
+export (raw strings in, translations out; beam search in the graph) -> check the export."""
 
 import dataclasses
 import pathlib
@@ -16,6 +13,7 @@ import typing
 import keras
 import tensorflow as tf
 
+from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
 from seq_templates import errors
@@ -29,13 +27,13 @@ from seq_templates.layers import attention_decoder
 from seq_templates.layers import recurrent
 from seq_templates.preprocessing import bucketing
 from seq_templates.preprocessing import text
+from seq_templates.preprocessing import tokenizer
 
 TASK = "translation"
 START, END = "[start]", "[end]"
-# Word-level output -> readable text: "I do n't know ." -> "I don't know." (regex rewrites).
-DETOKENIZE_RULES = (('" (.*?) "', '"\\1"'), (" ([.,!?;:%)\\]}]|\\.\\.\\.)", "\\1"),
-                    ("([(\\[{¿¡$#]) ", "\\1"), ("(?i) (n't|'s|'re|'ve|'ll|'d|'m)( |$)", "\\1\\2"))
-STANDARDIZE = {"choices": text.STANDARDIZE_CHOICES}
+HEADLINE = ("bleu", "max", "model.bleu", ("baseline.bleu",))  # test BLEU beside copying the source
+DETOKENIZE_RULES = tokenizer.DETOKENIZE_RULES  # word-level output -> readable text ("don't")
+STANDARDIZE, POSITIVE = {"choices": text.STANDARDIZE_CHOICES}, {"minimum": 1}
 
 
 @dataclasses.dataclass
@@ -46,8 +44,7 @@ class DataConfig(config_module.DataConfig):
     source_column: int = 0
     target_column: int = 1
     reverse_direction: bool = False  # target column -> source column (spa_eng: Spanish -> English)
-    # Pairs with more words on either side are dropped.
-    max_words: typing.Optional[int] = dataclasses.field(default=15, metadata={"minimum": 1})
+    max_words: typing.Optional[int] = dataclasses.field(default=15, metadata=POSITIVE)  # else cut
     deduplicate: bool = True  # drop repeats of an identical pair
     level: str = dataclasses.field(default="char", metadata={"choices": text.LEVELS})  # both sides
     source_standardize: str = dataclasses.field(default="lower", metadata=STANDARDIZE)
@@ -79,6 +76,7 @@ class ModelConfig:
 @dataclasses.dataclass
 class TrainConfig(config_module.TrainConfig):
     epochs: int = dataclasses.field(default=5, metadata={"minimum": 1})
+    monitor: str = "val_chrf"  # region 4's score of greedy validation translations
     learning_rate: float = dataclasses.field(default=3e-3, metadata={"minimum": 0.0})
     early_stopping_patience: int = dataclasses.field(default=3, metadata={"minimum": 0})
 
@@ -106,19 +104,22 @@ def load_raw_data(data_config):
 
 
 # region 2. preprocess
-def split_tokens(config, texts, standardize_mode):
-    """Raw strings -> ragged standardized tokens: words, or characters with ``data.level=char``."""
-    standardized = text.standardize(texts, standardize_mode)
-    return (tf.strings.unicode_split(standardized, "UTF-8") if config["data"].level == "char"
-            else tf.strings.split(standardized))
+def auto_settings(config):
+    """Real data: word level and sizes from the training pairs (seq_templates/auto_settings.py)."""
+    return auto.sentence_pairs(
+        *load_raw_data(config["data"])["train"], level_key="data.level",
+        standardize={"data.source_standardize": "tokenize_and_lower",
+                     "data.target_standardize": "tokenize"},  # output keeps its case: "Tom", "I"
+        vocabulary_keys=("data.source_max_tokens", "data.target_max_tokens"),
+        width_keys=("model.units", "model.embedding_dim", "model.attention_units",
+                    "model.output_units"), dropout_steps=((300_000, 0.3), (None, 0.2)))
 
 
 def target_tokens(config, targets):
-    """Raw targets -> ragged ``[start] tokens [end]`` strings."""
-    tokens = split_tokens(config, targets, config["data"].target_standardize)
-    start, end = (tf.RaggedTensor.from_tensor(tf.fill(tf.stack([tokens.nrows(), 1]), token))
-                  for token in (START, END))
-    return tf.concat([start, tokens, end], axis=1)
+    """Raw targets -> ragged ``[start] tokens [end]`` strings (words or characters: data.level)."""
+    data_config = config["data"]
+    return text.bracket_tokens(text.split_tokens(targets, data_config.level,
+                                                 data_config.target_standardize), START, END)
 
 
 def build_preprocessing(config, train_split):
@@ -162,8 +163,7 @@ def make_dataset(split, preprocessing, config, shuffle=False):
 
 # region 3. build model
 def build_model(config, preprocessing):
-    """Returns the compiled teacher-forcing model ``{"source_ids", "target_input_ids"}`` -> logits,
-    its layers named as ``attention_decoder`` reads them: serving decodes with the same ones."""
+    """The compiled teacher-forcing model, named as ``attention_decoder`` reads it for serving."""
     model_config = config["model"]
     source_ids = keras.Input(shape=(None,), dtype="int64", name="source_ids")
     target_input_ids = keras.Input(shape=(None,), dtype="int64", name="target_input_ids")
@@ -175,9 +175,8 @@ def build_model(config, preprocessing):
         source, model_config.cell, model_config.units, model_config.num_layers,
         model_config.bidirectional, model_config.dropout_rate, return_sequences=True,
         return_state=True, name="encoder")
-    # The encoder's final states start the decoder (named, so serving cuts the encoder out).
-    states = [keras.layers.Identity(name=f"initial_state_{index}")(state)
-              for index, state in enumerate(states)]
+    states = [keras.layers.Identity(name=f"initial_state_{index}")(state)  # start the decoder,
+              for index, state in enumerate(states)]  # named: serving cuts the encoder out there
     width = model_config.units * (2 if model_config.bidirectional else 1)
     target_size = preprocessing["target_lookup"].vocabulary_size()
     # model.attention over the encoder outputs (none | bahdanau | luong), then the logits.
@@ -193,10 +192,22 @@ def build_model(config, preprocessing):
                                     encoder_outputs, keys)
     model = keras.Model({"source_ids": source_ids, "target_input_ids": target_input_ids}, logits,
                         name=f"{TASK}_{model_config.cell}_{model_config.attention}")
-    model.compile(optimizer=training.build_optimizer(config["train"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  weighted_metrics=["accuracy"])
+    model.compile(training.build_optimizer(config["train"]), weighted_metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
+# endregion
+
+
+# region 4. train
+def training_callbacks(preprocessing, config, raw_data):
+    """``val_chrf`` after each epoch (train.monitor): chrF of greedy translations of 1,000
+    validation pairs (smoother than BLEU on a sample, and above 0 from the first epoch)."""
+    (sources, references), max_length = raw_data["validation"], config["data"].max_output_length
+    greedy = {"beam_width": 1, "length_penalty": 0.0, "max_length": max_length}
+    return [training.signature_score(  # the translate signature, built once per model
+        "val_chrf", lambda model: build_serving(model, preprocessing, config)[1]["translate"],
+        {"source": sources[:1000], **greedy},
+        lambda outputs: translation_metrics.chrf(references[:1000], outputs["translation"]))]
 # endregion
 
 
@@ -205,8 +216,7 @@ def evaluate(predictors, raw_data, config, output_dir):
     """BLEU/chrF (sacreBLEU) and exact match of ``serving_default`` on the test split beside
     copying the source; ``samples.md``; with an ``attention`` signature, four heatmaps."""
     sources, references = raw_data["test"]
-    outputs = [str(output) for output in
-               predictors["serving_default"]({"source": sources})["translation"]]
+    outputs = list(map(str, predictors["serving_default"]({"source": sources})["translation"]))
     samples = translation_metrics.samples_table(sources, references, outputs,
                                                 pathlib.Path(output_dir) / "samples.md")
     if "attention" in predictors:
@@ -243,6 +253,10 @@ def build_serving(model, preprocessing, config):
     def source_ids(source):
         return featurize(preprocessing, config, source)["source_ids"].to_tensor()
 
+    def source_tokens(source):  # as the vectorizer splits them: the attention map's columns
+        tokens = text.split_tokens(source, data_config.level, data_config.source_standardize)
+        return text.truncate_and_fill(tokens, filler="")
+
     source_spec = tf.TensorSpec([None], tf.string, name="source")
 
     @tf.function(input_signature=[source_spec, tf.TensorSpec([], tf.int32, name="beam_width"),
@@ -258,33 +272,19 @@ def build_serving(model, preprocessing, config):
         return translate(source, **{name: tf.constant(value) for name, value in defaults.items()})
 
     endpoints = {"serving_default": serve, "translate": translate}
-    if network.attention:
-        @tf.function(input_signature=[source_spec])
-        def attend(source):
-            """Decodes as serving_default, then re-reads the output for the attention weights."""
-            ids = source_ids(source)
-            token_ids = network.decode(ids, **defaults)
-            translation, length = network.text(token_ids, separator, rewrites)
-            source_tokens = split_tokens(config, source, data_config.source_standardize)
-            return {"translation": translation, "output_length": length,
-                    "output_tokens": network.tokens(token_ids),
-                    "source_length": tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=1),
-                    "source_tokens": text.truncate_and_fill(source_tokens, filler="").to_tensor(""),
-                    "attention_weights": network.attention_weights(ids, token_ids)}
-        endpoints["attention"] = attend
+    if network.attention:  # decodes as serving_default, then re-reads the output for the weights
+        endpoints["attention"] = network.attention_signature(
+            source_spec, source_ids, source_tokens, separator, rewrites, defaults)
 
-    archive = export.new_archive([model, *preprocessing.values()])
-    for name, function in endpoints.items():
-        archive.add_endpoint(name, function)
+    archive = export.new_archive([model, *preprocessing.values()], endpoints)
     return archive, endpoints, {"serving.json": {"defaults": {"translate": defaults}}}
 
 
 def example_inputs(raw_data, config):
     """Inputs the parity check (and the contract tests) send to each signature of the export."""
     sources = raw_data["test"][0][:32] + ["", "¿Dónde está la biblioteca?", "zzqx " * 40]
-    examples = {"serving_default": {"source": sources},
-                "translate": {"source": sources[:8] + sources[-3:], "beam_width": 1,
-                              "max_length": 20, "length_penalty": 0.0}}
+    examples = {"serving_default": {"source": sources}, "translate": dict(
+        source=sources[:8] + sources[-3:], beam_width=1, max_length=20, length_penalty=0.0)}
     if config["model"].attention != "none":
         examples["attention"] = {"source": sources[:4] + sources[-2:]}
     return examples

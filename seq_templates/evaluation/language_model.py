@@ -131,3 +131,15 @@ def ngram_baseline(tokens_by_split, num_known):
                                        len(set(known["train"])) + 1)
     test = known["test"]
     return summary(model.negative_log_likelihood(test, skip_first=1), len(test) - 1), choice
+
+
+def write_samples(samples, path):
+    """Writes ``{name: generated text}`` as ``=== name ===`` sections (``samples.txt``)."""
+    import pathlib
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("".join(f"=== {name} ===\n{sample}\n\n" for name, sample in samples.items()),
+                         encoding="utf-8")
+    temporary.replace(path)

@@ -140,7 +140,11 @@ def predict_tags(predict, token_lists):
     Returns:
         One list of tags per sentence, as long as its tokens.
     """
-    outputs = predict(padded_tokens(token_lists))
+    return tags_from_outputs(predict(padded_tokens(token_lists)))
+
+
+def tags_from_outputs(outputs):
+    """``tag_tokens`` outputs (``tags`` padded with "", ``length``) -> one list of tags per sentence."""
     return [list(tags[:length]) for tags, length in zip(outputs["tags"], outputs["length"])]
 
 

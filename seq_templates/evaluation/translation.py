@@ -44,6 +44,14 @@ def translation_metrics(references, hypotheses):
     }
 
 
+def chrf(references, hypotheses):
+    """Corpus chrF (sacreBLEU, 0-100) of hypotheses (str or bytes) against one reference each."""
+    import sacrebleu
+
+    hypotheses = [item.decode("utf-8") if isinstance(item, bytes) else str(item) for item in hypotheses]
+    return float(sacrebleu.corpus_chrf(hypotheses, [list(references)]).score)
+
+
 def copy_source_baseline(sources, references):
     """The baseline that outputs its input unchanged (names, numbers and cognates score)."""
     return {"name": "copy_source", **translation_metrics(references, sources)}

@@ -193,3 +193,42 @@ class SteppedDecoder:
                                initial_state=state["decoder_states"], training=False)[0]
         return head(self.layers, outputs, state["outputs"], state["keys"], state["source_mask"],
                     return_attention_scores=True)[1]
+
+    def attention_outputs(self, source_ids, source_tokens, separator, rewrites, beam_width, max_length,
+                          length_penalty):
+        """Decodes, then re-reads the output for its attention weights: an ``attention`` signature's outputs.
+
+        Args:
+            source_ids: ``[batch, source steps]`` source ids.
+            source_tokens: Ragged ``[batch, None]`` source tokens as the vectorizer split them.
+            separator, rewrites: As :meth:`text` takes them.
+            beam_width, max_length, length_penalty: As :meth:`decode` takes them.
+
+        Returns:
+            ``{"translation", "output_length", "output_tokens", "source_length", "source_tokens",
+            "attention_weights"}``.
+        """
+        token_ids = self.decode(source_ids, beam_width, max_length, length_penalty)
+        translation, length = self.text(token_ids, separator, rewrites)
+        return {"translation": translation, "output_length": length, "output_tokens": self.tokens(token_ids),
+                "source_length": tf.reduce_sum(tf.cast(source_ids != 0, tf.int32), axis=1),
+                "source_tokens": source_tokens.to_tensor(""),
+                "attention_weights": self.attention_weights(source_ids, token_ids)}
+
+    def attention_signature(self, source_spec, source_ids, source_tokens, separator, rewrites, defaults):
+        """An ``attention`` signature: :meth:`attention_outputs` for raw sources, with ``defaults``.
+
+        Args:
+            source_spec: The ``tf.TensorSpec`` of the raw ``source`` strings.
+            source_ids: ``source strings -> [batch, steps]`` ids.
+            source_tokens: ``source strings -> ragged tokens`` as the vectorizer splits them.
+            separator, rewrites: As :meth:`text` takes them.
+            defaults: ``{"beam_width", "max_length", "length_penalty"}`` of the decoding.
+        """
+
+        @tf.function(input_signature=[source_spec])
+        def attend(source):
+            return self.attention_outputs(source_ids(source), source_tokens(source), separator, rewrites,
+                                          **defaults)
+
+        return attend

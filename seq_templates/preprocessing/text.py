@@ -201,3 +201,17 @@ def char_ids(char_lookup, texts, standardize_mode, max_length=None, max_word_cha
     characters = tf.strings.unicode_split(words.flat_values, "UTF-8")[:, :max_word_chars]
     dense = char_lookup(characters).to_tensor(shape=[None, max_word_chars])
     return tf.RaggedTensor.from_row_lengths(dense, words.row_lengths())
+
+
+def split_tokens(texts, level, standardize_mode):
+    """Raw strings -> ragged standardized tokens: words (``level="word"``) or characters."""
+    standardized = standardize(texts, standardize_mode)
+    return (tf.strings.unicode_split(standardized, "UTF-8") if level == "char"
+            else tf.strings.split(standardized))
+
+
+def bracket_tokens(tokens, start, end):
+    """Ragged tokens -> ``start tokens end`` in every row (a decoder's input and target)."""
+    first, last = (tf.RaggedTensor.from_tensor(tf.fill(tf.stack([tokens.nrows(), 1]), token))
+                   for token in (start, end))
+    return tf.concat([first, tokens, last], axis=1)

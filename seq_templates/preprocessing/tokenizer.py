@@ -103,6 +103,10 @@ NFKC_TABLES = _build_nfkc_tables()
 
 # ------------------------------------------------------------------ patterns
 # Internal markers: Unicode noncharacters (read as spaces where the input has them).
+# Word-level output -> readable text: "I do n't know ." -> "I don't know." (regex rewrites that undo
+# the splits of the tokenizing standardizer, for English-like punctuation and clitics).
+DETOKENIZE_RULES = (('" (.*?) "', '"\\1"'), (" ([.,!?;:%)\\]}]|\\.\\.\\.)", "\\1"),
+                    ("([(\\[{¿¡$#]) ", "\\1"), ("(?i) (n't|'s|'re|'ve|'ll|'d|'m)( |$)", "\\1\\2"))
 _LINK_MARKER = "\ufdd0"  # stands for a token saved before symbols are split off
 _SPLIT_MARK = "\ufdd1"  # a split point inserted by the rules (not an input space)
 _CORE_MARKER = "\ufdd2"  # stands for a token saved before periods etc. are split off

@@ -307,6 +307,20 @@ def forecast_rows(times, target_names, forecast, quantile_values=None, quantile_
     return rows
 
 
+def describe_forecast(record, quantile_levels=()):
+    """A ``predict`` record with the ``_context`` that :func:`last_window`'s caller put in its input.
+
+    Returns:
+        ``{"input": where the window came from, "forecast": forecast_rows(...)}``; the record
+        unchanged when its input has no context (an input given on the command line).
+    """
+    context = record["input"].get("_context") if isinstance(record.get("input"), dict) else None
+    if context is None:
+        return record
+    return {"input": context["input"], "forecast": forecast_rows(
+        context["times"], context["targets"], record["forecast"], record.get("quantiles"), quantile_levels)}
+
+
 def concatenate(frames, source="data", setting_prefix="data."):
     """Joins time-indexed frames that continue one series (train, then validation, then test files).
 

@@ -1,0 +1,384 @@
+"""Settings that follow the data: sizes, budgets and schedules derived from the training split.
+
+A template's defaults are sized for its one-minute offline demo; real data needs
+settings sized for it. An app's optional ``auto_settings(config)`` hook reads its
+training split and returns :class:`Choice` values (key, value, the reason in words),
+built mostly from the rules below, which know no app: they are given the keys to set.
+:func:`apply` puts them into the configuration, except for keys the user gave (a
+preset, ``--config``, ``--set``), which always win. The run's ``config.yaml`` then holds
+them as plain values and ``run.json`` the reasons; :func:`describe` is the printed block.
+
+Auto settings apply when ``train.auto_settings`` is true (the default), the data is
+not an offline generated dataset (the demo keeps its fast settings) and the run is not
+a ``--resume`` (the interrupted run's ``config.yaml`` already holds them).
+
+The rules, each a step function of one number of the training split:
+
+=====================  ==========================================================
+vocabulary             tokens seen at least twice in train (rarer ones share OOV)
+widths (units, emb.)   64 under 20 k training tokens, 128 under 1 M, else 256
+dropout                0.5 under 300 k tokens, 0.3 under 3 M, else 0.2
+batch size             16 under 2 k examples, 32 under 50 k, 64 under 500 k, else 128
+EMA of the weights     off under 300 steps per epoch, else momentum 1 - 1/steps
+bucket boundaries      the 5 %, 10 %, ..., 95 %, 99 % quantiles of training lengths
+budget                 ``train.max_minutes`` 15, epochs up to 200 (the budget or early
+                       stopping ends them), patience 5 under 300 steps per epoch, else 3
+=====================  ==========================================================
+"""
+
+import collections
+import dataclasses
+import math
+import typing
+
+import numpy as np
+
+from seq_templates import config as config_module
+from seq_templates import errors
+
+DEFAULT_MINUTES = 15.0
+MAX_EPOCHS = 200
+WIDTH_STEPS = ((20_000, 64), (1_000_000, 128), (None, 256))
+DROPOUT_STEPS = ((300_000, 0.5), (3_000_000, 0.3), (None, 0.2))
+BATCH_STEPS = ((2_000, 16), (50_000, 32), (500_000, 64), (None, 128))
+MAX_VOCABULARY = 50_000
+
+
+@dataclasses.dataclass
+class Choice:
+    """One setting chosen from the data.
+
+    Attributes:
+        key: ``section.name``, e.g. ``model.units``.
+        value: The plain value written into ``config.yaml``.
+        reason: Why, in words, e.g. ``1.9 M training tokens``.
+    """
+
+    key: str
+    value: typing.Any
+    reason: str
+
+
+@dataclasses.dataclass
+class AfterOthers:
+    """A rule that reads settings other rules choose (the schedule reads the batch size in use).
+
+    Attributes:
+        rule: ``config -> [Choice]``, called with the configuration after every plain
+            :class:`Choice` (and the user's values) is in.
+    """
+
+    rule: typing.Callable
+
+
+def applies(config, recipe=None, resume=False):
+    """Whether auto settings apply: ``train.auto_settings`` on, real data, not a resume.
+
+    Args:
+        config: The resolved configuration.
+        recipe: The registered dataset's recipe, or None for a local file.
+        resume: Whether the run continues an interrupted one.
+    """
+    return bool(getattr(config["train"], "auto_settings", False)) and not resume and not (
+        recipe and recipe.get("generator"))
+
+
+def apply(config, section_classes, choices, explicit_keys):
+    """Puts ``choices`` into ``config``, except the keys the user gave.
+
+    Every value passes the same checks as a ``--set`` (type, choices, minimum).
+    :class:`AfterOthers` rules run last, on the configuration with the other choices in.
+
+    Args:
+        config: The resolved configuration (dict of section name to dataclass).
+        section_classes: The app's ``CONFIG_SECTIONS``.
+        choices: :class:`Choice` and :class:`AfterOthers` values from the app's ``auto_settings``.
+        explicit_keys: ``section.key`` names set by a preset, ``--config`` or ``--set``.
+
+    Returns:
+        ``(new config, applied choices, kept choices)``: kept are those the user's value overrode.
+    """
+    applied, kept = [], []
+
+    def put(config, plain_choices):
+        values = config_module.to_dict(config)
+        for choice in plain_choices:
+            (kept if choice.key in explicit_keys else applied).append(choice)
+            if choice.key not in explicit_keys:
+                section, _, name = choice.key.partition(".")
+                values[section][name] = choice.value
+        try:
+            return config_module.resolve_values(section_classes, values, source="auto settings")
+        except errors.SeqTemplatesError as error:  # a rule's bug, not the user's: say so
+            raise errors.SeqTemplatesError(f"{error} (set train.auto_settings=false to skip auto settings)") from None
+
+    config = put(config, [choice for choice in choices if isinstance(choice, Choice)])
+    for later in (choice for choice in choices if isinstance(choice, AfterOthers)):
+        config = put(config, later.rule(config))
+    return config, applied, kept
+
+
+def describe(applied, kept, config):
+    """The block printed before training: each chosen value with its reason, then the user's."""
+    lines = ["Settings from the training split (train.auto_settings=false turns them off; "
+             "--set KEY=VALUE overrides one):"]
+    lines += [f"  {choice.key} {format_value(choice.value)}: {choice.reason}" for choice in applied]
+    if kept:
+        given = ", ".join(f"{choice.key}={format_value(_lookup(config, choice.key))}" for choice in kept)
+        lines.append(f"  yours, kept: {given}")
+    return "\n".join(lines)
+
+
+def _lookup(config, key):
+    section, _, name = key.partition(".")
+    return getattr(config[section], name)
+
+
+def format_value(value):
+    """A value as ``--set`` would take it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    return str(value)
+
+
+def amount(number):
+    """``1_900_000`` -> ``1.9 M``: counts in reasons."""
+    for size, suffix in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if number >= size:
+            return f"{number / size:.3g}{suffix}"
+    return str(int(number))
+
+
+def step(number, steps):
+    """The value of the first ``(bound, value)`` whose bound exceeds ``number`` (None: no bound)."""
+    for bound, value in steps:
+        if bound is None or number < bound:
+            return value
+    return steps[-1][1]
+
+
+# Statistics of a training split.
+def token_counts(token_lists):
+    """A ``collections.Counter`` over every token of ``token_lists`` (lists of str)."""
+    counts = collections.Counter()
+    for tokens in token_lists:
+        counts.update(tokens)
+    return counts
+
+
+def standardized_tokens(texts, standardize_mode, level="word", batch_size=4096):
+    """Raw strings -> lists of tokens as the in-graph standardizer makes them (words or characters)."""
+    import tensorflow as tf
+
+    from seq_templates.preprocessing import text
+
+    token_lists = []
+    for start in range(0, len(texts), batch_size):
+        standardized = text.standardize(tf.constant(list(texts[start:start + batch_size]), dtype=tf.string),
+                                        standardize_mode)
+        pieces = (tf.strings.unicode_split(standardized, "UTF-8") if level == "char"
+                  else tf.strings.split(standardized))
+        token_lists += [[token.decode("utf-8") for token in tokens] for tokens in pieces.to_list()]
+    return token_lists
+
+
+# Rules: each returns a list of Choice (empty when it has nothing to say).
+def vocabulary(key, counts, reserved=2, min_count=2, maximum=MAX_VOCABULARY):
+    """``key`` = the tokens seen ``min_count`` times or more (plus ``reserved`` ids), at most ``maximum``."""
+    frequent = sum(1 for count in counts.values() if count >= min_count)
+    size = max(min(frequent, maximum) + reserved, reserved + 1)
+    return [Choice(key, size, f"{amount(frequent)} of {amount(len(counts))} distinct tokens seen "
+                              f"{min_count}+ times in train" + (f" (at most {amount(maximum)})"
+                                                                if frequent > maximum else ""))]
+
+
+def widths(keys, num_tokens, steps=WIDTH_STEPS, what="training tokens"):
+    """Each key in ``keys`` (units, embedding size, ...) = :data:`WIDTH_STEPS` of ``num_tokens``."""
+    width = step(num_tokens, steps)
+    return [Choice(key, width, f"{amount(num_tokens)} {what}") for key in keys]
+
+
+def dropout(key, num_tokens, steps=DROPOUT_STEPS, what="training tokens"):
+    """``key`` = :data:`DROPOUT_STEPS` of ``num_tokens``: less data, more regularisation."""
+    return [Choice(key, step(num_tokens, steps), f"{amount(num_tokens)} {what}")]
+
+
+def batch_size(num_examples, steps=BATCH_STEPS, what="training examples"):
+    """``train.batch_size`` = :data:`BATCH_STEPS` of ``num_examples``."""
+    return [Choice("train.batch_size", step(num_examples, steps), f"{amount(num_examples)} {what}")]
+
+
+def bucket_boundaries(lengths, key="train.bucket_boundaries"):
+    """``key`` = the 5 %, 10 %, ..., 95 % and 99 % quantiles of the training lengths (each once)."""
+    lengths = np.asarray(lengths, dtype="float64")
+    if lengths.size == 0:
+        return []
+    levels = [*np.arange(5, 100, 5), 99]
+    boundaries = sorted({int(math.ceil(value)) + 1 for value in np.percentile(lengths, levels)})
+    return [Choice(key, boundaries, f"length quantiles of train (median {int(np.median(lengths))}, "
+                                    f"99 % {int(np.percentile(lengths, 99))})")]
+
+
+def schedule(num_examples, minutes=DEFAULT_MINUTES, max_epochs=MAX_EPOCHS):
+    """The budget, the epochs, early stopping's patience and the weight average, by steps per epoch.
+
+    Args:
+        num_examples: Training examples (windows, sentences, pairs).
+        minutes: ``train.max_minutes``.
+        max_epochs: ``train.epochs``: the budget or early stopping ends training before.
+
+    Returns:
+        An :class:`AfterOthers`: the steps per epoch depend on the batch size in use.
+    """
+    return AfterOthers(lambda config: _schedule(num_examples, config["train"].batch_size, minutes, max_epochs))
+
+
+def _schedule(num_examples, batch, minutes, max_epochs):
+    steps = max(1, math.ceil(num_examples / batch))
+    per_epoch = f"{steps} steps per epoch"
+    choices = [Choice("train.max_minutes", minutes, "the default training budget"),
+               Choice("train.epochs", max_epochs, "the budget or early stopping ends training first"),
+               Choice("train.early_stopping_patience", 5 if steps < 300 else 3, per_epoch)]
+    if steps < 300:
+        choices.append(Choice("train.ema_momentum", None, f"{per_epoch}: too few for a weight average"))
+    else:
+        momentum = min(0.999, round(1.0 - 1.0 / steps, 4))
+        choices.append(Choice("train.ema_momentum", momentum, f"1 - 1/steps: {per_epoch}"))
+    return choices
+
+
+def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), dropout_key="model.dropout_rate",
+                    length_key="train.bucket_boundaries", dropout_steps=DROPOUT_STEPS, width_steps=WIDTH_STEPS,
+                    what="training tokens"):
+    """The rules every recurrent template shares, from its training examples' lengths in tokens.
+
+    Bucket boundaries by length quantiles, widths and dropout by training tokens, the batch
+    size by examples, then the budget, epochs, patience and weight average by steps per epoch.
+
+    Args:
+        lengths: One length (tokens, steps) per training example.
+        width_keys: The keys sized by :func:`widths`.
+        dropout_key: The key set by :func:`dropout`, or None.
+        length_key: The bucket boundaries' key, or None (unbucketed data).
+        dropout_steps: The ``(bound, rate)`` steps of :func:`dropout`.
+        width_steps: The ``(bound, width)`` steps of :func:`widths`.
+        what: What ``lengths`` count, for the reasons (``training tokens``, ``training values``).
+    """
+    num_tokens = int(np.sum(lengths))
+    return [*(bucket_boundaries(lengths, length_key) if length_key else []),
+            *widths(width_keys, num_tokens, width_steps, what),
+            *(dropout(dropout_key, num_tokens, dropout_steps, what) if dropout_key else []),
+            *batch_size(len(lengths), what="training windows" if "values" in what else "training examples"),
+            schedule(len(lengths))]
+
+
+def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, width_keys,
+                   dropout_key="model.dropout_rate", dropout_steps=DROPOUT_STEPS, target_reserved=4):
+    """The rules of an encoder-decoder's training pairs: words, two vocabularies, :func:`recurrent_sizes`.
+
+    Args:
+        sources, targets: The training pairs' raw strings.
+        level_key: The key set to ``word`` (real sentences are read as words).
+        standardize: ``{source key: mode, target key: mode}``: the in-graph standardizer's modes.
+        vocabulary_keys: ``(source key, target key)`` sized by :func:`vocabulary`.
+        width_keys, dropout_key, dropout_steps: As :func:`recurrent_sizes` takes them.
+        target_reserved: Ids the target vocabulary keeps (padding, OOV, start, end).
+
+    Returns:
+        The choices; a pair's length is the longer side (the target with its start token).
+    """
+    modes = list(standardize.values())
+    source_words, target_words = (standardized_tokens(texts, mode) for texts, mode in zip((sources, targets), modes))
+    lengths = [max(len(source), len(target) + 1) for source, target in zip(source_words, target_words)]
+    words = "real sentences: words, as the in-graph tokenizer splits them"
+    return [Choice(level_key, "word", words), *(Choice(key, mode, words) for key, mode in standardize.items()),
+            *vocabulary(vocabulary_keys[0], token_counts(source_words)),
+            *vocabulary(vocabulary_keys[1], token_counts(target_words), reserved=target_reserved),
+            *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps)]
+
+
+def series_windows(values, season_length, prefix="data.", model_prefix="model."):
+    """The rules of a forecaster's windows, held-out blocks, residual and ETS form, from one series.
+
+    ``horizon`` one season (2 to 24 steps; else ``len/20``, 1 to 12 steps); ``test_size`` and
+    ``validation_size`` 10 % of the series each, between 2 and 10 horizons; ``input_width``
+    two seasons or two horizons, at most a third of the training block; ``residual_to``
+    whichever of naive and seasonal naive errs less on the training block; the ETS
+    baseline's trend and seasonal form by AICc on the training block (its last 2,000 steps).
+
+    Args:
+        values: ``(steps,)`` the (first) target, in time order, with no missing values.
+        season_length: The season in steps from the frequency (1: none known).
+        prefix, model_prefix: The sections of the windowing and the network's keys.
+    """
+    values = np.asarray(values, dtype="float64")
+    steps, season = len(values), int(season_length or 1)
+    horizon = season if 2 <= season <= 24 else max(1, min(12, steps // 20))
+    held_out = int(max(2 * horizon, min(round(0.1 * steps), 10 * horizon)))
+    train = values[:max(1, steps - 2 * held_out)]
+    width = int(max(1, min(max(2 * horizon, 2 * season), len(train) // 3)))
+    why = f"{steps} steps, season {season}"
+    choices = [Choice(f"{prefix}season_length", season, "the frequency's usual season"),
+               Choice(f"{prefix}horizon", horizon, f"one season ({why})" if 2 <= season <= 24 else why),
+               Choice(f"{prefix}test_size", held_out, f"10 % of {steps} steps, 2 to 10 horizons"),
+               Choice(f"{prefix}validation_size", held_out, f"10 % of {steps} steps, 2 to 10 horizons"),
+               Choice(f"{prefix}input_width", width, f"two seasons or horizons, at most a third of the "
+                                                      f"{len(train)}-step training block")]
+    errors_by_residual = _naive_errors(train, horizon, season if width >= season >= 2 else None)
+    residual = min(errors_by_residual, key=errors_by_residual.get)
+    choices.append(Choice(f"{model_prefix}residual_to", residual, "the lower training-block MAE of " + ", ".join(
+        f"{name} {error:.4g}" for name, error in errors_by_residual.items())))
+    trend, seasonal, aicc = _ets_form(train[-2000:], season)
+    choices += [Choice(f"{prefix}ets_trend", trend, f"lowest AICc on the training block ({aicc:.1f})"),
+                Choice(f"{prefix}ets_seasonal", seasonal, f"lowest AICc on the training block ({aicc:.1f})")]
+    windows = max(1, len(train) - width - horizon + 1)
+    return choices + recurrent_sizes([width] * windows, (f"{model_prefix}units",), dropout_key=None,
+                                     length_key=None, what="training values (window steps)")
+
+
+def _naive_errors(train, horizon, season):
+    """Mean absolute error over every origin of the training block: ``last_value`` and ``seasonal``."""
+    errors_by_residual = {}
+    start = max(season or 1, 1)
+    origins = np.arange(start, len(train) - horizon + 1)
+    if origins.size == 0:
+        return {"last_value": 0.0}
+    steps = np.arange(horizon)
+    future = train[origins[:, None] + steps]
+    errors_by_residual["last_value"] = float(np.mean(np.abs(future - train[origins - 1][:, None])))
+    if season:
+        seasonal = train[origins[:, None] - season + steps % season]
+        errors_by_residual["seasonal"] = float(np.mean(np.abs(future - seasonal)))
+    return errors_by_residual
+
+
+def _ets_form(train, season):
+    """``(trend, seasonal, aicc)`` of the Holt-Winters form with the lowest AICc (statsmodels)."""
+    import warnings
+
+    from statsmodels.tsa import holtwinters
+
+    seasonals = [None]
+    if season >= 2 and len(train) >= 2 * season + 2:
+        seasonals += ["add", "mul"] if np.all(train > 0) else ["add"]
+    best = (None, None, float("inf"))
+    if len(train) < 4:  # too short to fit any form; the backtest's own checks explain the length
+        return best
+    for trend in (None, "add"):
+        for seasonal in seasonals:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    fitted = holtwinters.ExponentialSmoothing(
+                        train, trend=trend, damped_trend=bool(trend), seasonal=seasonal,
+                        seasonal_periods=season if seasonal else None, initialization_method="estimated").fit()
+                except (ValueError, IndexError, np.linalg.LinAlgError):
+                    continue
+            aicc = float(fitted.aicc)
+            if np.isfinite(aicc) and aicc < best[2]:
+                best = (trend, seasonal, aicc)
+    return best

@@ -1,0 +1,106 @@
+"""Settings that follow the data: the shared rules, and what a run with real data gets from them."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from seq_templates import auto_settings
+from seq_templates import config as config_module
+
+
+def test_vocabulary_keeps_tokens_seen_twice():
+    counts = auto_settings.token_counts([["a", "b", "a"], ["c", "b", "d"]])
+    (choice,) = auto_settings.vocabulary("data.max_tokens", counts)
+    assert choice.key == "data.max_tokens" and choice.value == 2 + 2  # a and b, plus padding and OOV
+
+
+def test_bucket_boundaries_follow_length_quantiles():
+    (choice,) = auto_settings.bucket_boundaries(list(range(1, 101)))
+    assert choice.value == sorted(set(choice.value))
+    assert choice.value[0] <= 8 and choice.value[-1] >= 99
+
+
+def test_widths_and_batch_grow_with_the_data():
+    small, large = (auto_settings.recurrent_sizes([10] * count) for count in (100, 200_000))
+    values = [{choice.key: choice.value for choice in choices if isinstance(choice, auto_settings.Choice)}
+              for choices in (small, large)]
+    assert values[0]["model.units"] < values[1]["model.units"]
+    assert values[0]["train.batch_size"] < values[1]["train.batch_size"]
+    assert values[0]["model.dropout_rate"] > values[1]["model.dropout_rate"]
+
+
+def test_apply_keeps_the_users_keys_and_runs_the_schedule_on_the_batch_in_use():
+    sections = {"data": config_module.DataConfig, "model": config_module.RecurrentConfig,
+                "train": config_module.TrainConfig}
+    config = config_module.resolve(sections, overrides=["train.batch_size=10"])
+    choices = [auto_settings.Choice("model.units", 96, "test"), *auto_settings.batch_size(100_000),
+               auto_settings.schedule(5000)]
+    new_config, applied, kept = auto_settings.apply(config, sections, choices, {"train.batch_size"})
+    assert new_config["model"].units == 96
+    assert new_config["train"].batch_size == 10  # the user's
+    assert [choice.key for choice in kept] == ["train.batch_size"]
+    assert new_config["train"].early_stopping_patience == 3  # 500 steps of 10 examples
+    assert new_config["train"].ema_momentum == pytest.approx(0.998)
+    assert "model.units 96: test" in auto_settings.describe(applied, kept, new_config)
+
+
+def test_apply_refuses_a_value_a_setting_cannot_take():
+    sections = {"data": config_module.DataConfig, "model": config_module.RecurrentConfig,
+                "train": config_module.TrainConfig}
+    config = config_module.defaults(sections)
+    with pytest.raises(Exception, match="auto_settings=false"):
+        auto_settings.apply(config, sections, [auto_settings.Choice("model.cell", "tree", "test")], set())
+
+
+def test_series_windows_pick_the_season_and_the_seasonal_residual():
+    steps = np.arange(240)
+    values = 100 + 10 * np.sin(2 * np.pi * steps / 12) + 0.01 * steps
+    choices = {choice.key: choice.value for choice in auto_settings.series_windows(values, 12)
+               if isinstance(choice, auto_settings.Choice)}
+    assert choices["data.horizon"] == 12 and choices["data.season_length"] == 12
+    assert choices["model.residual_to"] == "seasonal"
+    assert choices["data.input_width"] >= 12
+    assert choices["data.ets_seasonal"] in ("add", "mul")
+
+
+def write_reviews(path, count=300):
+    rows = ["text,label"]
+    for index in range(count):
+        label = "pos" if index % 2 else "neg"
+        word = "great" if label == "pos" else "awful"
+        rows.append(f"the film {index % 7} was {word} and the cast {index % 5},{label}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def test_a_run_on_real_data_writes_the_auto_settings_it_chose(tmp_path, cli_in_process):
+    data = tmp_path / "reviews.csv"
+    write_reviews(data)
+    run = tmp_path / "run"
+    result = cli_in_process("train", "sentiment", "--data", data, "--output-dir", run,
+                            "--set", "train.epochs=1", "--set", "model.units=7", "--set", "train.verbose=0")
+    assert result.returncode == 0, result.stderr
+    assert "Settings from the training split" in result.out if hasattr(result, "out") else result.stdout
+    assert "yours, kept: " in result.stdout and "model.units=7" in result.stdout
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["units"] == 7  # the user's value wins
+    assert saved["train"]["epochs"] == 1
+    assert saved["train"]["batch_size"] == 16  # 240 training examples
+    assert saved["train"]["max_minutes"] == auto_settings.DEFAULT_MINUTES
+    info = json.loads((run / "run.json").read_text())
+    assert info["auto_settings"]["train.batch_size"]["value"] == 16
+    assert "training examples" in info["auto_settings"]["train.batch_size"]["reason"]
+
+
+def test_auto_settings_off_and_the_offline_demo_keep_the_defaults(tmp_path, cli_in_process):
+    data = tmp_path / "reviews.csv"
+    write_reviews(data, count=120)
+    run = tmp_path / "off"
+    result = cli_in_process("train", "sentiment", "--data", data, "--output-dir", run, "--set",
+                            "train.epochs=1", "--set", "train.auto_settings=false", "--set", "train.verbose=0")
+    assert result.returncode == 0, result.stderr
+    assert "Settings from the training split" not in result.stdout
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["train"]["batch_size"] == 64 and saved["train"]["max_minutes"] is None
+    assert "auto_settings" not in json.loads((run / "run.json").read_text())
