@@ -301,7 +301,7 @@ def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, wi
             *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps)]
 
 
-def series_windows(values, season_length, prefix="data.", model_prefix="model."):
+def series_windows(frame, target_columns, frequency, report=None, prefix="data.", model_prefix="model."):
     """The rules of a forecaster's windows, held-out blocks, residual and ETS form, from one series.
 
     ``horizon`` one season (2 to 24 steps; else ``len/20``, 1 to 12 steps); ``test_size`` and
@@ -310,13 +310,20 @@ def series_windows(values, season_length, prefix="data.", model_prefix="model.")
     whichever of naive and seasonal naive errs less on the training block; the ETS
     baseline's trend and seasonal form by AICc on the training block (its last 2,000 steps).
 
+    With gaps or missing values in the series (``report``), ``missing_policy`` is ``interpolate``.
+
     Args:
-        values: ``(steps,)`` the (first) target, in time order, with no missing values.
-        season_length: The season in steps from the frequency (1: none known).
+        frame: The series (``windows.series_frame``), filled; its first target decides.
+        target_columns: The targets (``[]``: the first column).
+        frequency: Its pandas frequency alias; the season is the frequency's usual one.
+        report: ``windows.fill_missing``'s report of reading it with interpolation, or None.
         prefix, model_prefix: The sections of the windowing and the network's keys.
     """
-    values = np.asarray(values, dtype="float64")
-    steps, season = len(values), int(season_length or 1)
+    from seq_templates.preprocessing import windows as windows_module
+
+    target = windows_module.column_groups(frame, target_columns)["targets"][0]
+    values = frame[target].to_numpy(dtype="float64")
+    steps, season = len(values), int(windows_module.season_length_for(frequency) or 1)
     horizon = season if 2 <= season <= 24 else max(1, min(12, steps // 20))
     held_out = int(max(2 * horizon, min(round(0.1 * steps), 10 * horizon)))
     train = values[:max(1, steps - 2 * held_out)]
@@ -328,6 +335,11 @@ def series_windows(values, season_length, prefix="data.", model_prefix="model.")
                Choice(f"{prefix}validation_size", held_out, f"10 % of {steps} steps, 2 to 10 horizons"),
                Choice(f"{prefix}input_width", width, f"two seasons or horizons, at most a third of the "
                                                       f"{len(train)}-step training block")]
+    filled = sum((report or {}).get("filled_values", {}).values())
+    if filled:
+        choices.append(Choice(f"{prefix}missing_policy", "interpolate",
+                              f"{filled} missing values ({(report or {}).get('rows_added_for_gaps', 0)} rows "
+                              "added for gaps) filled by interpolation in time"))
     errors_by_residual = _naive_errors(train, horizon, season if width >= season >= 2 else None)
     residual = min(errors_by_residual, key=errors_by_residual.get)
     choices.append(Choice(f"{model_prefix}residual_to", residual, "the lower training-block MAE of " + ", ".join(

@@ -1,4 +1,4 @@
-"""The ``seq-templates`` command: list, train, evaluate, predict, export, new, serve.
+"""The ``seq-templates`` command: list, train, tune, evaluate, predict, export, new, serve.
 
 Mistakes a user can fix print one line (``error: ...``) and exit with status 2;
 nothing half-written is left behind. TensorFlow is imported only by the verbs
@@ -22,7 +22,7 @@ from seq_templates import errors
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
-TENSORFLOW_VERBS = ("train", "evaluate", "predict", "export", "serve")
+TENSORFLOW_VERBS = ("train", "tune", "evaluate", "predict", "export", "serve")
 
 
 def _import_tensorflow_quietly():
@@ -92,6 +92,22 @@ def _command_train(arguments, rest):
 
     app = apps_loader.load_app(arguments.task)
     return app.main(rest)
+
+
+def _command_tune(arguments, argv):
+    from seq_templates import tuning
+
+    if arguments.trials < 1 or arguments.max_minutes <= 0 or arguments.jobs < 1:
+        raise errors.SeqTemplatesError("tune expects --trials >= 1, --max-minutes > 0 and --jobs >= 1, received "
+                                       f"{arguments.trials}, {arguments.max_minutes}, {arguments.jobs}.")
+    train_arguments = [*(["--data", arguments.data] if arguments.data else []),
+                       *(["--dataset", arguments.dataset] if arguments.dataset else []),
+                       *(argument for path in arguments.config for argument in ("--config", path)),
+                       *(argument for override in arguments.overrides for argument in ("--set", override))]
+    study_dir = arguments.study_dir or pathlib.Path("runs") / f"tune-{pathlib.Path(arguments.task).stem}"
+    tuning.tune(arguments.task, train_arguments, arguments.trials, arguments.max_minutes, study_dir,
+                jobs=arguments.jobs, seed=arguments.seed, worker_argv=argv)
+    return 0
 
 
 def _command_evaluate(arguments):
@@ -319,6 +335,27 @@ def build_parser():
     train.add_argument("task", metavar="TASK|APP.py")
     train_arguments.add_arguments(train)
 
+    tune = verbs.add_parser(
+        "tune", help="search a template's settings with Optuna (TPE, median pruning)",
+        description="Run (or continue) an Optuna study over TASK's search_space.yaml: every trial a run "
+                    "directory under --study-dir, scored on the validation split's headline figure; the "
+                    "study in STUDY/study.db continues where a killed tune stopped; STUDY/best.yaml is the "
+                    "best trial's config (for --config); plots/ has the history and the importances.")
+    tune.add_argument("task", metavar="TASK|APP.py")
+    source = tune.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="PATH", help="a local data file")
+    source.add_argument("--dataset", metavar="NAME", help="a registered dataset")
+    tune.add_argument("--trials", type=int, default=20, help="trials the study holds when done (default 20)")
+    tune.add_argument("--max-minutes", type=float, default=60.0,
+                      help="the study's training budget; each trial gets MAX_MINUTES * JOBS / TRIALS")
+    tune.add_argument("--jobs", type=int, default=1, help="worker processes on the same study (default 1)")
+    tune.add_argument("--study-dir", metavar="DIR", help="the study folder (default runs/tune-TASK)")
+    tune.add_argument("--config", metavar="FILE", action="append", default=[],
+                      help="a config file every trial starts from; repeatable")
+    tune.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
+                      help="a value every trial keeps; repeatable")
+    tune.add_argument("--seed", type=int, default=42, help="the sampler's seed")
+
     evaluate = verbs.add_parser("evaluate", help="re-evaluate a run's export on its test split",
                                 description="Score RUN's exported model on the test split; "
                                             "rewrites RUN/metrics.json.")
@@ -373,6 +410,8 @@ def _dispatch(argv):
                                                else argv)
         return _command_train(arguments, argv[2:])
     arguments = parser.parse_args(argv)
+    if arguments.verb == "tune":
+        return _command_tune(arguments, argv)
     commands = {"list": _command_list, "evaluate": _command_evaluate, "predict": _command_predict,
                 "export": _command_export, "new": _command_new, "serve": _command_serve}
     return commands[arguments.verb](arguments)

@@ -121,12 +121,14 @@ def write_export(serving, config, metrics, export_root):
     return export.write(serving.archive, export_root, assets)
 
 
-def train(app, argv=None):
+def train(app, argv=None, extra_callbacks=()):
     """Runs an app's seven regions in order (its ``main``); returns the exit status 0.
 
     Args:
         app: The app module (``sys.modules[__name__]`` in its ``main``).
         argv: Command-line arguments (None for ``sys.argv[1:]``).
+        extra_callbacks: More Keras callbacks for ``fit``, after the app's own (the tuner's
+            pruning callback, which reads the app's validation score from the logs).
     """
     run = start(argv, app.CONFIG_SECTIONS, app.TASK, app.__file__,
                 description=(app.__doc__ or app.TASK).strip().splitlines()[0])
@@ -145,7 +147,7 @@ def train(app, argv=None):
         validation_dataset = app.make_dataset(raw_data["validation"], preprocessing, config)
         model = run.model(app.build_model, preprocessing)  # 3. build model (the checkpoint's on --resume)
         callbacks = (app.training_callbacks(preprocessing, config, raw_data)
-                     if hasattr(app, "training_callbacks") else [])
+                     if hasattr(app, "training_callbacks") else []) + list(extra_callbacks)
         run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train -> model.keras
         serving = run.serving(app)  # from model.keras, as `seq-templates export` builds it
         metrics = run.record_metrics(evaluate_splits(app, serving.predictors(), raw_data, config,  # 5.

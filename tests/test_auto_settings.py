@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas
 import pytest
 import yaml
 
@@ -57,8 +58,11 @@ def test_apply_refuses_a_value_a_setting_cannot_take():
 def test_series_windows_pick_the_season_and_the_seasonal_residual():
     steps = np.arange(240)
     values = 100 + 10 * np.sin(2 * np.pi * steps / 12) + 0.01 * steps
-    choices = {choice.key: choice.value for choice in auto_settings.series_windows(values, 12)
+    frame = pandas.DataFrame({"value": values}, index=pandas.date_range("2000-01-01", periods=240, freq="MS"))
+    report = {"policy": "interpolate", "rows_added_for_gaps": 1, "filled_values": {"value": 3}}
+    choices = {choice.key: choice.value for choice in auto_settings.series_windows(frame, [], "MS", report)
                if isinstance(choice, auto_settings.Choice)}
+    assert choices["data.missing_policy"] == "interpolate"
     assert choices["data.horizon"] == 12 and choices["data.season_length"] == 12
     assert choices["model.residual_to"] == "seasonal"
     assert choices["data.input_width"] >= 12

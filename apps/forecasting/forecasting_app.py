@@ -104,9 +104,9 @@ def check_settings(config):
 # region 1. load
 def auto_settings(config):
     """Real data: windows, blocks, residual and ETS form from the series (auto_settings.py)."""
-    frame, _, frequency, _ = read_series(config["data"])  # its first target decides
-    target = windows.column_groups(frame, config["data"].target_columns)["targets"][0]
-    return auto.series_windows(frame[target].to_numpy(), windows.season_length_for(frequency))
+    data_config = dataclasses.replace(config["data"], missing_policy="interpolate")  # gaps counted
+    frame, report, frequency, _ = read_series(data_config)  # its first target decides
+    return auto.series_windows(frame, data_config.target_columns, frequency, report)
 
 
 def read_series(data_config, path=None):

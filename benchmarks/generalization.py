@@ -1,0 +1,132 @@
+"""Every template on every real dataset of its format, with no preset: the auto settings alone.
+
+Each row is ``seq-templates train TASK --dataset NAME --no-preset --set train.max_minutes=M``
+in a fresh process (as a new user runs it), seed 42, nothing else set. The row keeps the task's
+headline figure on test and its best baseline (``metrics.json`` ``versus_baseline``), the
+preset's figure from docs/benchmarks.md where one exists, the minutes training took, the epochs,
+and the auto values the run chose (``run.json``). Results go to ``runs/generalization/results.json``
+(one row per run, rewritten after each) and the markdown table is printed.
+
+Usage:
+    python benchmarks/generalization.py                       # every row, 15 minutes each
+    python benchmarks/generalization.py --only ner --minutes 5
+    python benchmarks/generalization.py --rows ner:wikigold forecasting:monthly_champagne_sales
+    python benchmarks/generalization.py --table                # print the table of saved results
+
+Floors (issue 18) are checked against the saved rows and printed beside them.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROWS = [
+    ("forecasting", name) for name in (
+        "airline_passengers", "monthly_sunspots", "daily_min_temperatures", "monthly_champagne_sales",
+        "monthly_mean_temp", "daily_max_temperatures", "beijing_pm25")
+] + [
+    ("ner", "wikigold"), ("ner", "mit_restaurant"), ("ner", "conll2003"),
+    ("sentiment", "sst2"), ("sentiment", "aclimdb"),
+    ("translation", "ara_eng"), ("translation", "spa_eng"), ("translation", "fra_eng"),
+    ("text_generation", "nietzsche"), ("text_generation", "tiny_shakespeare"),
+]
+# The preset's figure in docs/benchmarks.md (test split), where a preset exists.
+PRESETS = {("ner", "conll2003"): 0.8465, ("sentiment", "sst2"): 0.8291, ("translation", "spa_eng"): 50.6}
+# Floors from issue 18: (kind, value): "at_least" a figure, or "baseline_plus" a margin over the baseline.
+FLOORS = {("ner", "conll2003"): ("at_least", 0.83), ("ner", "mit_restaurant"): ("at_least", 0.72),
+          ("ner", "wikigold"): ("baseline_plus", 0.20), ("translation", "spa_eng"): ("at_least", 43.0),
+          ("translation", "ara_eng"): ("at_least", 15.0), ("translation", "fra_eng"): ("at_least", 40.0),
+          ("sentiment", "sst2"): ("at_least", 0.84), ("sentiment", "aclimdb"): ("at_least", 0.88)}
+RESULTS = pathlib.Path("runs/generalization/results.json")
+
+
+def run_row(task, dataset, minutes, folder):
+    """Trains one row in a fresh process; returns its result dict."""
+    output = folder / f"{task}-{dataset}"
+    if output.exists():
+        import shutil
+        shutil.rmtree(output)
+    command = [sys.executable, "-m", "seq_templates.cli", "train", task, "--dataset", dataset, "--no-preset",
+               "--output-dir", str(output), "--set", f"train.max_minutes={minutes}", "--set", "train.verbose=2",
+               "--set", "train.tensorboard=false"]
+    started = time.monotonic()
+    with open(folder / f"{task}-{dataset}.log", "w", encoding="utf-8") as log:
+        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)).returncode
+    row = {"task": task, "dataset": dataset, "budget_minutes": minutes, "status": status,
+           "wall_minutes": round((time.monotonic() - started) / 60, 2)}
+    if status != 0:
+        return row
+    metrics = json.loads((output / "metrics.json").read_text())
+    history = json.loads((output / "history.json").read_text())
+    info = json.loads((output / "run.json").read_text())
+    row.update({"versus_baseline": metrics.get("versus_baseline"),
+                "epochs": len(history.get("loss", [])),
+                "train_minutes": round(sum(history.get("epoch_seconds", [])) / 60, 2),
+                "auto": {key: value["value"] for key, value in info.get("auto_settings", {}).items()}})
+    return row
+
+
+def floor_verdict(row):
+    """``"met"``, ``"missed"`` or ``""`` (no floor) for a finished row."""
+    test = (row.get("versus_baseline") or {}).get("test")
+    if test is None:
+        return "failed" if row.get("status") else ""
+    kind, value = FLOORS.get((row["task"], row["dataset"]), (None, None))
+    if row["task"] == "forecasting":  # below naive and seasonal naive, within 10 % of ETS
+        return "met" if test["beat"] or test["model"] <= 1.1 * test["baseline"] else "missed"
+    if kind == "at_least":
+        return "met" if test["model"] >= value else "missed"
+    if kind == "baseline_plus":
+        return "met" if test["model"] >= test["baseline"] + value else "missed"
+    if row["task"] == "text_generation":  # 10 % below the n-gram's loss
+        return "met" if test["model"] <= 0.9 * test["baseline"] else "missed"
+    return ""
+
+
+def table(rows):
+    """The markdown table of saved rows."""
+    lines = ["| template | dataset | test metric | model | best baseline | preset | floor | train min | epochs "
+             "| auto values (excerpt) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ("model.units", "model.dropout_rate", "train.batch_size", "train.ema_momentum", "data.horizon",
+            "data.input_width", "model.residual_to", "data.max_tokens", "data.source_max_tokens")
+    for row in rows:
+        test = (row.get("versus_baseline") or {}).get("test") or {}
+        auto = ", ".join(f"{key.split('.')[1]} {row['auto'][key]}" for key in keys if key in row.get("auto", {}))
+        preset = PRESETS.get((row["task"], row["dataset"]), "")
+        metric = test.get("metric", "failed" if row.get("status") else "")
+        model, baseline = test.get("model", float("nan")), test.get("baseline", float("nan"))
+        lines.append(
+            f"| {row['task']} | {row['dataset']} | {metric} | {model:.4g} | {test.get('best_baseline', '')} "
+            f"{baseline:.4g} | {preset} | {floor_verdict(row)} | {row.get('train_minutes', '')} | "
+            f"{row.get('epochs', '')} | {auto} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=15.0, help="train.max_minutes of every row")
+    parser.add_argument("--only", help="one template's rows")
+    parser.add_argument("--rows", nargs="*", help="TASK:DATASET rows")
+    parser.add_argument("--table", action="store_true", help="print the saved results' table only")
+    arguments = parser.parse_args(argv)
+    saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    if not arguments.table:
+        rows = [tuple(item.split(":", 1)) for item in arguments.rows] if arguments.rows else [
+            row for row in ROWS if not arguments.only or row[0] == arguments.only]
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        for task, dataset in rows:
+            print(f"{task} on {dataset} ({arguments.minutes} min) ...", flush=True)
+            row = run_row(task, dataset, arguments.minutes, RESULTS.parent)
+            saved = [item for item in saved if (item["task"], item["dataset"]) != (task, dataset)] + [row]
+            RESULTS.write_text(json.dumps(saved, indent=2))
+            print(table([row]).splitlines()[-1], flush=True)
+    print(table(saved))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
