@@ -17,12 +17,12 @@ The rules, each a step function of one number of the training split:
 =====================  ==========================================================
 vocabulary             tokens seen at least twice in train (rarer ones share OOV)
 widths (units, emb.)   64 under 20 k training tokens, 128 under 1 M, else 256
-dropout                0.5 under 300 k tokens, 0.3 under 3 M, else 0.2
+dropout                0.5 under 1 M tokens, 0.3 under 3 M, else 0.2
 batch size             16 under 2 k examples, 32 under 50 k, 64 under 500 k, else 128
 EMA of the weights     off under 300 steps per epoch, else momentum 1 - 1/steps
 bucket boundaries      the 5 %, 10 %, ..., 95 %, 99 % quantiles of training lengths
 budget                 ``train.max_minutes`` 15, epochs up to 200 (the budget or early
-                       stopping ends them), patience 5 under 300 steps per epoch, else 3
+                       stopping ends them), patience 10 under 300 steps per epoch, else 5
 =====================  ==========================================================
 """
 
@@ -39,7 +39,7 @@ from seq_templates import errors
 DEFAULT_MINUTES = 15.0
 MAX_EPOCHS = 200
 WIDTH_STEPS = ((20_000, 64), (1_000_000, 128), (None, 256))
-DROPOUT_STEPS = ((300_000, 0.5), (3_000_000, 0.3), (None, 0.2))
+DROPOUT_STEPS = ((1_000_000, 0.5), (3_000_000, 0.3), (None, 0.2))
 BATCH_STEPS = ((2_000, 16), (50_000, 32), (500_000, 64), (None, 128))
 MAX_VOCABULARY = 50_000
 
@@ -242,7 +242,8 @@ def _schedule(num_examples, batch, minutes, max_epochs):
     per_epoch = f"{steps} steps per epoch"
     choices = [Choice("train.max_minutes", minutes, "the default training budget"),
                Choice("train.epochs", max_epochs, "the budget or early stopping ends training first"),
-               Choice("train.early_stopping_patience", 5 if steps < 300 else 3, per_epoch)]
+               Choice("train.early_stopping_patience", 10 if steps < 300 else 5,
+                      f"{per_epoch}: validation figures are noisy, the budget bounds the wait")]
     if steps < 300:
         choices.append(Choice("train.ema_momentum", None, f"{per_epoch}: too few for a weight average"))
     else:
