@@ -21,8 +21,8 @@ dropout                0.5 under 1 M tokens, 0.3 under 3 M, else 0.2
 batch size             16 under 2 k examples, 32 under 50 k, 64 under 500 k, else 128
 EMA of the weights     off under 300 steps per epoch, else momentum 1 - 1/steps
 bucket boundaries      the 5 %, 10 %, ..., 95 %, 99 % quantiles of training lengths
-budget                 ``train.max_minutes`` 15, epochs up to 200 (the budget or early
-                       stopping ends them), patience 10 under 300 steps per epoch, else 5
+budget                 ``train.max_minutes`` 15, epochs up to 200 or 10 patiences (the budget
+                       or early stopping ends them), patience about 1,500 steps (5 to 100 epochs)
 =====================  ==========================================================
 """
 
@@ -42,6 +42,7 @@ WIDTH_STEPS = ((20_000, 64), (1_000_000, 128), (None, 256))
 DROPOUT_STEPS = ((1_000_000, 0.5), (3_000_000, 0.3), (None, 0.2))
 BATCH_STEPS = ((2_000, 16), (50_000, 32), (500_000, 64), (None, 128))
 MAX_VOCABULARY = 50_000
+PATIENCE_STEPS = 1500  # early stopping waits about this many steps (in whole epochs, 5 to 100)
 
 
 @dataclasses.dataclass
@@ -240,10 +241,12 @@ def schedule(num_examples, minutes=DEFAULT_MINUTES, max_epochs=MAX_EPOCHS):
 def _schedule(num_examples, batch, minutes, max_epochs):
     steps = max(1, math.ceil(num_examples / batch))
     per_epoch = f"{steps} steps per epoch"
+    patience = int(min(100, max(5, math.ceil(PATIENCE_STEPS / steps))))
     choices = [Choice("train.max_minutes", minutes, "the default training budget"),
-               Choice("train.epochs", max_epochs, "the budget or early stopping ends training first"),
-               Choice("train.early_stopping_patience", 10 if steps < 300 else 5,
-                      f"{per_epoch}: validation figures are noisy, the budget bounds the wait")]
+               Choice("train.epochs", max(max_epochs, 10 * patience),
+                      "the budget or early stopping ends training first"),
+               Choice("train.early_stopping_patience", patience,
+                      f"about {PATIENCE_STEPS} steps without improvement ({per_epoch}; 5 to 100 epochs)")]
     if steps < 300:
         choices.append(Choice("train.ema_momentum", None, f"{per_epoch}: too few for a weight average"))
     else:

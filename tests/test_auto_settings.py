@@ -42,7 +42,9 @@ def test_apply_keeps_the_users_keys_and_runs_the_schedule_on_the_batch_in_use():
     assert new_config["model"].units == 96
     assert new_config["train"].batch_size == 10  # the user's
     assert [choice.key for choice in kept] == ["train.batch_size"]
-    assert new_config["train"].early_stopping_patience == 5  # 500 steps of 10 examples
+    assert new_config["train"].early_stopping_patience == 5  # 500 steps of 10 examples: at least 5
+    tiny = dict((choice.key, choice.value) for choice in auto_settings.schedule(30).rule(new_config))
+    assert tiny["train.early_stopping_patience"] == 100 and tiny["train.epochs"] == 1000  # 3 steps
     assert new_config["train"].ema_momentum == pytest.approx(0.998)
     assert "model.units 96: test" in auto_settings.describe(applied, kept, new_config)
 
