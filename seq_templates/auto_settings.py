@@ -348,7 +348,7 @@ def series_windows(frame, target_columns, frequency, report=None, prefix="data."
     residual = min(errors_by_residual, key=errors_by_residual.get)
     choices.append(Choice(f"{model_prefix}residual_to", residual, "the lower training-block MAE of " + ", ".join(
         f"{name} {error:.4g}" for name, error in errors_by_residual.items())))
-    trend, seasonal, aicc = _ets_form(train[-2000:], season)
+    trend, seasonal, aicc = _ets_form(train[-2000:], season, multiplicative=bool(np.all(train > 0)))
     choices += [Choice(f"{prefix}ets_trend", trend, f"lowest AICc on the training block ({aicc:.1f})"),
                 Choice(f"{prefix}ets_seasonal", seasonal, f"lowest AICc on the training block ({aicc:.1f})")]
     windows = max(1, len(train) - width - horizon + 1)
@@ -372,15 +372,19 @@ def _naive_errors(train, horizon, season):
     return errors_by_residual
 
 
-def _ets_form(train, season):
-    """``(trend, seasonal, aicc)`` of the Holt-Winters form with the lowest AICc (statsmodels)."""
+def _ets_form(train, season, multiplicative=True):
+    """``(trend, seasonal, aicc)`` of the Holt-Winters form with the lowest AICc (statsmodels).
+
+    ``multiplicative``: whether a multiplicative season may be tried (the whole training block is
+    positive; the fit sees only its last steps).
+    """
     import warnings
 
     from statsmodels.tsa import holtwinters
 
     seasonals = [None]
     if season >= 2 and len(train) >= 2 * season + 2:
-        seasonals += ["add", "mul"] if np.all(train > 0) else ["add"]
+        seasonals += ["add", "mul"] if multiplicative and np.all(train > 0) else ["add"]
     best = (None, None, float("inf"))
     if len(train) < 4:  # too short to fit any form; the backtest's own checks explain the length
         return best

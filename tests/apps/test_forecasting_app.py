@@ -202,7 +202,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(case, tmp_path, capsys
     status, captured = _train(["--data", str(path), "--output-dir", str(output_dir), "--set", "data.time_column=when",
                                "--set", "data.target_columns=[load]", "--set", "data.input_width=4",
                                "--set", "data.horizon=2", "--set", "data.test_size=4", "--set",
-                               "data.validation_size=4"], capsys)
+                               "data.validation_size=4", "--set", "data.missing_policy=error"], capsys)
+    # (missing_policy given: the auto settings would otherwise interpolate gaps and say so)
     assert status == 2
     message = captured.err.strip()
     assert len(message.splitlines()) == 1 and str(path.name) in message and fragment in message, message
