@@ -12,33 +12,118 @@ of three strategies: ``shuffle`` (a seeded shuffle of the rows, each part kept i
 its original order; :func:`add_missing_splits`), ``chronological`` or
 ``position`` (contiguous blocks: test is the end of the data, validation the
 block just before it, train the rest; nothing is shared across a boundary).
+
+A shuffle keeps related rows together (:func:`related_groups`): a row whose text (the
+first column: a string or a token list) repeats another's, or is a contiguous run of
+another row's words, goes to the same split as that row. Phrase corpora (SST-2 labels
+every phrase of a sentence) and phrase-book pairs (the same sentence with several
+translations) otherwise put parts of a validation example in train, and validation
+scores what the model memorised.
 """
 
+import collections
 import random
+import re
 
 import pandas
 
 from seq_templates import errors
 
 STRATEGIES = ("shuffle", "chronological", "position")
+WORD = re.compile(r"\w+")
+MAX_SPAN_WORDS = 64  # rows of up to this many words give their runs of words to the rows inside them
+MAX_GROUP_SHARE = 0.05  # a group over this share of the rows: too few texts to keep apart, rows go one by one
 
 
-def split_off(columns, fraction, seed):
+def related_groups(column, max_span_words=MAX_SPAN_WORDS):
+    """A group number per row: rows whose text repeats another's or lies inside it share a group.
+
+    Texts are compared as lower-cased runs of word characters (``"Go."`` lies inside
+    ``"Go away!"``). The longest texts are taken first; each claims every shorter text
+    that is a contiguous run of its words (for texts of at most ``max_span_words``
+    words; longer ones claim their repeats only) and that no longer text claimed.
+
+    Args:
+        column: The rows' texts (``str``) or token lists. Any other column (numbers,
+            labels) gives every row its own group.
+        max_span_words: The longest text whose runs of words are looked up.
+
+    Returns:
+        A list of group numbers, numbered in order of first appearance.
+    """
+    keys = []
+    for value in column:
+        if isinstance(value, str):
+            keys.append(tuple(WORD.findall(value.lower())))
+        elif isinstance(value, (list, tuple)) and all(isinstance(token, str) for token in value):
+            keys.append(tuple(token.lower() for token in value))
+        else:
+            return list(range(len(column)))
+    distinct, owner = set(keys), {}
+    for key in sorted(distinct, key=len, reverse=True):
+        if key in owner:
+            continue
+        owner[key] = key
+        if len(key) <= max_span_words:
+            for start in range(len(key)):
+                for stop in range(start + 1, len(key) + 1):
+                    span = key[start:stop]
+                    if span in distinct and span not in owner:
+                        owner[span] = key
+    numbers = {}
+    return [numbers.setdefault(owner[key], len(numbers)) for key in keys]
+
+
+def groups_to_keep(column):
+    """:func:`related_groups`, or one group per row when a group holds over
+    :data:`MAX_GROUP_SHARE` of the rows (a few texts repeated: kept together, a split
+    could miss whole classes), and a line that says which (None when no rows are related).
+    """
+    groups = related_groups(column)
+    sizes = collections.Counter(groups)
+    if len(sizes) == len(groups):
+        return groups, None
+    related = len(groups) - len(sizes)
+    largest = max(sizes.values())
+    if largest > MAX_GROUP_SHARE * len(groups):
+        return list(range(len(groups))), (
+            f"{related:,} of {len(groups):,} rows repeat or lie inside another row's text, {largest:,} "
+            f"in one group (over {MAX_GROUP_SHARE:.0%}): rows are split one by one")
+    return groups, (f"{related:,} of {len(groups):,} rows repeat or lie inside another row's text; "
+                    f"each goes to the split of that row ({len(sizes):,} groups)")
+
+
+def split_off(columns, fraction, seed, keep_related=True):
     """Splits aligned columns into ``(kept, taken)`` after a seeded shuffle of the rows.
+
+    With ``keep_related``, rows are shuffled in :func:`groups_to_keep` (a group goes to
+    one side whole), so ``taken`` may hold a few rows more than ``fraction``; with no
+    related rows this is a plain shuffle of the rows.
 
     Args:
         columns: A tuple of equally long lists (e.g. ``(texts, labels)``).
         fraction: Share of the rows to take, rounded to the nearest row.
         seed: Shuffle seed: the same seed takes the same rows.
+        keep_related: Whether related rows go to one side together (False for a
+            subsample of one split, where nothing can leak).
 
     Returns:
         ``(kept, taken)``: two tuples of lists shaped like ``columns``, each in the
         original row order.
     """
-    order = list(range(len(columns[0])))
+    groups = groups_to_keep(columns[0])[0] if keep_related else list(range(len(columns[0])))
+    rows_of_group = collections.defaultdict(list)
+    for row, group in enumerate(groups):
+        rows_of_group[group].append(row)
+    order = list(range(len(rows_of_group)))
     random.Random(seed).shuffle(order)
-    count = int(round(len(order) * fraction))
-    taken_rows, kept_rows = sorted(order[:count]), sorted(order[count:])
+    count, taken_rows = int(round(len(groups) * fraction)), []
+    for group in order:
+        if len(taken_rows) >= count:
+            break
+        taken_rows.extend(rows_of_group[group])
+    taken = set(taken_rows)
+    taken_rows, kept_rows = sorted(taken), [row for row in range(len(groups)) if row not in taken]
     pick = lambda rows: tuple([column[row] for row in rows] for column in columns)  # noqa: E731
     return pick(kept_rows), pick(taken_rows)
 
@@ -59,6 +144,10 @@ def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
     Raises:
         SeqTemplatesError: A carved split would be empty.
     """
+    if any(name not in splits for name in fractions):
+        said = groups_to_keep(splits["train"][0])[1]
+        if said:
+            print(f"Splits: {said}.", flush=True)
     for name, fraction in fractions.items():
         if name in splits:
             continue
@@ -79,7 +168,7 @@ def take_at_most(columns, max_rows, seed):
         return columns[:max_rows] if max_rows else columns
     if not max_rows or max_rows >= len(columns[0]):
         return columns
-    kept, _ = split_off(columns, 1.0 - max_rows / len(columns[0]), seed)
+    kept, _ = split_off(columns, 1.0 - max_rows / len(columns[0]), seed, keep_related=False)
     return kept
 
 

@@ -39,7 +39,9 @@ def write_pairs(path, pairs, extra_column=False):
 
 def word_setup(tmp_path, *overrides):
     path = write_pairs(tmp_path / "pairs.tsv", WORD_PAIRS, extra_column=True)
-    config = quick_config(f"data.path={path}", "data.dataset=null", "data.level=word", "data.deduplicate=false",
+    # The same file for every split: the repeated pairs would otherwise go to one split each.
+    config = quick_config(f"data.path={path}", f"data.validation_path={path}", f"data.test_path={path}",
+                          "data.dataset=null", "data.level=word", "data.deduplicate=false",
                           "data.source_standardize=tokenize_and_lower", "data.target_standardize=tokenize",
                           "model.units=16", "model.embedding_dim=8", "model.attention_units=8", *overrides)
     raw = app.load_raw_data(config["data"])

@@ -149,3 +149,35 @@ def test_strategy_for_recipe():
     assert splits.strategy_for_recipe({"name": "x", "split_strategy": "position"}, default="shuffle") == "position"
     with pytest.raises(errors.SeqTemplatesError, match=r"datasets/x.yaml: split_strategy expects"):
         splits.strategy_for_recipe({"name": "x", "split_strategy": "random"})
+
+
+def test_phrases_of_one_sentence_and_repeats_go_to_the_same_split():
+    # Two "sentences", each with its phrases (as SST-2 labels them), and a repeated pair text.
+    sentences = [f"film {index} was a slow and quiet delight {index}" for index in range(40)]
+    texts, labels = [], []
+    for index, sentence in enumerate(sentences):
+        words = sentence.split()
+        for phrase in (sentence, " ".join(words[:4]), " ".join(words[-3:]), sentence.upper() + "!"):
+            texts.append(phrase)
+            labels.append(index)  # the sentence each row came from
+    kept, taken = splits.split_off((texts, labels), 0.25, seed=7)
+    assert set(kept[1]).isdisjoint(taken[1])  # no sentence on both sides
+    assert len(taken[0]) == 40  # ten whole sentences of four rows
+    assert len(kept[0]) + len(taken[0]) == len(texts)
+
+
+def test_related_groups_reads_token_lists_and_leaves_other_columns_alone():
+    tokens = [["EU", "rejects", "German", "call"], ["german", "call"], ["Peter", "Blackburn"]]
+    assert splits.related_groups(tokens) == [0, 0, 1]
+    assert splits.related_groups([3, 3, 4]) == [0, 1, 2]
+    # A long text gives only its repeats: its runs of words are not looked up.
+    long_text = " ".join(f"w{index}" for index in range(70))
+    assert splits.related_groups([long_text, "w1 w2", long_text], max_span_words=64) == [0, 1, 0]
+
+
+def test_a_few_texts_repeated_are_split_row_by_row(capsys):
+    # Three texts, 30 times each: kept together, one split would hold all of a class.
+    rows = [("good", "positive"), ("bad", "negative"), ("okay", "neutral")] * 30
+    carved = splits.add_missing_splits({"train": tuple(map(list, zip(*rows)))}, {"validation": 0.2}, seed=0)
+    assert set(carved["train"][1]) == set(carved["validation"][1]) == {"positive", "negative", "neutral"}
+    assert "30 in one group (over 5%): rows are split one by one" in capsys.readouterr().out
