@@ -311,7 +311,9 @@ def series_windows(frame, target_columns, frequency, report=None, prefix="data."
     ``horizon`` one season (2 to 24 steps; else ``len/20``, 1 to 12 steps); ``test_size`` and
     ``validation_size`` 10 % of the series each, between 2 and 10 horizons; ``input_width``
     two seasons or two horizons, at most a third of the training block; ``residual_to``
-    whichever of naive and seasonal naive errs less on the training block; the ETS
+    whichever of naive, seasonal naive and the mean of the window's seasons errs less on
+    the training block (the mean only where seasonal naive beats naive: a season to
+    average, not a smoothing); the ETS
     baseline's trend and seasonal form by AICc on the training block (its last 2,000 steps).
 
     With gaps or missing values in the series (``report``), ``missing_policy`` is ``interpolate``.
@@ -344,10 +346,14 @@ def series_windows(frame, target_columns, frequency, report=None, prefix="data."
         choices.append(Choice(f"{prefix}missing_policy", "interpolate",
                               f"{filled} missing values ({(report or {}).get('rows_added_for_gaps', 0)} rows "
                               "added for gaps) filled by interpolation in time"))
-    errors_by_residual = _naive_errors(train, horizon, season if width >= season >= 2 else None)
-    residual = min(errors_by_residual, key=errors_by_residual.get)
-    choices.append(Choice(f"{model_prefix}residual_to", residual, "the lower training-block MAE of " + ", ".join(
-        f"{name} {error:.4g}" for name, error in errors_by_residual.items())))
+    errors_by_residual = _naive_errors(train, horizon, season if width >= season >= 2 else None, width)
+    candidates = dict(errors_by_residual)
+    if candidates.get("seasonal", np.inf) >= candidates["last_value"]:
+        candidates.pop("seasonal_mean", None)  # no season to average: it would only smooth
+    residual = min(candidates, key=candidates.get)
+    choices.append(Choice(f"{model_prefix}residual_to", residual, "the lowest training-block MAE of " + ", ".join(
+        f"{name} {error:.4g}" for name, error in errors_by_residual.items()) + (
+        "; seasonal_mean only where seasonal beats last_value" if "seasonal_mean" in errors_by_residual else "")))
     trend, seasonal, aicc = _ets_form(train[-2000:], season, multiplicative=bool(np.all(train > 0)))
     choices += [Choice(f"{prefix}ets_trend", trend, f"lowest AICc on the training block ({aicc:.1f})"),
                 Choice(f"{prefix}ets_seasonal", seasonal, f"lowest AICc on the training block ({aicc:.1f})")]
@@ -356,10 +362,13 @@ def series_windows(frame, target_columns, frequency, report=None, prefix="data."
                                      length_key=None, what="training values (window steps)")
 
 
-def _naive_errors(train, horizon, season):
-    """Mean absolute error over every origin of the training block: ``last_value`` and ``seasonal``."""
+def _naive_errors(train, horizon, season, width):
+    """Mean absolute error over every origin of the training block of each baseline the network
+    may correct: ``last_value``, and with a ``season`` ``seasonal`` and (two or more whole seasons
+    in the ``width``-step window) ``seasonal_mean``, scored from the same origins."""
     errors_by_residual = {}
-    start = max(season or 1, 1)
+    count = width // season if season else 1
+    start = max((season or 1) * count, 1)
     origins = np.arange(start, len(train) - horizon + 1)
     if origins.size == 0:
         return {"last_value": 0.0}
@@ -369,6 +378,9 @@ def _naive_errors(train, horizon, season):
     if season:
         seasonal = train[origins[:, None] - season + steps % season]
         errors_by_residual["seasonal"] = float(np.mean(np.abs(future - seasonal)))
+    if season and count >= 2:
+        mean = np.mean([train[origins[:, None] - back * season + steps % season] for back in range(1, count + 1)], 0)
+        errors_by_residual["seasonal_mean"] = float(np.mean(np.abs(future - mean)))
     return errors_by_residual
 
 

@@ -71,6 +71,29 @@ def test_series_windows_pick_the_season_and_the_seasonal_residual():
     assert choices["data.ets_seasonal"] in ("add", "mul")
 
 
+def test_series_windows_average_seasons_when_one_season_is_noisy():
+    steps = np.arange(240)
+    values = 10 * np.sin(2 * np.pi * steps / 12) + np.random.default_rng(0).normal(0, 2, 240)
+    frame = pandas.DataFrame({"value": values}, index=pandas.date_range("2000-01-01", periods=240, freq="MS"))
+    choices = {choice.key: choice.value for choice in auto_settings.series_windows(frame, [], "MS")
+               if isinstance(choice, auto_settings.Choice)}
+    assert choices["data.input_width"] == 24
+    assert choices["model.residual_to"] == "seasonal_mean"
+
+
+def test_series_windows_do_not_average_a_season_the_series_lacks():
+    # Daily values on a yearly wave with noise: the week ago is no better a guess than yesterday,
+    # so averaging the last two weeks (which errs least) would only smooth.
+    steps = np.arange(1500)
+    values = 10 * np.sin(2 * np.pi * steps / 365) + np.random.default_rng(0).normal(0, 2, 1500)
+    frame = pandas.DataFrame({"value": values}, index=pandas.date_range("2000-01-01", periods=1500, freq="D"))
+    residual = [choice for choice in auto_settings.series_windows(frame, [], "D")
+                if getattr(choice, "key", "") == "model.residual_to"][0]
+    errors_by_residual = dict(part.split() for part in residual.reason.split(" of ", 1)[1].split("; ")[0].split(", "))
+    assert float(errors_by_residual["seasonal_mean"]) < float(errors_by_residual["last_value"])
+    assert residual.value == "last_value"
+
+
 def write_reviews(path, count=300):
     rows = ["text,label"]
     for index in range(count):

@@ -1,9 +1,9 @@
 """Time-series forecasting (window -> horizon): past values in, the next ones out, in their units.
 
-``seq-templates train forecasting [--dataset airline_passengers]`` runs the regions in order: load
-(time grid, missing values, blocks, windows) -> preprocess -> build model (single-step, direct,
-autoregressive or encoder-decoder) -> train -> evaluate (a rolling-origin backtest beside naive,
-seasonal-naive, moving-average and ETS) -> export (raw windows in, forecasts out) -> check."""
+``seq-templates train forecasting [--dataset airline_passengers]``: load (time grid, gaps, blocks,
+windows) -> preprocess -> build model (single-step, direct, autoregressive or encoder-decoder) ->
+train -> evaluate (a rolling-origin backtest beside naive, seasonal naive, moving average and ETS)
+-> export (raw windows in, forecasts out) -> check."""
 
 import dataclasses
 import pathlib
@@ -75,7 +75,7 @@ class ModelConfig:
     bidirectional: bool = False  # the encoder (not the autoregressive step model's)
     dropout_rate: float = dataclasses.field(default=0.0, metadata={"minimum": 0.0})
     residual_to: str = dataclasses.field(default="last_value", metadata={  # what the network
-        "choices": ("none", "last_value", "seasonal")})  # corrects: none, last value, last season
+        "choices": ("none", "last_value", "seasonal", "seasonal_mean")})  # corrects (README step 3)
     quantiles: typing.List[float] = dataclasses.field(default_factory=list)  # [0.1, 0.5, 0.9]
     loss: str = dataclasses.field(default="mse", metadata={"choices": ("mse", "mae", "huber")})
     category_embedding_dim: int = dataclasses.field(default=4, metadata=POSITIVE)
@@ -89,6 +89,7 @@ class TrainConfig(config_module.TrainConfig):
     batch_size: int = dataclasses.field(default=32, metadata=POSITIVE)
     learning_rate: float = dataclasses.field(default=0.003, metadata={"minimum": 0.0})
     early_stopping_patience: int = dataclasses.field(default=5, metadata={"minimum": 0})
+    monitor: str = "val_forecast_mae"  # validation origins in the series' units (min: auto)
 
 
 CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
@@ -115,11 +116,11 @@ def read_series(data_config, path=None):
         paths = [path] if path else [file for file in (
             data_config.path, data_config.validation_path, data_config.test_path) if file]
         source = str(paths[0])
+        options = {key: getattr(data_config, key) for key in (*TIME_OPTIONS, "missing_values")}
         frames = [readers.read_timeseries(
-            file, time_column=data_config.time_column, time_columns=data_config.time_columns,
-            value_columns=(data_config.target_columns + data_config.covariate_columns) or None,
-            missing_values=data_config.missing_values, time_format=data_config.time_format,
-            file_format=data_config.format, encoding=data_config.encoding) for file in paths]
+            file, value_columns=data_config.target_columns + data_config.covariate_columns or None,
+            file_format=data_config.format, encoding=data_config.encoding, **options)
+            for file in paths]
     elif data_config.dataset:
         splits, _ = registry.read(data_config.dataset)
         source = f"dataset '{data_config.dataset}'"
@@ -189,30 +190,32 @@ def make_dataset(split, preprocessing, config, shuffle=False):
 def build_model(config, preprocessing):
     """The compiled model: raw ``targets``[, ``covariates``, ``category_ids``] -> forecast."""
     model_config, data_config = config["model"], config["data"]
-    width, quantiles = data_config.input_width, model_config.quantiles
-    widths = {name: preprocessing[layer].mean.shape[-1] for name, layer in NORMALIZERS.items()
-              if layer in preprocessing}  # columns per numeric input
-    inputs = {name: keras.Input(shape=(width, size), name=name) for name, size in widths.items()}
-    normalized = preprocessing["target_normalizer"](inputs["targets"])
-    covariates = (preprocessing["covariate_normalizer"](inputs["covariates"])
-                  if "covariates" in inputs else None)
-    if "category_lookup" in preprocessing:
-        count = len(data_config.covariate_columns) - widths.get("covariates", 0)  # text columns
-        inputs["category_ids"] = keras.Input((width, count), dtype="int64", name="category_ids")
-    side = forecasting_layers.covariate_features(
-        covariates, inputs.get("category_ids"), "category_lookup" in preprocessing
-        and preprocessing["category_lookup"].vocabulary_size(), model_config.category_embedding_dim)
+    quantiles, name = model_config.quantiles, f"{TASK}_{config['model'].architecture}"
+    inputs, normalized, side = forecasting_layers.window_inputs(
+        data_config.input_width, *(preprocessing.get(name) for name in (*NORMALIZERS.values(),
+                                                                         "category_lookup")),
+        len(data_config.covariate_columns), model_config.category_embedding_dim)
     output = forecasting_layers.forecast_network(
         normalized, side, model_config.architecture, data_config.horizon, len(quantiles),
         model_config.cell, model_config.units, model_config.num_layers, model_config.bidirectional,
         model_config.dropout_rate, model_config.residual_to, data_config.season_length or 1)
-    name = f"{TASK}_{model_config.architecture}_{model_config.cell}"
-    model = keras.Model(inputs, output, name=name)
+    model = keras.Model(inputs, output, name=f"{name}_{model_config.cell}")
     loss = forecasting_layers.PinballLoss(quantiles) if quantiles else (
         keras.losses.Huber() if model_config.loss == "huber" else model_config.loss)
     model.compile(optimizer=training.build_optimizer(config["train"]), loss=loss,
                   metrics=[] if quantiles else ["mae"])
     return model
+# endregion
+
+
+# region 4. train
+def training_callbacks(preprocessing, config, raw_data):
+    """``val_forecast_mae`` after each epoch: validation MAE in the series' units (the monitor)."""
+    validation = raw_data["validation"]
+    return [training.signature_score(
+        "val_forecast_mae", lambda model: build_serving(model, preprocessing, config)[1][
+            "serving_default"], validation.inputs,
+        lambda outputs: forecasting.mae(validation.future, outputs["forecast"]))]
 # endregion
 
 
@@ -277,12 +280,9 @@ def read_prediction_file(path, config):
         data_config = dataclasses.replace(data_config, missing_values=options.get(
             "missing_values") or [], **{key: options.get(key) for key in TIME_OPTIONS})
     frame, report, frequency, source = read_series(data_config, path=path)
-    groups = windows.column_groups(frame, data_config.target_columns)
-    record, times = windows.last_window(frame, groups, data_config.input_width,
-                                        data_config.horizon, frequency, source)
-    record["_context"] = {"targets": groups["targets"], "times": times, "input": {
-        "file": source, "last_time": str(frame.index[-1]), "filled": report}}
-    return [(source, record)]
+    return [(source, windows.prediction_record(frame, report, frequency, source, data_config.
+                                               target_columns, data_config.input_width,
+                                               data_config.horizon))]
 
 
 def describe_prediction(record, config):

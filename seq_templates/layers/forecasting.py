@@ -6,8 +6,9 @@
 * :func:`autoregressive_rollout`: feeds a one-step model (:func:`one_step_model`)
   its own forecasts, ``horizon`` times, inside the graph.
 * :func:`encoder_decoder`: the encoder's states start a decoder over the horizon.
-* :func:`covariate_features` and :func:`forecast_network`: the per-step side features
-  and the whole network of one ``architecture`` from a normalized window;
+* :func:`window_inputs`, :func:`covariate_features` and :func:`forecast_network`:
+  the model's named inputs, the per-step side features and the whole network of one
+  ``architecture`` from a normalized window;
   :func:`check_network_settings` refuses settings that do not go together.
 * :class:`PinballLoss`: the quantile loss, registered with
   ``package="seq_templates"``, so ``model.keras`` reloads in any process that ran ``import seq_templates``.
@@ -35,13 +36,15 @@ def baseline_path(normalized_targets, residual_to, width, horizon, season_length
     Args:
         normalized_targets: ``(batch, width, targets)``.
         residual_to: ``none``, ``last_value`` (one step that broadcasts over the
-            horizon) or ``seasonal`` (the last season's values, repeated).
+            horizon), ``seasonal`` (the last season's values, repeated) or
+            ``seasonal_mean`` (each step of the season averaged over every whole season
+            in the window, repeated: steadier than one season when the seasons are noisy).
         width: The window's length.
         horizon: Forecast steps.
-        season_length: The season in steps (``seasonal``).
+        season_length: The season in steps (``seasonal``, ``seasonal_mean``).
 
     Raises:
-        SeqTemplatesError: ``seasonal`` with a window shorter than the season.
+        SeqTemplatesError: ``seasonal`` or ``seasonal_mean`` with a window shorter than the season.
     """
     if residual_to == "none":
         return None
@@ -49,9 +52,12 @@ def baseline_path(normalized_targets, residual_to, width, horizon, season_length
         return keras.layers.Cropping1D((width - 1, 0))(normalized_targets)
     if season_length > width:
         raise errors.SeqTemplatesError(
-            f"model.residual_to=seasonal needs data.input_width >= the season ({season_length}); raise "
+            f"model.residual_to={residual_to} needs data.input_width >= the season ({season_length}); raise "
             "data.input_width or use residual_to=last_value.")
-    last_season = keras.layers.Cropping1D((width - season_length, 0))(normalized_targets)
+    count = width // season_length if residual_to == "seasonal_mean" else 1
+    seasons_back = [keras.layers.Cropping1D((width - (back + 1) * season_length, back * season_length))(
+        normalized_targets) for back in range(count)]
+    last_season = keras.layers.Average()(seasons_back) if count > 1 else seasons_back[0]
     repeats = -(-horizon // season_length)
     seasons = keras.layers.Concatenate(axis=1)([last_season] * repeats) if repeats > 1 else last_season
     return keras.layers.Cropping1D((0, repeats * season_length - horizon))(seasons)
@@ -141,7 +147,8 @@ def check_network_settings(architecture, horizon, quantiles=(), residual_to="non
         architecture: One of :data:`ARCHITECTURES`.
         horizon: Forecast steps (``single_step`` forecasts one).
         quantiles: Quantile levels (increasing, in (0, 1); not with ``autoregressive``).
-        residual_to: ``none``, ``last_value`` or ``seasonal`` (which needs ``season_length``).
+        residual_to: ``none``, ``last_value``, ``seasonal`` or ``seasonal_mean`` (both need
+            ``season_length``).
         season_length: The season in steps, or None.
         model_prefix: Prefix of the model settings named in errors.
         data_prefix: Prefix of the data settings named in errors.
@@ -159,7 +166,8 @@ def check_network_settings(architecture, horizon, quantiles=(), residual_to="non
          "per step."),
         (any(not 0.0 < level < 1.0 for level in quantiles) or quantiles != sorted(set(quantiles)),
          f"{model}quantiles expects increasing levels in (0, 1), received {quantiles}."),
-        (residual_to == "seasonal" and not season_length, f"{model}residual_to=seasonal needs "
+        (residual_to in ("seasonal", "seasonal_mean") and not season_length,
+         f"{model}residual_to={residual_to} needs "
          f"{data}season_length; set it (e.g. 12).")]
     for found, message in problems:
         if found:
@@ -189,6 +197,36 @@ def covariate_features(normalized_covariates=None, category_ids=None, vocabulary
     return side[0] if side else None
 
 
+def window_inputs(width, target_normalizer, covariate_normalizer=None, category_lookup=None,
+                  num_covariate_columns=0, embedding_dim=4):
+    """The model's named inputs for windows of ``width`` steps, normalized, and their side features.
+
+    Args:
+        width: Steps per window.
+        target_normalizer: The adapted ``Normalization`` of the targets.
+        covariate_normalizer: The adapted ``Normalization`` of the numeric covariates, or None.
+        category_lookup: The adapted ``StringLookup`` of the text covariates, or None.
+        num_covariate_columns: All covariate columns (numeric and text).
+        embedding_dim: Embedding size per text column.
+
+    Returns:
+        ``(inputs, normalized targets, side)``: ``{"targets"[, "covariates"][, "category_ids"]:
+        keras.Input}`` and :func:`covariate_features` (None without covariates).
+    """
+    inputs = {"targets": keras.Input((width, target_normalizer.mean.shape[-1]), name="targets")}
+    covariates = None
+    if covariate_normalizer is not None:
+        numeric = covariate_normalizer.mean.shape[-1]
+        inputs["covariates"] = keras.Input((width, numeric), name="covariates")
+        covariates = covariate_normalizer(inputs["covariates"])
+    if category_lookup is not None:
+        count = num_covariate_columns - (numeric if covariate_normalizer is not None else 0)
+        inputs["category_ids"] = keras.Input((width, count), dtype="int64", name="category_ids")
+    side = covariate_features(covariates, inputs.get("category_ids"),
+                              category_lookup and category_lookup.vocabulary_size(), embedding_dim)
+    return inputs, target_normalizer(inputs["targets"]), side
+
+
 def forecast_network(normalized, side, architecture, horizon, num_quantiles, cell, units,
                      num_layers=1, bidirectional=False, dropout_rate=0.0, residual_to="none",
                      season_length=1):
@@ -207,9 +245,9 @@ def forecast_network(normalized, side, architecture, horizon, num_quantiles, cel
         num_layers: Stacked recurrent layers.
         bidirectional: A bidirectional encoder (not the autoregressive step model's).
         dropout_rate: Dropout between and inside the recurrent layers.
-        residual_to: The network forecasts corrections to ``none``, ``last_value`` or
-            ``seasonal`` (:func:`baseline_path`).
-        season_length: The season in steps (``residual_to=seasonal``).
+        residual_to: The network forecasts corrections to ``none``, ``last_value``,
+            ``seasonal`` or ``seasonal_mean`` (:func:`baseline_path`).
+        season_length: The season in steps (``seasonal``, ``seasonal_mean``).
     """
     width, num_targets = normalized.shape[1], normalized.shape[-1]
     if architecture == "autoregressive":

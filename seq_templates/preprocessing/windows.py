@@ -285,6 +285,24 @@ def last_window(frame, groups, input_width, horizon, frequency, source="data",
     return inputs, future_times(frame.index[-1], frequency, horizon)
 
 
+def prediction_record(frame, report, frequency, source, target_columns, input_width, horizon):
+    """``predict --input-file``'s record: :func:`last_window` and a ``_context`` (not a model
+    input) with the target names, the forecast's timestamps and where the window came from.
+
+    Args:
+        frame, report, frequency: :func:`series_frame`'s frame, missing-value report and frequency.
+        source: The file named in errors and in the context.
+        target_columns: ``data.target_columns`` ([]: the first value column).
+        input_width: Steps per window.
+        horizon: Forecast steps.
+    """
+    groups = column_groups(frame, target_columns)
+    record, times = last_window(frame, groups, input_width, horizon, frequency, source)
+    record["_context"] = {"targets": groups["targets"], "times": times, "input": {
+        "file": source, "last_time": str(frame.index[-1]), "filled": report}}
+    return record
+
+
 def forecast_rows(times, target_names, forecast, quantile_values=None, quantile_levels=()):
     """One row per forecast step: ``{"time", target: value[, f"{target}_q{level}": value]}``.
 

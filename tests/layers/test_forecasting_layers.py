@@ -30,6 +30,11 @@ def test_baseline_paths_are_the_naive_and_seasonal_naive_forecasts():
     assert last(values).numpy().ravel().tolist() == [5.0]
     seasonal = keras.Model(window, forecasting.baseline_path(window, "seasonal", 6, 5, season_length=2))
     assert seasonal(values).numpy().ravel().tolist() == [4.0, 5.0, 4.0, 5.0, 4.0]
+    # Seasons of 2 in a window of 7: the three whole ones (steps 1-6) averaged per phase.
+    window_of_7 = keras.Input(shape=(7, 1))
+    mean = keras.Model(window_of_7, forecasting.baseline_path(window_of_7, "seasonal_mean", 7, 3, season_length=2))
+    assert mean(np.array([[[9], [1], [10], [3], [20], [5], [30]]], "float32")).numpy().ravel().tolist() == [
+        (1 + 3 + 5) / 3, (10 + 20 + 30) / 3, (1 + 3 + 5) / 3]
     assert forecasting.baseline_path(window, "none", 6, 4) is None
 
 
