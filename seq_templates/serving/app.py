@@ -5,7 +5,10 @@ Routes, as TF Serving's ``http_rest_api_util.cc`` matches them (case-insensitive
 - ``GET  /v1/models/<name>[/versions/<v>|/labels/<label>]``: version status
   (``{"model_version_status": [...]}``);
 - ``GET  /v1/models/<name>[/versions/<v>|/labels/<label>]/metadata``: signature defs;
-- ``POST /v1/models/<name>[/versions/<v>|/labels/<label>]:predict``: row or columnar predict.
+- ``POST /v1/models/<name>[/versions/<v>|/labels/<label>]:predict``: row or columnar predict;
+- ``HEAD`` of any ``GET`` path: its status code and headers, no body (``curl -I`` health checks);
+- ``GET /healthz`` (not TF Serving's): 200 ``{"status": "ok", "models": {name: [versions]}}`` while
+  some version of some model is available, else 503 ``{"error": ...}``.
 
 Every failure answers ``{"error": "<message>"}`` with the HTTP status TF Serving
 maps its status code to (400 bad request, 404 unknown model or version, 413 body
@@ -37,7 +40,8 @@ _PREDICT_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE)
 _STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE)
-_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+HEALTH_PATH = "/healthz"
 
 
 def _json_response(document, status_code=200, headers=None):
@@ -130,10 +134,32 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
             return model.resolve(version).metadata()
         return {"model_version_status": model.status(version)}
 
+    def health():
+        available = {}
+        for name, model in repository.models.items():
+            try:
+                versions = [entry["version"] for entry in model.status() if entry["state"] == "AVAILABLE"]
+            except error_codes.ServingError:  # no version seen yet
+                versions = []
+            if versions:
+                available[name] = versions
+        if not available:
+            raise error_codes.ServingError(error_codes.UNAVAILABLE, "No model version is available.")
+        return {"status": "ok", "models": available}
+
     async def handle(request):
+        answer = await answer_request(request)
+        if request.method == "HEAD":  # the GET's status and headers, without the body
+            return responses.Response(status_code=answer.status_code, headers={
+                key: value for key, value in answer.headers.items() if key != "content-length"})
+        return answer
+
+    async def answer_request(request):
         path = request.url.path
-        method = request.method
+        method = "GET" if request.method == "HEAD" else request.method
         try:
+            if method == "GET" and path.lower() == HEALTH_PATH:
+                return _json_response(health())
             if method == "POST":
                 match = _PREDICT_PATH.fullmatch(path)
                 if match:

@@ -39,6 +39,7 @@ from seq_templates.serving import error_codes
 ROW = "row"
 COLUMNAR = "columnar"
 DEFAULT_SIGNATURE = "serving_default"
+MAX_RANK = 32  # deeper nesting is refused (numpy stops at 64 dimensions)
 
 # TensorFlow's DataTypeString names, used in TF Serving's messages.
 _TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "half"}
@@ -122,6 +123,8 @@ def parse(body):
             f"JSON Parse error: Invalid encoding in string. at offset: {error.start}") from None
     except RecursionError:
         raise error_codes.invalid_argument("JSON Parse error: The document is nested too deeply") from None
+    except ValueError as error:  # an integer literal over Python's digit limit (4,300 digits)
+        raise error_codes.invalid_argument(f"JSON Parse error: Number too big to convert ({error})") from None
     if not isinstance(document, dict):
         raise error_codes.invalid_argument(f"JSON Value: {_show(document)} Is not object")
     return document
@@ -305,6 +308,9 @@ def _to_array(value, dtype, where=lambda: ""):
             break
         probe = probe[0]
     rank = len(shape)
+    if rank > MAX_RANK:
+        raise error_codes.invalid_argument(
+            f"{where()}JSON Value nested {rank} lists deep; a tensor has at most {MAX_RANK} dimensions here")
     convert = _converter(dtype)
     flat = []
 

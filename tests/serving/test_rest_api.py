@@ -200,3 +200,31 @@ def test_a_body_over_the_limit_answers_413(toy_base):
         streamed = client.post(PREDICT, content=chunks())
         assert streamed.status_code == 413
         assert client.post(PREDICT, json={"instances": ["b"]}).status_code == 200
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"instances": ' + b"[" * 70 + b'"a"' + b"]" * 70 + b"}", "nested 69 lists deep; a tensor has at most 32"),
+    (b'{"inputs": {"text": ' + b"[" * 40 + b'"a"' + b"]" * 40 + b"}}", "nested 40 lists deep"),
+    (b'{"instances": [' + b"7" * 5000 + b"]}", "Number too big to convert"),
+])
+def test_deep_nesting_and_huge_numbers_answer_400(toy_client, body, message):
+    answer = toy_client.post(PREDICT, content=body)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]
+
+
+def test_head_and_health_answer_200_while_a_model_is_available(toy_client):
+    head = toy_client.head("/v1/models/toy")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == "application/json"
+    assert toy_client.head("/v1/models/nope").status_code == 404
+    health = toy_client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "models": {"toy": ["1"]}}
+    assert toy_client.head("/healthz").status_code == 200
+
+
+def test_health_answers_503_without_an_available_model(tmp_path):
+    with client_for({"empty": tmp_path / "no_versions_yet"}) as client:
+        answer = client.get("/healthz")
+        assert answer.status_code == 503 and "No model version is available" in answer.json()["error"]
