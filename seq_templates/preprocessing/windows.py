@@ -223,13 +223,37 @@ def gather_windows(values, origins, input_width, horizon):
     return past, future
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(frame, source="data"):
+    """Refuses infinite values and values beyond float32 (the model's numbers), naming the first.
+
+    Raises:
+        SeqTemplatesError: ``source: column 'x' at TIME is inf ...``.
+    """
+    for column in frame.columns:
+        if not pandas.api.types.is_numeric_dtype(frame[column]):
+            continue
+        values = frame[column].to_numpy(dtype="float64")
+        bad = np.flatnonzero(np.isinf(values) | (np.abs(np.nan_to_num(values)) > FLOAT32_MAX))
+        if bad.size:
+            raise errors.SeqTemplatesError(
+                f"{source}: column '{column}' at {frame.index[bad[0]]} is {values[bad[0]]:g}, not a finite number "
+                f"a model can take (|x| <= {FLOAT32_MAX:.3g}; {bad.size} such values); fix them in the file, or "
+                "leave them blank for the missing-value policy.")
+
+
 def prepare_series(frame, frequency=None, policy="error", source="data", setting_prefix="data."):
     """Steps 1 and 2 together: the frequency, the regular grid and the missing-value policy.
+
+    Infinite or float32-overflowing values are refused first (:func:`check_finite`).
 
     Returns:
         ``(frame, report, frequency)``: the regular, filled frame, what was filled
         (:func:`fill_missing`) and the frequency alias.
     """
+    check_finite(frame, source)
     frequency = infer_frequency(frame.index, frequency, source, f"{setting_prefix}frequency")
     frame, added = regularize(frame, frequency, source, f"{setting_prefix}frequency")
     frame, report = fill_missing(frame, policy, added, source, setting_prefix)
@@ -473,6 +497,11 @@ def split_windows(frame, groups, bounds, input_width, horizon, strides=None, max
             f"{source}: the training block has {train_size} steps, fewer than {setting_prefix}input_width + "
             f"{setting_prefix}horizon = {input_width + horizon}; give a longer series, or lower "
             f"{setting_prefix}input_width, {setting_prefix}horizon or the held-out sizes.")
+    if season_length and season_length > train_size:
+        raise errors.SeqTemplatesError(
+            f"{source}: {setting_prefix}season_length={season_length} is longer than the training block "
+            f"({train_size} steps): the seasonal baselines need a whole season before the first forecast; "
+            f"lower {setting_prefix}season_length or give a longer series.")
     targets = frame[groups["targets"]].to_numpy(dtype="float64")
     splits = {}
     for name, (start, stop) in bounds.items():

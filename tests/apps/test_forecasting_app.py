@@ -190,6 +190,11 @@ BAD_FILES = {
     "missing_value": (GOOD.replace(",7.5\n", ",\n"), "missing_policy=interpolate"),
     "gap": (GOOD.replace("2021-03-01 05:00,7.5\n", ""), "no row for time 2021-03-01 05:00"),
     "misnamed_column": (GOOD.replace("when,load", "when,lode"), "no column 'load'"),
+    # Numbers a float32 model cannot take (trained to loss nan before):
+    "infinite": (GOOD.replace(",7.5\n", ",inf\n"), "column 'load' at 2021-03-01 05:00:00 is inf, not a finite"),
+    "beyond_float32": (GOOD.replace(",7.5\n", ",1e39\n"), "is 1e+39, not a finite number"),
+    # A season longer than the training block (an IndexError in evaluation before):
+    "long_season": (GOOD.replace("when,load", "when,load", 1) + "#season", "season_length=100000 is longer than the training block"),
 }
 
 
@@ -197,9 +202,11 @@ BAD_FILES = {
 def test_bad_input_is_one_line_exit_2_and_nothing_written(case, tmp_path, capsys):
     text, fragment = BAD_FILES[case]
     path = tmp_path / f"{case}.csv"
-    path.write_text(text)
+    season = ["--set", "data.season_length=100000"] if text.endswith("#season") else []
+    path.write_text(text.removesuffix("#season"))
     output_dir = tmp_path / "run"
-    status, captured = _train(["--data", str(path), "--output-dir", str(output_dir), "--set", "data.time_column=when",
+    status, captured = _train(["--data", str(path), "--output-dir", str(output_dir), *season,
+                               "--set", "data.time_column=when",
                                "--set", "data.target_columns=[load]", "--set", "data.input_width=4",
                                "--set", "data.horizon=2", "--set", "data.test_size=4", "--set",
                                "data.validation_size=4", "--set", "data.missing_policy=error"], capsys)
