@@ -68,9 +68,13 @@ def run_main(function, argv=None):
         print(f"error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
-        print("interrupted: the partial run (<output-dir>.partial) keeps its last checkpoint; "
-              "continue with --resume --output-dir <output-dir>", file=sys.stderr)
+        print("interrupted.", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except OSError as error:  # a path the system refuses: a file where a folder goes, no permission, ...
+        where = f"'{error.filename}': " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}; check the path (and that it is yours to write).",
+              file=sys.stderr)
+        return USER_ERROR_EXIT
 
 
 def _command_list(arguments):

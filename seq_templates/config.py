@@ -32,6 +32,7 @@ SECTION_NAMES = ("data", "model", "train")
 # on, not what the checkpoint's data, preprocessing or model are.
 RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.max_minutes", "train.verbose",
                   "train.tensorboard")
+RATE = {"minimum": 0.0, "below": 1.0}  # a field's metadata: a dropout rate, a fraction, a momentum in [0, 1)
 
 
 @dataclasses.dataclass
@@ -61,8 +62,8 @@ class DataConfig:
     test_path: typing.Optional[str] = None
     format: typing.Optional[str] = None
     encoding: str = "utf-8"
-    validation_fraction: float = dataclasses.field(default=0.1, metadata={"minimum": 0.0})
-    test_fraction: float = dataclasses.field(default=0.1, metadata={"minimum": 0.0})
+    validation_fraction: float = dataclasses.field(default=0.1, metadata=RATE)
+    test_fraction: float = dataclasses.field(default=0.1, metadata=RATE)
     split_seed: int = 1234
     max_train_samples: typing.Optional[int] = dataclasses.field(default=None, metadata={"minimum": 1})
 
@@ -139,7 +140,7 @@ class TrainConfig:
     learning_rate_schedule: str = dataclasses.field(default="constant",
                                                     metadata={"choices": ("constant", "cosine")})
     clipnorm: typing.Optional[float] = 1.0
-    ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
+    ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata=RATE)
     ema_restart_each_epoch: bool = False
     monitor: str = "val_loss"
     monitor_mode: str = dataclasses.field(default="auto", metadata={"choices": ("auto", "min", "max")})
@@ -335,6 +336,11 @@ def _check_value(value, field_type, metadata, name, source):
     if minimum is not None and coerced is not None and coerced < minimum:
         raise errors.SeqTemplatesError(
             f"{source}: '{name}' expects a value of at least {minimum}, received {value!r}."
+        )
+    below = metadata.get("below")
+    if below is not None and coerced is not None and coerced >= below:
+        raise errors.SeqTemplatesError(
+            f"{source}: '{name}' expects a value below {below}, received {value!r}."
         )
     return coerced
 

@@ -216,11 +216,32 @@ def start(argv, section_classes, task, app_file, description=None):
                                       configs_folder=app_file.parent / "configs")
     if arguments.preset:
         print(f"Settings for this dataset: {arguments.preset} (under --config/--set; --no-preset skips it)")
+    check_dataset_task(getattr(arguments.config["data"], "dataset", None), task)
     if arguments.resumed_changes:
         changed = ", ".join(f"{key}={_lookup(arguments.config, key)!r}" for key in arguments.resumed_changes)
         print(f"Resuming with changed settings: {changed}")
     training.set_seed(arguments.config["train"].seed)
     return Run(arguments, task, app_file)
+
+
+def check_dataset_task(dataset, task):
+    """Refuses a bundled template's run on a dataset recipe written for another bundled template.
+
+    Raises:
+        SeqTemplatesError: Naming the dataset's format and the template that reads it.
+    """
+    from seq_templates.data import registry
+
+    templates = apps_loader.list_templates()
+    if not dataset or task not in templates:
+        return
+    recipe = registry.get_recipe(dataset)
+    owner = recipe.get("task")
+    if owner in templates and owner != task:
+        raise errors.SeqTemplatesError(
+            f"Dataset '{dataset}' holds {owner} data (format {recipe.get('format', '?')}), which the {task} "
+            f"template does not read: run `seq-templates train {owner} --dataset {dataset}`, or pick a {task} "
+            "dataset (`seq-templates list`) or your own file (--data PATH).")
 
 
 def _lookup(config, key):

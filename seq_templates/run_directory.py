@@ -3,7 +3,9 @@
 A run is built in ``<output_dir>.partial/`` and renamed to ``<output_dir>`` only
 when every artifact is written. A mistake the user can fix (bad data, bad
 config) removes the partial folder; an interruption (Ctrl-C, a crash) keeps it
-so ``--resume`` can continue from the last epoch's checkpoint.
+so ``--resume`` can continue from the last epoch's checkpoint, but only when it
+holds one: a new run that stops before its first epoch is checkpointed leaves
+nothing, so the same command can start again.
 """
 
 import contextlib
@@ -11,10 +13,12 @@ import datetime
 import json
 import pathlib
 import shutil
+import sys
 
 from seq_templates import errors
 
 PARTIAL_SUFFIX = ".partial"
+CHECKPOINT_FOLDER = "checkpoints"  # an epoch's checkpoint (training.py writes it) makes a run resumable
 
 
 def default_output_dir(task):
@@ -64,14 +68,34 @@ def open_run(output_dir, resume=False):
     output_dir = pathlib.Path(output_dir)
     check_can_start(output_dir, resume)
     work = partial_path(output_dir)
-    work.mkdir(parents=True, exist_ok=resume)
+    try:
+        work.mkdir(parents=True, exist_ok=resume)
+    except OSError as error:
+        raise errors.SeqTemplatesError(
+            f"Cannot create the run directory '{work}': {error.strerror or error}; choose another --output-dir."
+        ) from None
     try:
         yield work
     except errors.SeqTemplatesError:
         if not resume:
             shutil.rmtree(work, ignore_errors=True)
         raise
+    except BaseException:  # Ctrl-C, a crash
+        if holds_an_epoch(work):
+            print(f"The partial run '{work}' keeps its last epoch's checkpoint; continue it with --resume "
+                  f"--output-dir {output_dir}, or delete that folder.", file=sys.stderr, flush=True)
+        elif not resume:
+            shutil.rmtree(work, ignore_errors=True)
+            print(f"The run stopped before its first checkpoint; nothing is kept at '{work}', "
+                  "so the same command can start it again.", file=sys.stderr, flush=True)
+        raise
     work.rename(output_dir)
+
+
+def holds_an_epoch(work):
+    """Whether a partial run folder holds a completed epoch's checkpoint (``--resume`` continues it)."""
+    folder = pathlib.Path(work) / CHECKPOINT_FOLDER
+    return folder.is_dir() and any(item.is_file() for item in folder.rglob("*"))
 
 
 def write_json(data, path):
@@ -98,4 +122,11 @@ def read_run_info(run_path):
             f"'{run_path}' is not a run directory: it has no run.json{hint}. Pass a folder made by "
             "seq-templates train."
         )
-    return json.loads(info_path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise errors.SeqTemplatesError(f"{info_path}: not a readable run.json ({error}); the run directory is "
+                                       "damaged: train it again.") from None
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+        raise errors.SeqTemplatesError(f"{info_path}: names no task; the run directory is damaged: train it again.")
+    return info

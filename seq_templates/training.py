@@ -32,9 +32,10 @@ import keras
 import numpy as np
 
 from seq_templates import errors
+from seq_templates import run_directory as run_directory_module
 from seq_templates.evaluation import plots
 
-CHECKPOINT_FOLDER = "checkpoints"
+CHECKPOINT_FOLDER = run_directory_module.CHECKPOINT_FOLDER
 RAW_WEIGHTS_FILE = "raw_weights.npz"
 BEST_WEIGHTS_FILE = "best_weights.npz"
 

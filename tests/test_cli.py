@@ -120,6 +120,12 @@ def _bad_input_cases(tmp_path, tiny_sentiment_file):
         (data + ["--config", "nosuchconfig"], ["'nosuchconfig'", "one of: default, sst2"]),
         (data + ["--set", "data.standardize=stem"], ["data.standardize", "tokenize_and_lower"]),
         (["--dataset", "nope"], ["Unknown dataset 'nope'"]),
+        # Values that used to fail only when the model was built, or train silently:
+        (data + ["--set", "model.dropout_rate=1.5"], ["'model.dropout_rate' expects a value below 1.0"]),
+        (data + ["--set", "data.token_dropout_rate=1.5"], ["'data.token_dropout_rate' expects a value below 1.0"]),
+        (data + ["--set", "train.ema_momentum=1"], ["'train.ema_momentum' expects a value below 1.0"]),
+        # A dataset of another template's format (a TypeError traceback before):
+        (["--dataset", "conll2003"], ["'conll2003' holds ner data (format conll)", "seq-templates train ner"]),
     ]
 
 
@@ -176,3 +182,46 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_fi
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == max(4, completed_before)
     assert not partial.exists() and (run / "export" / "1").is_dir()
+
+
+def test_path_mistakes_and_damaged_runs_give_one_line(tmp_path, tiny_sentiment_file, cli_in_process):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    completed = cli_in_process("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir",
+                               a_file / "sub", *QUICK)
+    _assert_one_line_error(completed, "Cannot create the run directory", "a_file/sub.partial")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "run.json").write_text("{not json")
+    _assert_one_line_error(cli_in_process("evaluate", damaged), "run.json: not a readable run.json")
+    _assert_one_line_error(cli_in_process("export", damaged), "the run directory is damaged")
+    (damaged / "run.json").write_text("[]")
+    _assert_one_line_error(cli_in_process("evaluate", damaged), "run.json: names no task")
+    refused = run_cli("serve", damaged, "--port", "99999")
+    assert refused.returncode == 2 and "expects a port from 0 to 65535" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_other_templates_refuse_each_others_datasets(cli_in_process):
+    for task, dataset, owner in (("ner", "sst2", "sentiment"), ("translation", "tiny_shakespeare", "text_generation"),
+                                 ("forecasting", "sst2", "sentiment")):
+        _assert_one_line_error(cli_in_process("train", task, "--dataset", dataset),
+                               f"holds {owner} data", f"seq-templates train {owner} --dataset {dataset}")
+
+
+def test_a_crash_before_the_first_checkpoint_leaves_nothing_and_after_it_keeps_the_run(tmp_path, capsys):
+    from seq_templates import run_directory
+
+    with pytest.raises(RuntimeError):
+        with run_directory.open_run(tmp_path / "first") as work:
+            (work / "config.yaml").write_text("written")
+            raise RuntimeError("a bug while building the model")
+    assert not (tmp_path / "first.partial").exists()
+    assert "nothing is kept" in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt):
+        with run_directory.open_run(tmp_path / "second") as work:
+            (work / "checkpoints").mkdir()
+            (work / "checkpoints" / "state.json").write_text("{}")
+            raise KeyboardInterrupt
+    assert (tmp_path / "second.partial" / "checkpoints" / "state.json").is_file()
+    assert f"continue it with --resume --output-dir {tmp_path / 'second'}" in capsys.readouterr().err

@@ -73,7 +73,7 @@ class ModelConfig:
     units: int = dataclasses.field(default=64, metadata=POSITIVE)
     num_layers: int = dataclasses.field(default=1, metadata=POSITIVE)
     bidirectional: bool = False  # the encoder (not the autoregressive step model's)
-    dropout_rate: float = dataclasses.field(default=0.0, metadata={"minimum": 0.0})
+    dropout_rate: float = dataclasses.field(default=0.0, metadata=config_module.RATE)
     residual_to: str = dataclasses.field(default="last_value", metadata={  # what the network
         "choices": ("none", "last_value", "seasonal", "seasonal_mean")})  # corrects (README step 3)
     quantiles: typing.List[float] = dataclasses.field(default_factory=list)  # [0.1, 0.5, 0.9]

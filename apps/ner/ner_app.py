@@ -54,7 +54,7 @@ class DataConfig(config_module.DataConfig):
     replace_digits: bool = True  # word lookup sees 0 for every digit ("1996" -> "0000")
     embeddings_path: typing.Optional[str] = None  # GloVe/word2vec text: "word v1 v2 ..."
     max_word_chars: int = dataclasses.field(default=16, metadata={"minimum": 1})
-    token_dropout_rate: float = dataclasses.field(default=0.05, metadata={"minimum": 0.0})  # train
+    token_dropout_rate: float = dataclasses.field(default=0.05, metadata=config_module.RATE)  # fit
 
 
 @dataclasses.dataclass
@@ -69,7 +69,7 @@ class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bi
     char_kernel_size: int = dataclasses.field(default=3, metadata={"minimum": 1})  # cnn
     char_units: int = dataclasses.field(default=25, metadata={"minimum": 1})  # bilstm, each way
     casing_features: bool = True  # numeric / lower / UPPER / Initial / ... (characters.py)
-    dropout_rate: float = dataclasses.field(default=0.5, metadata={"minimum": 0.0})
+    dropout_rate: float = dataclasses.field(default=0.5, metadata=config_module.RATE)
     output: str = dataclasses.field(default="crf", metadata={"choices": ("crf", "softmax")})
 
 

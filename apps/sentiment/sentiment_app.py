@@ -62,7 +62,7 @@ class DataConfig(config_module.DataConfig):
     serving_max_length: typing.Optional[int] = dataclasses.field(  # null: the export reads all
         default=None, metadata={"minimum": 1})
     token_dropout_rate: float = dataclasses.field(  # training batches only
-        default=0.0, metadata={"minimum": 0.0})
+        default=0.0, metadata=config_module.RATE)
     char_features: bool = False  # a character CNN per word (helps with unseen words; level=word)
     max_word_chars: int = dataclasses.field(default=12, metadata={"minimum": 1})
 
@@ -73,7 +73,7 @@ class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bi
 
     residual: bool = False
     embedding_dim: int = dataclasses.field(default=64, metadata={"minimum": 1})
-    dropout_rate: float = dataclasses.field(default=0.3, metadata={"minimum": 0.0})
+    dropout_rate: float = dataclasses.field(default=0.3, metadata=config_module.RATE)
     pooling: str = dataclasses.field(default="attention", metadata={  # mean_and_last: side by side
         "choices": ("last", "mean", "attention", "mean_and_last")})
     # the character CNN of data.char_features

@@ -61,7 +61,7 @@ class ModelConfig:
     num_layers: int = dataclasses.field(default=1, metadata={"minimum": 1})
     residual: bool = False  # add each layer's input to its output from the second layer on
     embedding_dim: int = dataclasses.field(default=64, metadata={"minimum": 1})
-    dropout_rate: float = dataclasses.field(default=0.0, metadata={"minimum": 0.0})
+    dropout_rate: float = dataclasses.field(default=0.0, metadata=config_module.RATE)
     max_length: int = dataclasses.field(default=200, metadata={"minimum": 1})  # tokens generated
     temperature: float = dataclasses.field(default=0.8, metadata={"minimum": 0.0})  # 0: greedy
     top_k: int = dataclasses.field(default=0, metadata={"minimum": 0})  # 0: off

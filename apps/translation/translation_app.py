@@ -68,7 +68,7 @@ class ModelConfig:
     attention_units: int = dataclasses.field(default=128, metadata={"minimum": 1})  # bahdanau's
     # The attentional output's width (None: the decoder's); smaller is faster, as the logits are.
     output_units: typing.Optional[int] = dataclasses.field(default=None, metadata={"minimum": 1})
-    dropout_rate: float = dataclasses.field(default=0.1, metadata={"minimum": 0.0})
+    dropout_rate: float = dataclasses.field(default=0.1, metadata=config_module.RATE)
     beam_width: int = dataclasses.field(default=4, metadata={"minimum": 1})  # 1: greedy
     length_penalty: float = dataclasses.field(default=0.6, metadata={"minimum": 0.0})  # GNMT alpha
 

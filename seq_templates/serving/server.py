@@ -8,6 +8,7 @@ Ctrl-C) stops accepting connections, lets the requests in flight finish, then
 exits with status 0.
 """
 
+import argparse
 import json
 import logging
 import pathlib
@@ -22,6 +23,17 @@ from seq_templates.serving import repository as repository_module
 LOGGER = logging.getLogger("seq_templates.serving")
 
 
+def port_number(text):
+    """``--port``'s type: an integer from 0 to 65535 (0: any free port), else argparse's one-line error."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expects a port from 0 to 65535, received {text!r}")
+    return number
+
+
 def add_arguments(parser):
     """Adds the ``serve`` options to an ``argparse`` parser."""
     parser.add_argument("path", metavar="RUN|EXPORT_BASE", nargs="?",
@@ -34,7 +46,7 @@ def add_arguments(parser):
                         help="TF Serving's models.config (model_config_list { config { name base_path "
                              "model_version_policy version_labels } }) instead of RUN and --model")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=8501, help="REST port (default 8501, as TF Serving)")
+    parser.add_argument("--port", type=port_number, default=8501, help="REST port (default 8501, as TF Serving)")
     batching = parser.add_argument_group("batching", "merge concurrent requests into one model call "
                                                      "(TF Serving's --enable_batching)")
     batching.add_argument("--enable-batching", action="store_true", help="turn server-side batching on")
