@@ -32,6 +32,7 @@ import sys
 import yaml
 
 from seq_templates import apps_loader
+from seq_templates import config as config_module
 from seq_templates import errors
 
 SEARCH_SPACE_FILE = "search_space.yaml"
@@ -60,7 +61,7 @@ def read_search_space(app_file):
     if not path.is_file():
         raise errors.SeqTemplatesError(f"{path} does not exist: an app declares what tune searches there "
                                        "(key: [choices] or key: {low: .., high: ..}).")
-    space = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    space = config_module.safe_load(path.read_text(encoding="utf-8")) or {}
     for key, value in space.items():
         ranged = isinstance(value, dict) and {"low", "high"} <= set(value) and set(value) <= {"low", "high", "log",
                                                                                                "step"}

@@ -75,3 +75,15 @@ def test_bad_files_are_reported_with_their_line(tmp_path):
     listed.write_text("- 1\n- 2\n")
     with pytest.raises(errors.SeqTemplatesError, match="expected a mapping"):
         config.resolve(SECTIONS, [listed])
+
+
+def test_a_key_given_twice_is_an_error_naming_its_line(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("model:\n  units: 8\n  cell: gru\n  units: 16\n")
+    with pytest.raises(errors.SeqTemplatesError, match=r"twice.yaml: line 4, column 3: invalid YAML \(the key "
+                                                       r"'units' is given twice in one mapping; keep one\)"):
+        config.resolve(SECTIONS, [twice])
+    sections_twice = tmp_path / "sections.yaml"
+    sections_twice.write_text("model:\n  units: 8\nmodel:\n  cell: gru\n")
+    with pytest.raises(errors.SeqTemplatesError, match="the key 'model' is given twice"):
+        config.resolve(SECTIONS, [sections_twice])

@@ -29,6 +29,7 @@ import pathlib
 import pandas
 import yaml
 
+from seq_templates import config as config_module
 from seq_templates import errors
 from seq_templates.data import download
 from seq_templates.data import readers
@@ -304,7 +305,7 @@ def _recipe_file_label(recipe):
 
 def _load_recipe_file(path):
     try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+        recipe = config_module.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise errors.SeqTemplatesError(f"{path}: invalid YAML ({error}).") from None
     if not isinstance(recipe, dict) or recipe.get("name") != path.stem or "splits" not in recipe:
