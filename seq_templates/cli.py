@@ -156,7 +156,21 @@ def _parse_parameters(parameters, specs):
                 f"--param {name}: the signature has no input '{name}'; its inputs are "
                 f"{', '.join(sorted(specs))} (choose another with --signature).")
         values[name] = _parse_value(value, specs[name], f"--param {name}")
+    _check_decoding_values(values)
     return values
+
+
+def _check_decoding_values(values):
+    """The server's rules for decoding inputs (``beam_width`` >= 1, ``top_p`` in (0, 1], ...), as one line."""
+    from seq_templates.serving import error_codes
+    from seq_templates.serving import limits
+
+    numbers = {name: value for name, value in values.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    try:
+        limits.check_values(numbers)
+    except error_codes.ServingError as error:
+        raise errors.SeqTemplatesError(error.message) from None
 
 
 def _json_record(text, specs):

@@ -30,6 +30,12 @@ def scaled_length_export(tmp_path_factory):
         with tf.control_dependencies([tf.debugging.assert_positive(factor, message="Expected factor > 0")]):
             return {"value": tf.cast(tf.strings.length(texts), tf.float32) * factor}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                  tf.TensorSpec([], tf.int32, name="beam_width"),
+                                  tf.TensorSpec([], tf.float32, name="top_p")])
+    def decode(texts, beam_width, top_p):  # decoding inputs: the server's rules apply to them
+        return {"value": tf.cast(tf.strings.length(texts) * beam_width, tf.float32) * top_p}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(texts):
         return {"value": tf.cast(tf.strings.length(texts), tf.float32)}
@@ -37,7 +43,7 @@ def scaled_length_export(tmp_path_factory):
     module.scale = scale
     root = tmp_path_factory.mktemp("export")
     tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale,
-                                                           "checked": checked})
+                                                           "checked": checked, "decode": decode})
     extra = root / "1" / export.ASSETS_EXTRA
     extra.mkdir()
     (extra / "serving.json").write_text(json.dumps({"defaults": {"scale": {"factor": 2.0, "offset": 1.0}}}))
@@ -74,6 +80,21 @@ def test_bad_params_are_one_line_errors(scaled_length_export, cli_in_process, ar
     completed = cli_in_process("predict", scaled_length_export, "abc", "--signature", "scale", *arguments)
     assert completed.returncode == 2
     assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--param", "beam_width=0", "--param", "top_p=0.5"], "--param beam_width=0 is out of range: beam_width must "
+                                                          "be at least 1 (1: greedy)"),
+    (["--param", "beam_width=-1", "--param", "top_p=0.5"], "beam_width=-1 is out of range"),
+    (["--param", "beam_width=2", "--param", "top_p=1.5"], "--param top_p=1.5 is out of range: top_p must be in (0, 1]"),
+    (["--param", "beam_width=2", "--param", "top_p=0"], "top_p=0 is out of range"),
+])
+def test_decoding_values_out_of_range_are_one_line_errors(scaled_length_export, cli_in_process, arguments, message):
+    completed = cli_in_process("predict", scaled_length_export, "abc", "--signature", "decode", *arguments)
+    assert completed.returncode == 2
+    assert message in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+    assert _values(cli_in_process("predict", scaled_length_export, "abc", "--signature", "decode",
+                                  "--param", "beam_width=2", "--param", "top_p=0.5")) == [3.0]
 
 
 def test_a_value_the_graph_rejects_is_a_one_line_error(scaled_length_export, cli_in_process):

@@ -11,10 +11,16 @@ Routes, as TF Serving's ``http_rest_api_util.cc`` matches them (case-insensitive
   some version of some model is available, else 503 ``{"error": ...}``.
 
 Every failure answers ``{"error": "<message>"}`` with the HTTP status TF Serving
-maps its status code to (400 bad request, 404 unknown model or version, 413 body
-over the limit, 429 batching queue full, 500 the model call failed). Model calls
-run on a thread pool, merged by the :mod:`batching` module when batching is on;
-JSON decoding and encoding follow :mod:`json_tensors`.
+maps its status code to (400 bad request or over a :mod:`limits` bound, 404 unknown
+model or version, 413 body over the limit, 429 batching queue full, 500 the model
+call failed, 503 shutting down, 504 past the request deadline). Model calls run on
+a thread pool, merged by the :mod:`batching` module when batching is on; JSON
+decoding and encoding follow :mod:`json_tensors`.
+
+Shutting down (``app.state.drain_deadline`` set, by ``server.run`` on SIGTERM or
+Ctrl-C): new requests get 503 at once; requests in flight are answered until the
+drain deadline, then 503. ``app.state.in_flight`` and ``app.state.cut_short``
+count what was running and what the drain cut.
 """
 
 import asyncio
@@ -24,6 +30,7 @@ import json
 import logging
 import os
 import re
+import time
 
 from starlette import applications
 from starlette import responses
@@ -32,6 +39,7 @@ from starlette import routing
 from seq_templates.serving import batching
 from seq_templates.serving import error_codes
 from seq_templates.serving import json_tensors
+from seq_templates.serving import limits as limits_module
 
 LOGGER = logging.getLogger("seq_templates.serving")
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -78,7 +86,35 @@ async def _read_body(request, limit):
     return b"".join(chunks)
 
 
-def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES, num_threads=None):
+SHUTTING_DOWN = ("The server is shutting down and stopped waiting for this request (its drain timeout passed); "
+                 "send it again when the server is back.")
+
+
+async def _answer_within(call, seconds, state):
+    """Awaits ``call`` until it is done, ``seconds`` pass (504) or the shutdown's drain deadline (503).
+
+    A call past its deadline is cancelled: one still queued never runs; one already
+    running in a model thread finishes there and its answer is discarded.
+    """
+    task = asyncio.ensure_future(call)
+    deadline = time.monotonic() + seconds
+    while not task.done():
+        now, drain = time.monotonic(), state.drain_deadline
+        if drain is not None and now >= drain:
+            task.cancel()
+            state.cut_short += 1
+            raise error_codes.ServingError(error_codes.UNAVAILABLE, SHUTTING_DOWN)
+        if now >= deadline:
+            task.cancel()
+            raise error_codes.ServingError(
+                "DEADLINE_EXCEEDED", f"The request was not answered within {seconds:g} s (seq-templates serve "
+                "--request-timeout-seconds); it was abandoned. Ask for less (fewer rows, a shorter max_length).")
+        await asyncio.wait({task}, timeout=min(0.05, deadline - now))
+    return task.result()
+
+
+def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES, num_threads=None,
+              limits=None):
     """Returns the Starlette app serving ``repository``.
 
     Args:
@@ -88,10 +124,13 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
             concurrent requests, or None to call the model once per request.
         max_body_bytes: Larger request bodies are answered with 413.
         num_threads: Threads running model calls (default: 2 per CPU, at least 4).
+        limits: The per-request :class:`limits.Limits` (default: its defaults).
     """
+    limits = limits or limits_module.Limits()
     executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=num_threads or max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="seq-templates-model")
     batcher = batching.Batcher(batching_parameters, executor) if batching_parameters else None
+    state = None  # app.state, set below
 
     async def predict(model_name, version, label, method, body):
         document = json_tensors.parse(body)
@@ -111,10 +150,12 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
         if signature is None:
             raise error_codes.invalid_argument(f'Serving signature name: "{signature_name}" not found in signature def')
         request = json_tensors.decode_predict(document, signature.input_specs)
+        limits_module.check_request(request.inputs, limits)
         if batcher is not None:
-            outputs = await batcher.call(signature, request.inputs, request.rows)
+            call = batcher.call(signature, request.inputs, request.rows)
         else:
-            outputs = await asyncio.get_running_loop().run_in_executor(executor, signature.call, request.inputs)
+            call = asyncio.get_running_loop().run_in_executor(executor, signature.call, request.inputs)
+        outputs = await _answer_within(call, limits.request_timeout_seconds, state)
         return json_tensors.encode_predict(outputs, request.request_format)
 
     def status(model_name, version, label, subresource):
@@ -148,7 +189,13 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
         return {"status": "ok", "models": available}
 
     async def handle(request):
-        answer = await answer_request(request)
+        if state.drain_deadline is not None:
+            return _error_response(error_codes.ServingError(error_codes.UNAVAILABLE, "The server is shutting down."))
+        state.in_flight += 1
+        try:
+            answer = await answer_request(request)
+        finally:
+            state.in_flight -= 1
         if request.method == "HEAD":  # the GET's status and headers, without the body
             return responses.Response(status_code=answer.status_code, headers={
                 key: value for key, value in answer.headers.items() if key != "content-length"})
@@ -195,4 +242,10 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
     app = applications.Starlette(routes=[routing.Route("/{path:path}", handle, methods=_METHODS)], lifespan=lifespan)
     app.state.repository = repository
     app.state.batcher = batcher
+    app.state.executor = executor
+    app.state.limits = limits
+    app.state.drain_deadline = None  # time.monotonic() after which requests in flight get 503
+    app.state.in_flight = 0
+    app.state.cut_short = 0
+    state = app.state
     return app

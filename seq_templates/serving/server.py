@@ -3,21 +3,27 @@
 The options mirror TensorFlow Serving's flags (``--model_name``/``--model_base_path``,
 ``--model_config_file``, ``--enable_batching``/``--batching_parameters_file``,
 ``--file_system_poll_wait_seconds``, ``--rest_api_port``), spelled with hyphens.
-The server binds to 127.0.0.1 unless ``--host`` says otherwise. SIGTERM (or
-Ctrl-C) stops accepting connections, lets the requests in flight finish, then
-exits with status 0.
+The server binds to 127.0.0.1 unless ``--host`` says otherwise. Each request is
+bounded (:mod:`limits`: ``--max-input-bytes``, ``--max-rows``,
+``--max-generate-length``, ``--request-timeout-seconds``). SIGTERM (or Ctrl-C)
+stops accepting connections and lets the requests in flight finish for up to
+``--drain-timeout-seconds``: then it exits with status 0 when every one was
+answered, or answers the rest 503 and exits with status 1 at once, saying which.
 """
 
 import argparse
 import json
 import logging
+import os
 import pathlib
 import signal
 import socket
 import sys
+import time
 
 from seq_templates import errors
 from seq_templates.serving import config_files
+from seq_templates.serving import limits as limits_module
 from seq_templates.serving import repository as repository_module
 
 LOGGER = logging.getLogger("seq_templates.serving")
@@ -67,6 +73,35 @@ def add_arguments(parser):
                         help="how often base paths are checked for new versions (0: never; default 1)")
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                         help="larger request bodies are refused with 413 (default 16 MiB)")
+    bounds = parser.add_argument_group("bounds", "what one request may ask (over a bound: 400 naming it)")
+    defaults = limits_module.Limits()
+    bounds.add_argument("--max-input-bytes", type=int, default=defaults.max_input_bytes, metavar="BYTES",
+                        help=f"longest text per input element (default {defaults.max_input_bytes:,})")
+    bounds.add_argument("--max-rows", type=int, default=defaults.max_rows, metavar="ROWS",
+                        help=f"rows per request (default {defaults.max_rows:,})")
+    bounds.add_argument("--max-generate-length", type=int, default=defaults.max_generate_length, metavar="STEPS",
+                        help=f"largest max_length a request may ask (default {defaults.max_generate_length:,})")
+    bounds.add_argument("--request-timeout-seconds", type=float, default=defaults.request_timeout_seconds,
+                        metavar="SECONDS", help="a request not answered by then gets a 504 and is abandoned "
+                                                f"(default {defaults.request_timeout_seconds:g})")
+    parser.add_argument("--drain-timeout-seconds", type=float, default=DRAIN_SECONDS, metavar="SECONDS",
+                        help="on SIGTERM or Ctrl-C, how long requests in flight may finish before they get a 503 "
+                             f"and the server exits (default {DRAIN_SECONDS:g})")
+
+
+def request_limits(arguments):
+    """The :class:`limits.Limits` of the ``serve`` options.
+
+    Raises:
+        SeqTemplatesError: A bound that is not positive.
+    """
+    values = {"max_input_bytes": arguments.max_input_bytes, "max_rows": arguments.max_rows,
+              "max_generate_length": arguments.max_generate_length,
+              "request_timeout_seconds": arguments.request_timeout_seconds}
+    for name, value in {**values, "drain_timeout_seconds": arguments.drain_timeout_seconds}.items():
+        if not value > 0:
+            raise errors.SeqTemplatesError(f"--{name.replace('_', '-')} must be above 0, received {value}.")
+    return limits_module.Limits(**values)
 
 
 def resolve_model_path(path):
@@ -218,6 +253,7 @@ def run(arguments):
 
     configs = model_configs(arguments)
     parameters = batching_parameters(arguments)
+    bounds = request_limits(arguments)
     if arguments.max_body_bytes < 1:
         raise errors.SeqTemplatesError(f"--max-body-bytes must be at least 1, received {arguments.max_body_bytes}.")
     if not LOGGER.handlers:  # version loads and failures, one line each on stderr
@@ -228,7 +264,7 @@ def run(arguments):
         LOGGER.propagate = False
     listener = _listening_socket(arguments.host, arguments.port)
     repository = load_repository(configs, arguments.file_system_poll_wait_seconds)
-    app = app_module.build_app(repository, parameters, arguments.max_body_bytes)
+    app = app_module.build_app(repository, parameters, arguments.max_body_bytes, limits=bounds)
     for model in repository.models.values():
         versions = ", ".join(str(version) for version in model.available_versions())
         print(f"Serving '{model.name}' (version {versions}) from {model.config.base_path} at "
@@ -237,11 +273,12 @@ def run(arguments):
                           f"on (max_batch_size {parameters.max_batch_size}, batch_timeout_micros "
                           f"{parameters.batch_timeout_micros}, num_batch_threads {parameters.num_batch_threads}, "
                           f"max_enqueued_batches {parameters.max_enqueued_batches})"), flush=True)
+    drain = arguments.drain_timeout_seconds
     config = uvicorn.Config(app, host=arguments.host, port=arguments.port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=60, lifespan="on")
-    server = uvicorn.Server(config)
+                            timeout_graceful_shutdown=drain + 2, lifespan="on")
+    server = _draining_server(config, app.state, drain)
     # uvicorn handles SIGTERM/SIGINT (stop accepting, finish in-flight requests, shut down) and then
-    # re-raises the signal to the handler it found; a quiet one makes that a normal exit with status 0.
+    # re-raises the signal to the handler it found; a quiet one makes that a normal exit.
     previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[listener])
@@ -252,5 +289,32 @@ def run(arguments):
     if not server.started:
         raise errors.SeqTemplatesError(f"The server on {arguments.host}:{arguments.port} did not start; see the "
                                        "messages above.")
-    print("Stopped: every request in flight was answered.", flush=True)
-    return 0
+    return _stopped(app.state, drain)
+
+
+DRAIN_SECONDS = 30.0
+
+
+def _draining_server(config, state, drain_seconds):
+    """uvicorn's server, starting the app's drain clock (``state.drain_deadline``) when told to exit."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if state.drain_deadline is None:
+                state.drain_deadline = time.monotonic() + drain_seconds
+            super().handle_exit(sig, frame)
+
+    return DrainingServer(config)
+
+
+def _stopped(state, drain):
+    """Says what the shutdown did; exits at once (status 1) when model threads still run a cut request."""
+    state.executor.shutdown(wait=False, cancel_futures=True)
+    if not state.cut_short:
+        print("Stopped: every request in flight was answered.", flush=True)
+        return 0
+    print(f"Stopped after the {drain:g}-second drain timeout: {state.cut_short} request(s) in flight were "
+          "answered 503 (seq-templates serve --drain-timeout-seconds waits longer).", flush=True)
+    sys.stderr.flush()
+    os._exit(1)  # a model thread may still run a long call: waiting for it is what the drain timeout bounds

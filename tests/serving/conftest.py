@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import tensorflow as tf
+from tensorflow.python.data.experimental.ops import testing as data_testing  # sleep(): a call that takes time
 
 from seq_templates.serving import app as app_module
 from seq_templates.serving import config_files
@@ -51,6 +52,14 @@ class _Toy(tf.Module):
     def centered(self, values):  # each row's answer depends on the whole batch
         return {"centered": values - tf.reduce_mean(values)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds"),
+                                  tf.TensorSpec([], tf.int32, name="max_length")])
+    def sleep(self, seconds, max_length):  # a long call that uses no CPU (and a generation-length input)
+        micros = tf.cast(tf.reduce_max(seconds) * 1e6, tf.int64)
+        slept = tf.data.Dataset.range(1).apply(data_testing.sleep(micros)).reduce(
+            tf.constant(0, tf.int64), lambda total, item: total + item)
+        return {"seconds": seconds + tf.cast(slept + tf.cast(max_length, tf.int64) * 0, tf.float32)}
+
 
 def save_toy(path, scale=1.0):
     """Writes the toy SavedModel at ``path`` (a version folder); ``scale`` changes the window answer."""
@@ -64,7 +73,7 @@ def save_toy(path, scale=1.0):
 
     signatures = {"serving_default": toy.tokens, "window": window, "echo_bytes": toy.echo_bytes,
                   "types": toy.types, "fail": toy.fail, "total_only": toy.total_only,
-                  "checked": toy.checked, "centered": toy.centered}
+                  "checked": toy.checked, "centered": toy.centered, "sleep": toy.sleep}
     tf.saved_model.save(toy, str(path), signatures=signatures)
     return pathlib.Path(path)
 
@@ -93,14 +102,14 @@ def make_repository(models, poll_interval_seconds=0.0, **policy):
 
 
 @contextlib.contextmanager
-def client_for(models, batching=None, max_body_bytes=app_module.DEFAULT_MAX_BODY_BYTES, **policy):
-    """A Starlette TestClient on an app serving ``{name: base path}``."""
+def client_for(models, batching=None, max_body_bytes=app_module.DEFAULT_MAX_BODY_BYTES, limits=None, **policy):
+    """A Starlette TestClient on an app serving ``{name: base path}`` (``limits``: :class:`limits.Limits`)."""
     with warnings.catch_warnings():  # starlette asks for httpx2, which is not released yet; httpx works
         warnings.simplefilter("ignore")
         from starlette import testclient
 
     served = make_repository(models, **policy)
-    app = app_module.build_app(served, batching, max_body_bytes)
+    app = app_module.build_app(served, batching, max_body_bytes, limits=limits)
     with testclient.TestClient(app, raise_server_exceptions=False) as client:
         client.repository = served
         client.app_under_test = app

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
@@ -228,3 +229,34 @@ def test_health_answers_503_without_an_available_model(tmp_path):
     with client_for({"empty": tmp_path / "no_versions_yet"}) as client:
         answer = client.get("/healthz")
         assert answer.status_code == 503 and "No model version is available" in answer.json()["error"]
+
+
+def test_requests_over_a_bound_answer_400_naming_the_flag(toy_base):
+    from seq_templates.serving import limits
+
+    bounds = limits.Limits(max_input_bytes=100, max_rows=3, max_generate_length=50)
+    with client_for({"toy": toy_base}, limits=bounds) as client:
+        assert client.post(PREDICT, json={"instances": ["a" * 100]}).status_code == 200
+        cases = [({"instances": ["a" * 101]}, "a text of 101 bytes; this server takes at most 100 per text "
+                                              "(seq-templates serve --max-input-bytes)"),
+                 ({"instances": ["a"] * 4}, "has 4 rows; this server takes at most 3 per request"),
+                 ({"signature_name": "sleep", "inputs": {"seconds": [0.0], "max_length": 51}},
+                  "asks for 51 steps; this server generates at most 50 (seq-templates serve --max-generate-length)"),
+                 ({"signature_name": "sleep", "inputs": {"seconds": [0.0], "max_length": 0}},
+                  "max_length=0 is out of range: max_length must be at least 1")]
+        for body, message in cases:
+            answer = client.post(PREDICT, json=body)
+            assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+        good = client.post(PREDICT, json={"signature_name": "sleep", "inputs": {"seconds": [0.0], "max_length": 50}})
+        assert good.status_code == 200
+
+
+def test_a_request_past_its_deadline_answers_504_and_the_server_keeps_serving(toy_base):
+    from seq_templates.serving import limits
+
+    with client_for({"toy": toy_base}, limits=limits.Limits(request_timeout_seconds=0.3)) as client:
+        started = time.monotonic()
+        late = client.post(PREDICT, json={"signature_name": "sleep", "inputs": {"seconds": [3.0], "max_length": 1}})
+        assert late.status_code == 504 and "not answered within 0.3 s" in late.json()["error"]
+        assert time.monotonic() - started < 2.5
+        assert client.post(PREDICT, json={"instances": ["next"]}).status_code == 200

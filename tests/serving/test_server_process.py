@@ -86,6 +86,38 @@ def test_serve_several_models_then_sigterm_finishes_the_request_in_flight(traine
             process.communicate()
 
 
+def test_sigterm_with_a_long_call_in_flight_answers_503_and_exits_within_the_drain_timeout(toy_export):
+    port = free_port()
+    process = start_server(toy_export, "--name", "toy", "--port", port, "--drain-timeout-seconds", "1")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(process, f"{base}/healthz")
+        assert httpx.head(f"{base}/v1/models/toy", timeout=10).status_code == 200  # curl -I health checks
+        in_flight = {}
+
+        def long_request():  # 60 s of model time: far past the drain timeout
+            in_flight["answer"] = httpx.post(f"{base}/v1/models/toy:predict", timeout=90, json={
+                "signature_name": "sleep", "inputs": {"seconds": [60.0], "max_length": 1}})
+
+        thread = threading.Thread(target=long_request)
+        thread.start()
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+        assert time.monotonic() - signalled <= 1 + 2 + 1  # the drain timeout + 2 s, and a second of slack here
+        thread.join(timeout=10)
+        assert in_flight["answer"].status_code == 503
+        assert "drain timeout passed" in in_flight["answer"].json()["error"]
+        assert process.returncode == 1, stderr[-3000:]
+        assert "Stopped after the 1-second drain timeout: 1 request(s) in flight were answered 503" in stdout
+        assert "every request in flight was answered" not in stdout
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["/nonexistent/run"], "No SavedModel versions found at '/nonexistent/run'"),
     ([], "Nothing to serve"),
@@ -94,6 +126,8 @@ def test_serve_several_models_then_sigterm_finishes_the_request_in_flight(traine
     (["--model", "a/b={toy}"], "must be non-empty without '/' or ':'"),
     (["{toy}", "--max-batch-size", "8"], "add --enable-batching"),
     (["{toy}", "--model", "toy={toy}"], "given twice"),
+    (["{toy}", "--max-rows", "0"], "--max-rows must be above 0"),
+    (["{toy}", "--drain-timeout-seconds", "-1"], "--drain-timeout-seconds must be above 0"),
 ])
 def test_bad_options_print_one_line_and_exit_2(toy_export, capsys, arguments, message):
     status = cli.main(["serve", *[argument.format(toy=toy_export) for argument in arguments]])

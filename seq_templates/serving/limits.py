@@ -1,0 +1,101 @@
+"""What one request may ask of a model: sizes, generation lengths and decoding values.
+
+The server checks every decoded request against a :class:`Limits` before any model
+call, and ``seq-templates predict`` checks the same decoding values, so a request
+that would run for minutes or fill the memory (one 15 MB string, ``max_length``
+of a hundred million) is refused in one line that names the limit and the flag
+that raises it:
+
+* ``max_input_bytes``: the longest string element, in UTF-8 bytes;
+* ``max_rows``: rows (batch elements) per request;
+* ``max_generate_length``: the largest value of a length input
+  (:data:`LENGTH_INPUTS`: ``max_length``), so each generation is bounded;
+* :data:`VALUE_RULES`: decoding inputs must make sense (``temperature`` >= 0,
+  ``top_k`` >= 0, ``top_p`` in (0, 1], ``beam_width`` >= 1, ...), where a model
+  would otherwise take a nonsense value silently (``beam_width`` 0 ran greedy).
+
+``request_timeout_seconds`` is the server's deadline for one request (answered
+504 when it passes), kept here with the other per-request bounds.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from seq_templates.serving import error_codes
+
+LENGTH_INPUTS = ("max_length",)
+# name: (lowest, highest, include the lowest, what it means); None: no bound on that side.
+VALUE_RULES = {
+    "max_length": (1, None, True, "at least 1"),
+    "temperature": (0.0, None, True, "at least 0 (0: greedy)"),
+    "top_k": (0, None, True, "at least 0 (0: off)"),
+    "top_p": (0.0, 1.0, False, "in (0, 1] (1: off)"),
+    "beam_width": (1, None, True, "at least 1 (1: greedy)"),
+    "length_penalty": (0.0, None, True, "at least 0"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Per-request bounds (``seq-templates serve --max-input-bytes ...``).
+
+    Attributes:
+        max_input_bytes: The longest string element, in UTF-8 bytes.
+        max_rows: Rows per request.
+        max_generate_length: The largest value of a :data:`LENGTH_INPUTS` input.
+        request_timeout_seconds: A request not answered by then gets a 504.
+    """
+
+    max_input_bytes: int = 100_000
+    max_rows: int = 1_024
+    max_generate_length: int = 2_000
+    request_timeout_seconds: float = 60.0
+
+
+def check_values(values, flag_prefix="--param "):
+    """Refuses decoding values outside :data:`VALUE_RULES` (``{name: number}``; other names pass).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT naming the input, the value and the rule.
+    """
+    for name, value in values.items():
+        rule = VALUE_RULES.get(name)
+        if rule is None:
+            continue
+        for number in np.ravel(np.asarray(value, dtype="float64")):
+            lowest, highest, inclusive, meaning = rule
+            too_low = lowest is not None and (number < lowest if inclusive else number <= lowest)
+            if too_low or (highest is not None and number > highest) or math.isnan(number):
+                raise error_codes.invalid_argument(
+                    f"{flag_prefix}{name}={_plain(number)} is out of range: {name} must be {meaning}.")
+
+
+def check_request(inputs, limits):
+    """Refuses a decoded request (``{input name: numpy array}``) that asks more than ``limits``.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT naming the input, the size and the ``serve`` flag.
+    """
+    for name, array in inputs.items():
+        if array.ndim and array.shape[0] > limits.max_rows:
+            raise error_codes.invalid_argument(
+                f"Input '{name}' has {array.shape[0]:,} rows; this server takes at most {limits.max_rows:,} per "
+                "request (seq-templates serve --max-rows).")
+        if array.dtype == object:
+            longest = max((len(item) for item in array.ravel()), default=0)
+            if longest > limits.max_input_bytes:
+                raise error_codes.invalid_argument(
+                    f"Input '{name}' holds a text of {longest:,} bytes; this server takes at most "
+                    f"{limits.max_input_bytes:,} per text (seq-templates serve --max-input-bytes).")
+        if name in LENGTH_INPUTS and array.size and float(np.max(array)) > limits.max_generate_length:
+            raise error_codes.invalid_argument(
+                f"Input '{name}' asks for {_plain(np.max(array))} steps; this server generates at most "
+                f"{limits.max_generate_length:,} (seq-templates serve --max-generate-length).")
+    check_values(inputs, flag_prefix="")
+
+
+def _plain(number):
+    number = float(number)
+    return str(int(number)) if number.is_integer() else f"{number:g}"
