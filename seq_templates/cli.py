@@ -245,11 +245,32 @@ def _run_app(path):
 
 
 def _call_export(predict, columns):
-    """Calls the export; a value its graph rejects (a checked setting) is a one-line user error."""
+    """Calls the export; a value its graph rejects (a checked setting) is a one-line user error.
+
+    The call runs in a daemon thread while this one waits, so Ctrl-C stops ``predict`` at once
+    (a TensorFlow op holds a KeyboardInterrupt back until it returns: a long generation would
+    ignore it for minutes); the abandoned call ends with the process.
+    """
+    import threading
+
     import tensorflow as tf
 
+    answer = {}
+
+    def call():
+        try:
+            answer["outputs"] = predict(columns)
+        except BaseException as error:  # noqa: BLE001 - raised again in the waiting thread
+            answer["error"] = error
+
+    worker = threading.Thread(target=call, name="seq-templates-predict", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
     try:
-        return predict(columns)
+        if "error" in answer:
+            raise answer["error"]
+        return answer["outputs"]
     except tf.errors.InvalidArgumentError as error:
         lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
         reason = next((line for line in lines if "Expected" in line), lines[0] if lines else "invalid input")

@@ -4,11 +4,19 @@ The command runs as ``cli.main`` in this process (``cli_in_process``): what is c
 answer, not the start of a fresh process (the last test and tests/test_cli.py check that)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import tensorflow as tf
+from tensorflow.python.data.experimental.ops import testing as data_testing  # sleep(): a call that takes time
 
 from seq_templates import export
+from tests.conftest import REPOSITORY
+from tests.conftest import TEST_ENVIRONMENT
 from tests.conftest import run_cli
 
 
@@ -36,6 +44,14 @@ def scaled_length_export(tmp_path_factory):
     def decode(texts, beam_width, top_p):  # decoding inputs: the server's rules apply to them
         return {"value": tf.cast(tf.strings.length(texts) * beam_width, tf.float32) * top_p}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
+                                  tf.TensorSpec([], tf.string, name="marker")])
+    def slow(texts, marker):  # writes `marker`, then takes two minutes (a long generation's stand-in)
+        with tf.control_dependencies([tf.io.write_file(marker, "started")]):
+            slept = tf.data.Dataset.range(1).apply(data_testing.sleep(120_000_000)).reduce(
+                tf.constant(0, tf.int64), lambda total, item: total + item)
+        return {"value": tf.cast(tf.strings.length(texts), tf.float32) + tf.cast(slept, tf.float32)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(texts):
         return {"value": tf.cast(tf.strings.length(texts), tf.float32)}
@@ -43,7 +59,8 @@ def scaled_length_export(tmp_path_factory):
     module.scale = scale
     root = tmp_path_factory.mktemp("export")
     tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale,
-                                                           "checked": checked, "decode": decode})
+                                                           "checked": checked, "decode": decode,
+                                                           "slow": slow})
     extra = root / "1" / export.ASSETS_EXTRA
     extra.mkdir()
     (extra / "serving.json").write_text(json.dumps({"defaults": {"scale": {"factor": 2.0, "offset": 1.0}}}))
@@ -104,3 +121,22 @@ def test_a_value_the_graph_rejects_is_a_one_line_error(scaled_length_export, cli
     assert "Expected factor > 0" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
     assert _values(cli_in_process("predict", scaled_length_export, "abc", "--signature", "checked",
                                   "--param", "factor=2")) == [6.0]
+
+
+def test_ctrl_c_stops_a_long_call_at_once(scaled_length_export, tmp_path):
+    marker = tmp_path / "started"
+    command = [sys.executable, "-m", "seq_templates.cli", "predict", str(scaled_length_export), "abc",
+               "--signature", "slow", "--param", f"marker={marker}"]
+    process = subprocess.Popen(command, env={**os.environ, **TEST_ENVIRONMENT}, cwd=REPOSITORY, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 180
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), process.communicate(timeout=60)[1][-2000:]
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 10  # not the two minutes the call takes
+    assert process.returncode == 130 and stderr.strip().splitlines()[-1] == "interrupted.", stderr[-2000:]
+    assert "Traceback" not in stderr
