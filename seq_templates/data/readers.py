@@ -25,6 +25,7 @@ import io
 import json
 import pathlib
 import re
+import sys
 import warnings
 
 import pandas
@@ -159,6 +160,8 @@ def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, en
                 continue
             if indexes is None:
                 header = [cell.strip() for cell in row] if has_header else None
+                if not has_header:
+                    _warn_if_header_like(path, row, columns, setting_prefix)
                 indexes = {role: _column_index(path, header, column, role, role in optional_columns,
                                                setting_prefix)
                            for role, column in columns.items()}
@@ -188,6 +191,17 @@ def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, en
             f"{path}:{reader.line_num}: malformed row ({error}); check quoting on that line."
         ) from None
     return values
+
+
+def _warn_if_header_like(path, row, columns, setting_prefix):
+    """Warns (one line) when ``has_header=false`` meets a first row that names the columns."""
+    names = {str(column).strip().lower() for column in columns.values() if column is not None}
+    names |= {role.lower() for role in columns}
+    cells = {cell.strip().lower() for cell in row}
+    if cells & names and len(cells & names) >= min(2, len(row)):
+        print(f"warning: {path}: the first row ({', '.join(cell.strip() for cell in row)[:80]}) looks like a "
+              f"header, but {setting_prefix}has_header is false, so it is read as an example; set "
+              f"{setting_prefix}has_header=true if it names the columns.", file=sys.stderr, flush=True)
 
 
 def _parse_index(column):
@@ -309,6 +323,13 @@ def _read_jsonl(path, text, text_key, label_key, require_labels, setting_prefix)
                 f"{path}:{line_number}: no key '{text_key}' for the text; the object has "
                 f"{', '.join(map(repr, record))}. Set {setting_prefix}text_column to one of them."
             )
+        for role, key in (("text", text_key), ("label", label_key)):
+            value = record.get(str(key))
+            if isinstance(value, (list, dict)) or (role == "label" and isinstance(value, str) and not value.strip()):
+                shown = json.dumps(value, ensure_ascii=False)[:40]
+                raise errors.SeqTemplatesError(
+                    f"{path}:{line_number}: the {role} under '{key}' is {shown}; give one "
+                    f"{'non-empty string or number' if role == 'label' else 'string'} per line.")
         texts.append(str(record[str(text_key)]).strip())
         if str(label_key) in record and record[str(label_key)] is not None:
             labels.append(str(record[str(label_key)]).strip())

@@ -109,6 +109,29 @@ def test_bad_jsonl_line(tmp_path):
         readers.read_text_classification(tmp_path / "a.jsonl")
 
 
+@pytest.mark.parametrize("line, fragment", [
+    ('{"text": "good", "label": ""}', r"a.jsonl:2: the label under 'label' is \"\"; give one non-empty"),
+    ('{"text": "good", "label": [1, 2]}', r"a.jsonl:2: the label under 'label' is \[1, 2\]"),
+    ('{"text": ["good", "film"], "label": 1}',
+     r"a.jsonl:2: the text under 'text' is \[\"good\", \"film\"\]; give one string"),
+])
+def test_jsonl_refuses_empty_and_non_scalar_labels_and_texts(tmp_path, line, fragment):
+    (tmp_path / "a.jsonl").write_text('{"text": "fine", "label": 1}\n' + line + "\n")
+    with pytest.raises(errors.SeqTemplatesError, match=fragment):
+        readers.read_text_classification(tmp_path / "a.jsonl")
+
+
+def test_a_header_read_as_an_example_is_warned_about(tmp_path, capsys):
+    (tmp_path / "a.tsv").write_text("text\tlabel\ngood\t1\n")
+    texts, _ = readers.read_text_classification(tmp_path / "a.tsv", 0, 1, has_header=False)
+    assert texts == ["text", "good"]  # as asked, but said
+    assert "looks like a header, but data.has_header is false" in capsys.readouterr().err
+    readers.read_text_classification(tmp_path / "a.tsv", 0, 1)
+    (tmp_path / "b.tsv").write_text("fine film\t1\nbad\t0\n")
+    readers.read_text_classification(tmp_path / "b.tsv", 0, 1, has_header=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_missing_file_unknown_extension_and_plain_text_file(tmp_path):
     with pytest.raises(errors.SeqTemplatesError, match="does not exist"):
         readers.read_text_classification(tmp_path / "none.csv")
