@@ -16,7 +16,6 @@ import tensorflow as tf
 from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
-from seq_templates import errors
 from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
@@ -95,11 +94,9 @@ def load_raw_data(data_config):
 
     splits, _ = loading.load_splits(data_config, lambda path: readers.read_parallel_tsv(
         path, data_config.source_column, data_config.target_column, data_config.encoding),
-        transform=clean)  # missing splits carved after a seeded shuffle
-    if not splits["train"][0]:
-        raise errors.SeqTemplatesError(f"No training pairs of at most {data_config.max_words} "
-                                       "words; raise data.max_words or check the data.")
-    return splits
+        transform=clean, left_empty=f"No training pairs of at most {data_config.max_words} words "
+        "are left (repeats dropped when data.deduplicate); raise data.max_words or check the data.")
+    return splits  # missing splits were carved after a seeded shuffle
 # endregion
 
 

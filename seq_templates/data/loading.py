@@ -16,7 +16,8 @@ from seq_templates.data import splits as data_splits
 SPLIT_PATH_SETTINGS = {"validation": "validation_path", "test": "test_path"}
 
 
-def load_splits(data_config, read_file, read_dataset=None, default_strategy="shuffle", transform=None):
+def load_splits(data_config, read_file, read_dataset=None, default_strategy="shuffle", transform=None,
+                left_empty=None):
     """Reads the configured data and returns every split, carved and capped.
 
     Args:
@@ -28,6 +29,8 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
             ``position``); a recipe's own ``split_strategy`` wins for a dataset.
         transform: Optional ``split -> split`` applied to every split read, before carving
             (cleaning, direction).
+        left_empty: The error when ``transform`` leaves no training rows (which
+            setting dropped them), raised before any split is carved.
 
     Returns:
         ``(splits, recipe)``: ``{"train"|"validation"|"test": split}`` and the dataset's
@@ -49,6 +52,8 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
     if transform is not None:
         splits = {name: transform(split) for name, split in splits.items()}
+        if not (splits["train"][0] if isinstance(splits["train"], tuple) else splits["train"]):
+            raise errors.SeqTemplatesError(left_empty or "No training rows are left after cleaning; check the data.")
     splits = data_splits.carve(splits, {"test": data_config.test_fraction,
                                         "validation": data_config.validation_fraction},
                                strategy, data_config.split_seed)

@@ -74,6 +74,9 @@ def test_pairs_are_length_filtered_deduplicated_and_split_without_overlap(tmp_pa
     reversed_config = quick_config(f"data.path={path}", "data.dataset=null", "data.reverse_direction=true")
     assert app.load_raw_data(reversed_config["data"])["train"][0][0].startswith("one two")
     assert readers.clean_pairs(["a", "a", "b c"], ["x", "x", "y"], max_words=1) == (["a"], ["x"])
+    too_long = quick_config(f"data.path={path}", "data.dataset=null", "data.max_words=1")
+    with pytest.raises(errors.SeqTemplatesError, match=r"No training pairs of at most 1 words are left"):
+        app.load_raw_data(too_long["data"])  # not "The test split is empty"
 
 
 @pytest.mark.parametrize("content, message", [
