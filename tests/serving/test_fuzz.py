@@ -9,6 +9,7 @@ import pytest
 from hypothesis import strategies
 
 from seq_templates.serving import app as app_module
+from seq_templates.serving import limits
 from tests.serving.conftest import make_repository
 from tests.serving.conftest import save_toy
 
@@ -50,6 +51,29 @@ def fuzzed_client(tmp_path_factory, trained_app_runs):
         yield client
 
 
+# What an attacker sends: lists nested past any tensor's rank, integer literals past Python's digit limit,
+# strings and batches past the server's bounds.
+abusive_bodies = (
+    strategies.integers(33, 2000).map(lambda depth: b'{"instances": ' + b"[" * depth + b'"a"' + b"]" * depth + b"}")
+    | strategies.integers(300, 6000).map(lambda digits: b'{"instances": [' + b"9" * digits + b"]}")
+    | strategies.integers(9_000, 300_000).map(lambda size: json.dumps({"instances": ["a " * (size // 2)]}).encode())
+    | strategies.integers(90, 3000).map(lambda rows: json.dumps({"instances": ["a"] * rows}).encode())
+    | strategies.integers(1, 10 ** 9).map(lambda steps: json.dumps(
+        {"signature_name": "sleep", "inputs": {"seconds": [0.0], "max_length": steps}}).encode()))
+
+
+@pytest.fixture(scope="module")
+def bounded_client(fuzzed_client):
+    """The fuzzed repository behind an app with a 1 MiB body limit and small bounds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette import testclient
+    bounds = limits.Limits(max_input_bytes=8_000, max_rows=80, max_generate_length=100)
+    app = app_module.build_app(fuzzed_client.app.state.repository, max_body_bytes=2 ** 20, limits=bounds)
+    with testclient.TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
 def assert_answered(answer):
     assert answer.status_code < 500, answer.text
     document = answer.json()
@@ -79,6 +103,14 @@ def test_fuzzed_instances_for_each_signature_never_answer_5xx(fuzzed_client, sig
                   .map(lambda parts: "/" + "/".join(parts)).filter(lambda path: not path.startswith("//")))
 def test_fuzzed_paths_never_answer_5xx(fuzzed_client, method, path):
     assert_answered(fuzzed_client.request(method, path, content=b'{"instances": ["a"]}'))
+
+
+@hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(body=abusive_bodies, model=strategies.sampled_from(["toy", "sentiment"]))
+def test_abusive_bodies_answer_4xx(bounded_client, body, model):
+    answer = bounded_client.post(f"/v1/models/{model}:predict", content=body)
+    assert 400 <= answer.status_code < 500 or (answer.status_code == 200 and b"sleep" in body), answer.text[:300]
+    assert_answered(answer)
 
 
 def test_the_server_still_answers_after_fuzzing(fuzzed_client):
