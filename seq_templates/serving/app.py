@@ -90,15 +90,19 @@ SHUTTING_DOWN = ("The server is shutting down and stopped waiting for this reque
                  "send it again when the server is back.")
 
 
-async def _answer_within(call, seconds, state):
-    """Awaits ``call`` until it is done, ``seconds`` pass (504) or the shutdown's drain deadline (503).
+async def _answer_within(call, seconds, state, disconnected=None):
+    """Awaits ``call`` until it is done, ``seconds`` pass (504), the shutdown's drain deadline (503)
+    or the client goes away (``await disconnected()`` is true; 499, which nobody receives).
 
-    A call past its deadline is cancelled: one still queued never runs; one already
-    running in a model thread finishes there and its answer is discarded.
+    A call given up is cancelled: one still queued never runs; one already running in a
+    model thread finishes there and its answer is discarded.
     """
     task = asyncio.ensure_future(call)
     deadline = time.monotonic() + seconds
     while not task.done():
+        if disconnected is not None and await disconnected():
+            task.cancel()
+            raise error_codes.ServingError("CANCELLED", "The client closed the connection; its request was dropped.")
         now, drain = time.monotonic(), state.drain_deadline
         if drain is not None and now >= drain:
             task.cancel()
@@ -132,7 +136,7 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
     batcher = batching.Batcher(batching_parameters, executor) if batching_parameters else None
     state = None  # app.state, set below
 
-    async def predict(model_name, version, label, method, body):
+    async def predict(model_name, version, label, method, body, disconnected=None):
         document = json_tensors.parse(body)
         signature_name = json_tensors.signature_name(document)
         model = repository.find(model_name)
@@ -155,7 +159,7 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
             call = batcher.call(signature, request.inputs, request.rows)
         else:
             call = asyncio.get_running_loop().run_in_executor(executor, signature.call, request.inputs)
-        outputs = await _answer_within(call, limits.request_timeout_seconds, state)
+        outputs = await _answer_within(call, limits.request_timeout_seconds, state, disconnected)
         return json_tensors.encode_predict(outputs, request.request_format)
 
     def status(model_name, version, label, subresource):
@@ -213,7 +217,8 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
                     name, version_text, label, api = match.groups()
                     version = _version_number(version_text)
                     body = await _read_body(request, max_body_bytes)
-                    return _json_response(await predict(name, version, label, api.lower(), body))
+                    return _json_response(await predict(name, version, label, api.lower(), body,
+                                                        request.is_disconnected))
             elif method == "GET":
                 match = _STATUS_PATH.fullmatch(path)
                 if match:

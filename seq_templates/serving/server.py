@@ -84,6 +84,9 @@ def add_arguments(parser):
     bounds.add_argument("--request-timeout-seconds", type=float, default=defaults.request_timeout_seconds,
                         metavar="SECONDS", help="a request not answered by then gets a 504 and is abandoned "
                                                 f"(default {defaults.request_timeout_seconds:g})")
+    parser.add_argument("--model-threads", type=int, default=None, metavar="N",
+                        help="threads running model calls; more requests wait in a queue (default: 2 per CPU core, "
+                             "at least 4)")
     parser.add_argument("--drain-timeout-seconds", type=float, default=DRAIN_SECONDS, metavar="SECONDS",
                         help="on SIGTERM or Ctrl-C, how long requests in flight may finish before they get a 503 "
                              f"and the server exits (default {DRAIN_SECONDS:g})")
@@ -254,6 +257,8 @@ def run(arguments):
     configs = model_configs(arguments)
     parameters = batching_parameters(arguments)
     bounds = request_limits(arguments)
+    if arguments.model_threads is not None and arguments.model_threads < 1:
+        raise errors.SeqTemplatesError(f"--model-threads must be at least 1, received {arguments.model_threads}.")
     if arguments.max_body_bytes < 1:
         raise errors.SeqTemplatesError(f"--max-body-bytes must be at least 1, received {arguments.max_body_bytes}.")
     if not LOGGER.handlers:  # version loads and failures, one line each on stderr
@@ -264,7 +269,8 @@ def run(arguments):
         LOGGER.propagate = False
     listener = _listening_socket(arguments.host, arguments.port)
     repository = load_repository(configs, arguments.file_system_poll_wait_seconds)
-    app = app_module.build_app(repository, parameters, arguments.max_body_bytes, limits=bounds)
+    app = app_module.build_app(repository, parameters, arguments.max_body_bytes, arguments.model_threads,
+                               limits=bounds)
     for model in repository.models.values():
         versions = ", ".join(str(version) for version in model.available_versions())
         print(f"Serving '{model.name}' (version {versions}) from {model.config.base_path} at "

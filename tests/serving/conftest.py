@@ -52,6 +52,11 @@ class _Toy(tf.Module):
     def centered(self, values):  # each row's answer depends on the whole batch
         return {"centered": values - tf.reduce_mean(values)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="path")])
+    def touch(self, path):  # writes a file: shows whether a call ran at all
+        with tf.control_dependencies([tf.io.write_file(path[0], "ran")]):
+            return {"path": tf.identity(path)}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="seconds"),
                                   tf.TensorSpec([], tf.int32, name="max_length")])
     def sleep(self, seconds, max_length):  # a long call that uses no CPU (and a generation-length input)
@@ -73,7 +78,8 @@ def save_toy(path, scale=1.0):
 
     signatures = {"serving_default": toy.tokens, "window": window, "echo_bytes": toy.echo_bytes,
                   "types": toy.types, "fail": toy.fail, "total_only": toy.total_only,
-                  "checked": toy.checked, "centered": toy.centered, "sleep": toy.sleep}
+                  "checked": toy.checked, "centered": toy.centered, "sleep": toy.sleep,
+                  "touch": toy.touch}
     tf.saved_model.save(toy, str(path), signatures=signatures)
     return pathlib.Path(path)
 

@@ -118,6 +118,29 @@ def test_sigterm_with_a_long_call_in_flight_answers_503_and_exits_within_the_dra
             process.communicate()
 
 
+def test_a_client_that_disconnects_drops_its_queued_request(toy_export, tmp_path):
+    port = free_port()
+    process = start_server(toy_export, "--name", "toy", "--port", port, "--model-threads", "1")
+    base = f"http://127.0.0.1:{port}/v1/models/toy:predict"
+    marker = tmp_path / "ran"
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}/healthz")
+        busy = threading.Thread(target=lambda: httpx.post(base, timeout=60, json={  # holds the one model thread
+            "signature_name": "sleep", "inputs": {"seconds": [4.0], "max_length": 1}}))
+        busy.start()
+        time.sleep(0.5)
+        with pytest.raises(httpx.TimeoutException):  # queued behind it; the client gives up after 1 s
+            httpx.post(base, timeout=1, json={"signature_name": "touch", "instances": [str(marker)]})
+        busy.join(timeout=60)
+        time.sleep(1.0)
+        assert not marker.exists()  # the dropped request never ran
+        assert httpx.post(base, timeout=30, json={"signature_name": "touch", "instances": [str(marker)]}).status_code \
+            == 200 and marker.exists()  # the same request from a client that waits does
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["/nonexistent/run"], "No SavedModel versions found at '/nonexistent/run'"),
     ([], "Nothing to serve"),
@@ -127,6 +150,7 @@ def test_sigterm_with_a_long_call_in_flight_answers_503_and_exits_within_the_dra
     (["{toy}", "--max-batch-size", "8"], "add --enable-batching"),
     (["{toy}", "--model", "toy={toy}"], "given twice"),
     (["{toy}", "--max-rows", "0"], "--max-rows must be above 0"),
+    (["{toy}", "--model-threads", "0"], "--model-threads must be at least 1"),
     (["{toy}", "--drain-timeout-seconds", "-1"], "--drain-timeout-seconds must be above 0"),
 ])
 def test_bad_options_print_one_line_and_exit_2(toy_export, capsys, arguments, message):
