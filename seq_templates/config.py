@@ -396,7 +396,9 @@ def _coerce(value, field_type):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         return _INVALID
-    if field_type is str:
+    if field_type is str:  # an integer is taken as its digits: a column index written as a YAML number
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
         return value if isinstance(value, str) else _INVALID
     return value
 

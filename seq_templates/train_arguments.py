@@ -129,6 +129,12 @@ def parse(argv, section_classes, task, prog=None, description=None, configs_fold
     base = None
     if arguments.resume:
         saved = run_directory.partial_path(output_dir) / "config.yaml"
+        info = saved.with_name("run.json")
+        owner = run_directory.read_run_info(info.parent).get("task") if info.is_file() else task
+        if owner != task:
+            raise errors.SeqTemplatesError(
+                f"'{saved.parent}' is an interrupted {owner} run; continue it with seq-templates train {owner} "
+                f"--resume --output-dir {output_dir}.")
         if saved.is_file():
             base = config_module.load(section_classes, saved)
     preset = None

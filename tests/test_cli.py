@@ -171,6 +171,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_fi
                              "--set", "model.units=16", "--set", "data.max_tokens=50")
     _assert_one_line_error(refused, "--resume cannot change data.max_tokens, model.units")
     assert partial.is_dir() and not run.exists()
+    other_task = cli_in_process("train", "ner", "--output-dir", run, "--resume")
+    _assert_one_line_error(other_task, "is an interrupted sentiment run; continue it with seq-templates train "
+                                       "sentiment --resume")
 
     resumed = cli_in_process("train", "sentiment", "--output-dir", run, "--resume", "--set", "train.epochs=4",
                              "--set", "train.early_stopping_patience=0")

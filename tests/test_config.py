@@ -87,3 +87,12 @@ def test_a_key_given_twice_is_an_error_naming_its_line(tmp_path):
     sections_twice.write_text("model:\n  units: 8\nmodel:\n  cell: gru\n")
     with pytest.raises(errors.SeqTemplatesError, match="the key 'model' is given twice"):
         config.resolve(SECTIONS, [sections_twice])
+
+
+def test_a_number_given_for_a_text_setting_is_taken_as_its_digits():
+    # README: data.text_column takes a column index; YAML reads `0` as a number.
+    assert config.resolve(SECTIONS, [], ["model.vocabulary=0"])["model"].vocabulary == "0"
+    with pytest.raises(errors.SeqTemplatesError, match="expects one of lstm, gru"):
+        config.resolve(SECTIONS, [], ["model.cell=1"])
+    with pytest.raises(errors.SeqTemplatesError, match="'model.vocabulary' expects"):
+        config.resolve(SECTIONS, [], ["model.vocabulary=[1]"])
