@@ -29,7 +29,7 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
             ``position``); a recipe's own ``split_strategy`` wins for a dataset.
         transform: Optional ``split -> split`` applied to every split read, before carving
             (cleaning, direction).
-        left_empty: The error when ``transform`` leaves no training rows (which
+        left_empty: The error when ``transform`` leaves no rows in any split (which
             setting dropped them), raised before any split is carved.
 
     Returns:
@@ -52,8 +52,8 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
     if transform is not None:
         splits = {name: transform(split) for name, split in splits.items()}
-        if not (splits["train"][0] if isinstance(splits["train"], tuple) else splits["train"]):
-            raise errors.SeqTemplatesError(left_empty or "No training rows are left after cleaning; check the data.")
+        if not any(split[0] if isinstance(split, tuple) else split for split in splits.values()):
+            raise errors.SeqTemplatesError(left_empty or "No rows are left after cleaning; check the data.")
     splits = data_splits.carve(splits, {"test": data_config.test_fraction,
                                         "validation": data_config.validation_fraction},
                                strategy, data_config.split_seed)
