@@ -137,6 +137,7 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
     state = None  # app.state, set below
 
     async def predict(model_name, version, label, method, body, disconnected=None):
+        limits_module.check_body(body, limits)  # a huge text is refused before it is parsed
         document = json_tensors.parse(body)
         signature_name = json_tensors.signature_name(document)
         model = repository.find(model_name)

@@ -72,6 +72,46 @@ def check_values(values, flag_prefix="--param "):
                     f"{flag_prefix}{name}={_plain(number)} is out of range: {name} must be {meaning}.")
 
 
+RAW_BYTES_PER_TEXT_BYTE = 6  # a JSON string spends at most 6 bytes (\\u00e9) on one byte of its UTF-8 text
+QUOTES_SCANNED = 10_000  # check_body looks at this many quotes at most, then leaves the rest to the parser
+
+
+def check_body(body, limits):
+    """Refuses, before any JSON parsing, a body holding a string literal too long to be allowed.
+
+    Parsing a 15 MB string costs the event loop about 50 ms, which every other client
+    would wait; this scan finds such a literal from the positions of its quotes (a few
+    ``bytes.find`` calls) and refuses it only when even the most escaped text it could
+    hold is over ``max_input_bytes``. Anything it cannot decide cheaply (no long body,
+    many quotes) is left to :func:`check_request` after parsing.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT naming ``--max-input-bytes``.
+    """
+    longest_allowed = RAW_BYTES_PER_TEXT_BYTE * limits.max_input_bytes
+    if len(body) <= longest_allowed:
+        return
+    position, opened = 0, None
+    for _ in range(QUOTES_SCANNED):
+        quote = body.find(b'"', position)
+        if quote < 0:
+            return
+        position = quote + 1
+        if opened is not None:
+            backslashes = 0
+            while body[quote - 1 - backslashes] == 0x5C:  # an odd number of backslashes escapes the quote
+                backslashes += 1
+            if backslashes % 2:
+                continue
+            if quote - opened - 1 > longest_allowed:
+                raise error_codes.invalid_argument(
+                    f"The request holds a text of over {quote - opened - 1:,} bytes of JSON; this server takes at "
+                    f"most {limits.max_input_bytes:,} bytes per text (seq-templates serve --max-input-bytes).")
+            opened = None
+        else:
+            opened = quote
+
+
 def check_request(inputs, limits):
     """Refuses a decoded request (``{input name: numpy array}``) that asks more than ``limits``.
 

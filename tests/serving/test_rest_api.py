@@ -239,6 +239,9 @@ def test_requests_over_a_bound_answer_400_naming_the_flag(toy_base):
         assert client.post(PREDICT, json={"instances": ["a" * 100]}).status_code == 200
         cases = [({"instances": ["a" * 101]}, "a text of 101 bytes; this server takes at most 100 per text "
                                               "(seq-templates serve --max-input-bytes)"),
+                 # Six times the bound, even fully escaped: refused before the body is parsed.
+                 ({"instances": ["ok", "a" * 601]}, "a text of over 601 bytes of JSON; this server takes at most 100"),
+                 ({"instances": ["\u00e9" * 90]}, "a text of 180 bytes"),  # 540 bytes of JSON: parsed, then refused
                  ({"instances": ["a"] * 4}, "has 4 rows; this server takes at most 3 per request"),
                  ({"signature_name": "sleep", "inputs": {"seconds": [0.0], "max_length": 51}},
                   "asks for 51 steps; this server generates at most 50 (seq-templates serve --max-generate-length)"),
