@@ -109,8 +109,7 @@ def auto_settings(config):
                      "data.target_standardize": "tokenize"},  # output keeps its case: "Tom", "I"
         vocabulary_keys=("data.source_max_tokens", "data.target_max_tokens"),
         width_keys=("model.units", "model.embedding_dim", "model.attention_units",
-                    "model.output_units"), dropout_steps=(
-            (150_000, 0.5), (300_000, 0.3), (None, 0.2)))
+                    "model.output_units"), dropout_steps=((300_000, 0.3), (None, 0.2)))
 
 
 def target_tokens(config, targets):
