@@ -236,7 +236,8 @@ def _bad_input_cases(tmp_path):
         (["--data", good, "--set", "model.top_p=0"], ["model.top_p"]),
         (["--data", good, "--set", "model.temperature=-1"], ["model.temperature"]),
         (["--data", good, "--set", "train.stateful=true", "--set", "train.batch_size=4096"], ["train.batch_size"]),
-        (["--dataset", "synthetic_sentiment"], ["synthetic_sentiment", "not plain text"]),
+        (["--dataset", "synthetic_sentiment"], ["synthetic_sentiment", "holds sentiment data (format tsv)",
+                                                "seq-templates train sentiment --dataset synthetic_sentiment"]),
     ]
 
 
