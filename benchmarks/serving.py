@@ -127,6 +127,21 @@ async def _load(port, model, clients, seconds, limit):
             "p99_ms": percentile(latencies, 0.99), "errors": errors[0]}
 
 
+def wait_until_listening(process, port, timeout=180):
+    """Returns once the server process accepts connections on ``port``; raises if it exits or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited: {process.stderr.read()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start within {timeout} s") from None
+            time.sleep(0.2)
+
+
 def serve_and_load(run, port, batching, client_counts, seconds, limit):
     """Starts the server, runs one load per client count, stops it with SIGTERM; returns the results."""
     command = [sys.executable, "-m", "seq_templates.cli", "serve", str(run), "--name", "sentiment",
@@ -136,17 +151,7 @@ def serve_and_load(run, port, batching, client_counts, seconds, limit):
     process = subprocess.Popen(command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {process.stderr.read()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start within 180 s") from None
-                time.sleep(0.2)
+        wait_until_listening(process, port)
         results = [asyncio.run(_load(port, "sentiment", clients, seconds, limit)) for clients in client_counts]
     finally:
         process.send_signal(signal.SIGTERM)

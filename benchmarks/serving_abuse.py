@@ -95,18 +95,7 @@ def measure(sentiment_run, generation_run, seconds, clients):
     base = f"http://127.0.0.1:{port}/v1/models"
     cap = 2000  # --max-generate-length's default
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited: {process.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start within 180 s")
-            time.sleep(0.2)
+        serving.wait_until_listening(process, port)  # it listens once every model has loaded
         alone = asyncio.run(serving._load(port, "sentiment", clients, seconds, 10 ** 9))
         counts = {}
         threads = abuse(base, time.perf_counter() + seconds + 1.0, counts, cap)
