@@ -16,10 +16,14 @@ The rules, each a step function of one number of the training split:
 
 =====================  ==========================================================
 vocabulary             tokens seen at least twice in train (rarer ones share OOV)
-widths (units, emb.)   64 under 20 k training tokens, 128 under 1 M, else 256
+widths (units, emb.)   64 under 20 k training tokens, 128 under 1 M, else 256; then the widest
+                       of those allowed (that width and the narrower steps) whose epoch, timed on
+                       the model itself, fits at least 5 epochs into ``train.max_minutes``
 dropout                0.5 under 1 M tokens, 0.3 under 3 M, else 0.2
-batch size             16 under 2 k examples, 32 under 50 k, 64 under 500 k, else 128
+batch size             16 under 2 k examples, else the smallest of 32, 64 and 128 that keeps an
+                       epoch within 1,000 steps (32 under 32 k examples, 64 under 64 k, else 128)
 EMA of the weights     off under 300 steps per epoch, else momentum 1 - 1/steps
+learning rate          encoder-decoders only: Adam 0.002 at batch 128, by the square root of the batch
 bucket boundaries      the 5 %, 10 %, ..., 95 %, 99 % quantiles of training lengths
 budget                 ``train.max_minutes`` 15, epochs up to 200 or 10 patiences (the budget
                        or early stopping ends them), patience about 1,500 steps (5 to 100 epochs)
@@ -40,9 +44,11 @@ DEFAULT_MINUTES = 15.0
 MAX_EPOCHS = 200
 WIDTH_STEPS = ((20_000, 64), (1_000_000, 128), (None, 256))
 DROPOUT_STEPS = ((1_000_000, 0.5), (3_000_000, 0.3), (None, 0.2))
-BATCH_STEPS = ((2_000, 16), (50_000, 32), (500_000, 64), (None, 128))
+BATCH_STEPS = ((2_000, 16), (32_000, 32), (64_000, 64), (None, 128))  # 1,000 steps per epoch at most
 MAX_VOCABULARY = 50_000
 PATIENCE_STEPS = 1500  # early stopping waits about this many steps (in whole epochs, 5 to 100)
+EPOCHS_IN_BUDGET = 5  # the widest width whose epochs fit this many times into train.max_minutes
+EPOCH_OVERHEAD = 1.25  # an epoch's validation pass and callbacks, on top of its timed training steps
 
 
 @dataclasses.dataclass
@@ -70,6 +76,27 @@ class AfterOthers:
     """
 
     rule: typing.Callable
+
+
+@dataclasses.dataclass
+class WithinBudget:
+    """Widths the data allows, narrowed to the widest whose epochs fit the training budget.
+
+    The data's rule gives the widest width (:func:`widths`); whether its epochs fit into
+    ``train.max_minutes`` depends on the machine, so the run times a few training steps of
+    the model itself (``lifecycle``) and :func:`narrow_to_budget` decides.
+
+    Attributes:
+        keys: The width keys (``model.units``, ...), all set to one width.
+        widths: The candidates, widest first; the first is the data's choice.
+        num_examples: Training examples (the steps per epoch follow the batch size in use).
+        reason: The data's reason for the first width.
+    """
+
+    keys: tuple
+    widths: list
+    num_examples: int
+    reason: str
 
 
 def applies(config, recipe=None, resume=False):
@@ -113,16 +140,15 @@ def apply(config, section_classes, choices, explicit_keys):
         except errors.SeqTemplatesError as error:  # a rule's bug, not the user's: say so
             raise errors.SeqTemplatesError(f"{error} (set train.auto_settings=false to skip auto settings)") from None
 
-    config = put(config, [choice for choice in choices if isinstance(choice, Choice)])
+    config = put(config, [choice for choice in choices if isinstance(choice, Choice)])  # WithinBudget: later
     for later in (choice for choice in choices if isinstance(choice, AfterOthers)):
         config = put(config, later.rule(config))
     return config, applied, kept
 
 
-def describe(applied, kept, config):
+def describe(applied, kept, config, title="Settings from the training split"):
     """The block printed before training: each chosen value with its reason, then the user's."""
-    lines = ["Settings from the training split (train.auto_settings=false turns them off; "
-             "--set KEY=VALUE overrides one):"]
+    lines = [f"{title} (train.auto_settings=false turns them off; --set KEY=VALUE overrides one):"]
     lines += [f"  {choice.key} {format_value(choice.value)}: {choice.reason}" for choice in applied]
     if kept:
         given = ", ".join(f"{choice.key}={format_value(_lookup(config, choice.key))}" for choice in kept)
@@ -197,10 +223,69 @@ def vocabulary(key, counts, reserved=2, min_count=2, maximum=MAX_VOCABULARY):
                                                                 if frequent > maximum else ""))]
 
 
-def widths(keys, num_tokens, steps=WIDTH_STEPS, what="training tokens"):
-    """Each key in ``keys`` (units, embedding size, ...) = :data:`WIDTH_STEPS` of ``num_tokens``."""
-    width = step(num_tokens, steps)
-    return [Choice(key, width, f"{amount(num_tokens)} {what}") for key in keys]
+def widths(keys, num_tokens, steps=WIDTH_STEPS, what="training tokens", num_examples=None):
+    """Each key in ``keys`` (units, embedding size, ...) = :data:`WIDTH_STEPS` of ``num_tokens``.
+
+    With ``num_examples``, a :class:`WithinBudget` follows: the run narrows the widths to the
+    widest step (this one or a narrower one) whose epochs fit the budget.
+    """
+    width, reason = step(num_tokens, steps), f"{amount(num_tokens)} {what}"
+    choices = [Choice(key, width, reason) for key in keys]
+    narrower = sorted({value for _, value in steps if value < width}, reverse=True)
+    if num_examples and narrower:
+        choices.append(WithinBudget(tuple(keys), [width, *narrower], int(num_examples), reason))
+    return choices
+
+
+def budget_rule(choices, explicit_keys):
+    """The :class:`WithinBudget` among ``choices`` the run applies: None if the user gave a width."""
+    for choice in choices:
+        if isinstance(choice, WithinBudget) and not set(choice.keys) & set(explicit_keys):
+            return choice
+    return None
+
+
+def narrow_to_budget(rule, config, seconds_per_step):
+    """The widest of ``rule.widths`` whose epochs fit :data:`EPOCHS_IN_BUDGET` times into the budget.
+
+    Args:
+        rule: The :class:`WithinBudget`.
+        config: The configuration with every other setting in (batch size, budget, epochs).
+        seconds_per_step: ``config -> seconds`` of one training step of the model built with
+            that configuration (timed by the caller); called widest first, until one fits.
+
+    Returns:
+        ``(choices, timings)``: a :class:`Choice` per key (the width and why), and
+        ``{width: seconds per epoch}`` of the widths timed. No budget: the data's width, untimed.
+    """
+    train_config = config["train"]
+    minutes = train_config.max_minutes
+    if not minutes:
+        return [Choice(key, rule.widths[0], rule.reason) for key in rule.keys], {}
+    steps = max(1, math.ceil(rule.num_examples / train_config.batch_size))
+    epochs = max(1, min(EPOCHS_IN_BUDGET, train_config.epochs))
+    budget, timings = 60 * minutes, {}
+    for width in rule.widths:  # widest first: the first that fits ends the timing
+        seconds = seconds_per_step(with_values(config, {key: width for key in rule.keys}))
+        timings[width] = seconds * steps * EPOCH_OVERHEAD
+        if timings[width] * epochs <= budget:
+            break
+    fits = timings[width] * epochs <= budget  # else ``width`` is the narrowest, which did not fit either
+    timed = ", ".join(f"{value} {timings[value] / 60:.3g}" for value in timings)
+    reason = (f"{rule.reason} allow {rule.widths[0]}; " + (
+        f"the widest whose epoch fits {epochs} times into" if fits else
+        f"the narrowest: none fits {epochs} epochs into") +
+        f" {minutes:g} min (minutes per epoch, timed: {timed})")
+    return [Choice(key, width, reason) for key in rule.keys], timings
+
+
+def with_values(config, values):
+    """A copy of ``config`` with ``{"section.name": value}`` set (no checks: the values are a rule's)."""
+    config = dict(config)
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        config[section] = dataclasses.replace(config[section], **{name: value})
+    return config
 
 
 def dropout(key, num_tokens, steps=DROPOUT_STEPS, what="training tokens"):
@@ -274,7 +359,7 @@ def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), 
     """
     num_tokens = int(np.sum(lengths))
     return [*(bucket_boundaries(lengths, length_key) if length_key else []),
-            *widths(width_keys, num_tokens, width_steps, what),
+            *widths(width_keys, num_tokens, width_steps, what, num_examples=len(lengths)),
             *(dropout(dropout_key, num_tokens, dropout_steps, what) if dropout_key else []),
             *batch_size(len(lengths), what="training windows" if "values" in what else "training examples"),
             schedule(len(lengths))]
@@ -302,7 +387,23 @@ def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, wi
     return [Choice(level_key, "word", words), *(Choice(key, mode, words) for key, mode in standardize.items()),
             *vocabulary(vocabulary_keys[0], token_counts(source_words)),
             *vocabulary(vocabulary_keys[1], token_counts(target_words), reserved=target_reserved),
-            *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps)]
+            *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps),
+            learning_rate_by_batch()]
+
+
+def learning_rate_by_batch(rate=0.002, batch=128):
+    """``train.learning_rate`` = Adam's ``rate`` at ``batch``, scaled by the square root of the batch in use.
+
+    An encoder-decoder at the templates' demo rate (0.003) can stay at the unigram distribution for
+    good: eng->spa, batch 64, never left it (training token accuracy 0.13 for five epochs); at
+    0.0014 it learned in its first epoch (docs/benchmarks.md).
+    """
+    def rule(config):
+        in_use = config["train"].batch_size
+        value = round(rate * math.sqrt(in_use / batch), 5)
+        return [Choice("train.learning_rate", value, f"Adam {rate} at batch {batch}, times the square root "
+                                                      f"of {in_use}/{batch}")]
+    return AfterOthers(rule)
 
 
 def series_windows(frame, target_columns, frequency, report=None, prefix="data.", model_prefix="model."):

@@ -30,6 +30,7 @@ Data is loaded before the run directory exists, so bad data leaves nothing behin
 import contextlib
 import dataclasses
 import datetime
+import gc
 import json
 import pathlib
 import sys
@@ -143,6 +144,8 @@ def train(app, argv=None, extra_callbacks=()):
     print(f"Data: {', '.join(f'{name} {_count(split)}' for name, split in raw_data.items())}")
     with run.directory():
         preprocessing = run.preprocessing(app.build_preprocessing, raw_data["train"])  # 2. preprocess
+        run.fit_to_budget(app, preprocessing, raw_data["train"])  # auto widths the budget allows
+        config = run.config
         train_dataset = app.make_dataset(raw_data["train"], preprocessing, config, shuffle=True)
         validation_dataset = app.make_dataset(raw_data["validation"], preprocessing, config)
         model = run.model(app.build_model, preprocessing)  # 3. build model (the checkpoint's on --resume)
@@ -266,6 +269,7 @@ class Run:
         self.metrics = None
         self.version_path = None
         self.auto_choices = []  # the auto_settings.Choice values applied (run.json lists them)
+        self.budget_rule = None  # an auto_settings.WithinBudget left for fit_to_budget
         self._checkpoint = None
 
     @property
@@ -295,8 +299,39 @@ class Run:
         config, self.auto_choices, kept = auto_settings.apply(self.config, app.CONFIG_SECTIONS, choices,
                                                               self.arguments.given_keys)
         self.arguments.config = config
+        self.budget_rule = auto_settings.budget_rule(choices, self.arguments.given_keys)
         print(auto_settings.describe(self.auto_choices, kept, config), flush=True)
         training.set_seed(config["train"].seed)  # as if the hook had drawn nothing
+
+    def fit_to_budget(self, app, preprocessing, train_split):
+        """Narrows the auto widths to the widest whose epochs fit ``train.max_minutes``, timed here.
+
+        Each candidate width (widest first, until one fits) is built with ``app.build_model`` and
+        trained for a few batches of ``app.make_dataset``; the model is then thrown away. The
+        chosen width goes into ``config.yaml`` and its timings into ``run.json``. Nothing to do
+        without an ``auto_settings.WithinBudget`` (a user's width, or the narrowest already).
+        """
+        if self.budget_rule is None:
+            return
+
+        def seconds_per_step(config):
+            print(f"Timing training steps at width {_lookup(config, self.budget_rule.keys[0])}...", flush=True)
+            model = app.build_model(config, preprocessing)
+            seconds = training.seconds_per_step(model, app.make_dataset(train_split, preprocessing, config,
+                                                                         shuffle=True))
+            del model
+            gc.collect()
+            return seconds
+
+        choices, _ = auto_settings.narrow_to_budget(self.budget_rule, self.config, seconds_per_step)
+        config, applied, _ = auto_settings.apply(self.config, app.CONFIG_SECTIONS, choices, set())
+        chosen = {choice.key: choice for choice in applied}
+        self.auto_choices = [chosen.pop(choice.key, choice) for choice in self.auto_choices] + list(chosen.values())
+        self.arguments.config = config
+        print(auto_settings.describe(applied, [], config, title="Widths within the training budget"), flush=True)
+        config_module.save(config, self.path / "config.yaml")
+        self._write_run_info()
+        training.set_seed(config["train"].seed)  # the run's model starts as if nothing had been timed
 
     @contextlib.contextmanager
     def directory(self):

@@ -77,6 +77,28 @@ def build_optimizer(train_config):
                                  ema_momentum=train_config.ema_momentum or 0.99)
 
 
+def seconds_per_step(model, dataset, steps=16, warmup=3):
+    """Seconds one training step of ``model`` takes on ``dataset``'s batches (it trains the model).
+
+    ``warmup`` batches are untimed (the first traces the step); the mean of the next ``steps``
+    leaves out any step over 5 times their median (a retrace for a new batch shape).
+    """
+    durations = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            durations.append(time.perf_counter() - self.started)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "ran out of data": a short dataset is timed on what it has
+        model.fit(dataset.take(warmup + steps), epochs=1, verbose=0, callbacks=[Clock()])
+    timed = np.array(durations[warmup:] or durations or [0.0])
+    return float(np.mean(timed[timed <= 5 * np.median(timed)]))
+
+
 def epoch_learning_rate(train_config, epoch):
     """The learning rate of a 0-based epoch under ``train_config.learning_rate_schedule``."""
     if train_config.learning_rate_schedule == "cosine":

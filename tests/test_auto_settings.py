@@ -1,5 +1,6 @@
 """Settings that follow the data: the shared rules, and what a run with real data gets from them."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -49,6 +50,36 @@ def test_apply_keeps_the_users_keys_and_runs_the_schedule_on_the_batch_in_use():
     assert "model.units 96: test" in auto_settings.describe(applied, kept, new_config)
 
 
+@dataclasses.dataclass
+class EmbeddedRecurrentConfig(config_module.RecurrentConfig):
+    embedding_dim: int = 16
+
+
+def test_the_budget_keeps_the_widest_width_whose_epochs_fit():
+    sections = {"data": config_module.DataConfig, "model": EmbeddedRecurrentConfig,
+                "train": config_module.TrainConfig}
+    config = config_module.resolve(sections, overrides=["train.batch_size=100", "train.max_minutes=10",
+                                                        "train.epochs=50"])
+    choices = auto_settings.widths(("model.units", "model.embedding_dim"), 5_000_000, num_examples=10_000)
+    rule = auto_settings.budget_rule(choices, explicit_keys=set())
+    assert rule.widths == [256, 128, 64]
+    timed = []
+
+    def seconds_per_step(candidate):  # 100 steps per epoch, 25 % on top: 256 -> 2.5 min, 128 -> 1.25 min
+        timed.append(candidate["model"].units)
+        assert candidate["model"].embedding_dim == candidate["model"].units
+        return {256: 1.2, 128: 0.6, 64: 0.3}[candidate["model"].units]
+
+    narrowed, timings = auto_settings.narrow_to_budget(rule, config, seconds_per_step)
+    assert timed == [256, 128]  # 5 epochs of 256 need 12.5 min; 128 fits, 64 is never timed
+    assert {choice.key: choice.value for choice in narrowed} == {"model.units": 128, "model.embedding_dim": 128}
+    assert timings[128] == pytest.approx(75.0) and "fits 5 times into 10 min" in narrowed[0].reason
+    tight = dataclasses.replace(config["train"], max_minutes=1)
+    narrowed, _ = auto_settings.narrow_to_budget(rule, {**config, "train": tight}, seconds_per_step)
+    assert narrowed[0].value == 64 and "none fits" in narrowed[0].reason
+    assert auto_settings.budget_rule(choices, explicit_keys={"model.units"}) is None  # the user sized it
+
+
 def test_apply_refuses_a_value_a_setting_cannot_take():
     sections = {"data": config_module.DataConfig, "model": config_module.RecurrentConfig,
                 "train": config_module.TrainConfig}
@@ -94,12 +125,12 @@ def test_series_windows_do_not_average_a_season_the_series_lacks():
     assert residual.value == "last_value"
 
 
-def write_reviews(path, count=300):
+def write_reviews(path, count=300, unique=False):
     rows = ["text,label"]
     for index in range(count):
         label = "pos" if index % 2 else "neg"
         word = "great" if label == "pos" else "awful"
-        rows.append(f"the film {index % 7} was {word} and the cast {index % 5},{label}")
+        rows.append(f"the film {index if unique else index % 7} was {word} and the cast {index % 5},{label}")
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
@@ -133,3 +164,18 @@ def test_auto_settings_off_and_the_offline_demo_keep_the_defaults(tmp_path, cli_
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["train"]["batch_size"] == 64 and saved["train"]["max_minutes"] is None
     assert "auto_settings" not in json.loads((run / "run.json").read_text())
+
+
+def test_a_run_on_real_data_times_the_widths_its_budget_allows(tmp_path, cli_in_process):
+    data = tmp_path / "reviews.csv"  # 3,200 reviews of 9 words: 23 k training tokens allow units 128
+    write_reviews(data, count=3200, unique=True)
+    run = tmp_path / "run"
+    result = cli_in_process("train", "sentiment", "--data", data, "--output-dir", run, "--set",
+                            "train.max_minutes=0.001", "--set", "train.verbose=0")
+    assert result.returncode == 0, result.stderr
+    assert "Timing training steps at width 128" in result.stdout
+    assert "Timing training steps at width 64" in result.stdout  # 0.06 s hold no epoch of 128
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["units"] == 64 and saved["model"]["embedding_dim"] == 64
+    reason = json.loads((run / "run.json").read_text())["auto_settings"]["model.units"]["reason"]
+    assert "allow 128" in reason and "none fits" in reason and "128 " in reason.split("timed:")[1]
