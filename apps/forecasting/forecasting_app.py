@@ -32,6 +32,7 @@ ETS_CHOICES, POSITIVE = {"choices": (None, "add", "mul")}, {"minimum": 1}
 NORMALIZERS = {"targets": "target_normalizer", "covariates": "covariate_normalizer"}
 HEADLINE = ("mae", "min", "model.mae", ("baselines.*.mae",))  # beside every baseline's
 TIME_OPTIONS = ("time_column", "time_columns", "time_format")  # how a file's times are read
+COLUMN_KEYS = ("target_columns", "covariate_columns")  # the columns read, each named in its errors
 
 
 @dataclasses.dataclass
@@ -118,7 +119,7 @@ def read_series(data_config, path=None):
         source = str(paths[0])
         options = {key: getattr(data_config, key) for key in (*TIME_OPTIONS, "missing_values")}
         frames = [readers.read_timeseries(
-            file, value_columns=data_config.target_columns + data_config.covariate_columns or None,
+            file, value_columns={f"data.{key}": getattr(data_config, key) for key in COLUMN_KEYS},
             file_format=data_config.format, encoding=data_config.encoding, **options)
             for file in paths]
     elif data_config.dataset:
@@ -272,8 +273,7 @@ def example_inputs(raw_data, config):
 
 
 def read_prediction_file(path, config):
-    """``predict --input-file``: the last ``input_width`` steps of a file read as in training;
-    ``_context`` (not a model input) carries the forecast's timestamps to describe_prediction."""
+    """``predict --input-file``: its last ``input_width`` steps, read as training read them."""
     data_config = config["data"]
     if data_config.dataset and not data_config.path:  # a file like the recipe's: its options
         options = registry.reader_options(registry.get_recipe(data_config.dataset))

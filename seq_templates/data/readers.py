@@ -624,7 +624,10 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
             (``[year, month, day, hour]``, any of year/month/day/hour/minute/
             second) or columns whose values, joined by a space, parse with
             ``time_format`` (e.g. ``[Date, Time]``). Give this or ``time_column``.
-        value_columns: Columns to keep, in order; None keeps every non-time column.
+        value_columns: Columns to keep, in order; None keeps every non-time column. Or
+            ``{setting: [columns]}`` (``{"data.target_columns": [...], ...}``), kept in that
+            order, so a missing column's error names the setting that asked for it; every
+            list empty keeps every non-time column.
         missing_values: Strings that mean "no value" (e.g. ``["NA", "?"]``); empty
             cells always do.
         time_format: A ``strftime`` format for the timestamps; None lets pandas
@@ -686,16 +689,22 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
                 f"{path}:1: no column '{name}' for {setting}; the file has {available}. "
                 f"Set {setting} to {'one' if single else 'some'} of them."
             )
-    if value_columns is None:
+    if isinstance(value_columns, dict):
+        asked = value_columns
+    else:
+        asked = {} if value_columns is None else {f"{setting_prefix}value_columns": value_columns}
+    if value_columns is None or (isinstance(value_columns, dict) and not any(value_columns.values())):
         value_names = [name for name in frame.columns if name not in time_names]
     else:
-        value_names = [str(name) for name in value_columns]
-        for name in value_names:
-            if name not in frame.columns:
-                raise errors.SeqTemplatesError(
-                    f"{path}:1: no column '{name}' for {setting_prefix}value_columns; the file has "
-                    f"{available}. Set {setting_prefix}value_columns to some of them."
-                )
+        value_names = []
+        for setting, columns in asked.items():
+            for name in (str(column) for column in columns):
+                if name not in frame.columns:
+                    raise errors.SeqTemplatesError(
+                        f"{path}:1: no column '{name}' for {setting}; the file has "
+                        f"{available}. Set {setting} to some of them."
+                    )
+                value_names.append(name)
     if not value_names:
         raise errors.SeqTemplatesError(
             f"{path}: no value columns besides the time; the file has {available}. "

@@ -189,7 +189,7 @@ BAD_FILES = {
     "too_short": ("\n".join(GOOD.splitlines()[:13]) + "\n", "fewer than data.input_width + data.horizon"),
     "missing_value": (GOOD.replace(",7.5\n", ",\n"), "missing_policy=interpolate"),
     "gap": (GOOD.replace("2021-03-01 05:00,7.5\n", ""), "no row for time 2021-03-01 05:00"),
-    "misnamed_column": (GOOD.replace("when,load", "when,lode"), "no column 'load'"),
+    "misnamed_column": (GOOD.replace("when,load", "when,lode"), "no column 'load' for data.target_columns"),
     # Numbers a float32 model cannot take (trained to loss nan before):
     "infinite": (GOOD.replace(",7.5\n", ",inf\n"), "column 'load' at 2021-03-01 05:00:00 is inf, not a finite"),
     "beyond_float32": (GOOD.replace(",7.5\n", ",1e39\n"), "is 1e+39, not a finite number"),
