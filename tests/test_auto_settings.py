@@ -65,10 +65,10 @@ def test_the_budget_keeps_the_widest_width_whose_epochs_fit():
     assert rule.widths == [256, 128, 64]
     timed = []
 
-    def seconds_per_step(candidate):  # 100 steps per epoch, 25 % on top: 256 -> 2.5 min, 128 -> 1.25 min
+    def seconds_per_step(candidate):  # 100 steps per epoch: 256 -> 2.5 min, 128 -> 1.25 min (no overhead)
         timed.append(candidate["model"].units)
         assert candidate["model"].embedding_dim == candidate["model"].units
-        return {256: 1.2, 128: 0.6, 64: 0.3}[candidate["model"].units]
+        return {256: 1.5, 128: 0.75, 64: 0.4}[candidate["model"].units] / auto_settings.EPOCH_OVERHEAD
 
     narrowed, timings = auto_settings.narrow_to_budget(rule, config, seconds_per_step)
     assert timed == [256, 128]  # 5 epochs of 256 need 12.5 min; 128 fits, 64 is never timed

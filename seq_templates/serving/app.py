@@ -90,12 +90,14 @@ SHUTTING_DOWN = ("The server is shutting down and stopped waiting for this reque
                  "send it again when the server is back.")
 
 
-async def _answer_within(call, seconds, state, disconnected=None):
+async def _answer_within(call, seconds, state, disconnected=None,
+                         where="seq-templates serve --request-timeout-seconds"):
     """Awaits ``call`` until it is done, ``seconds`` pass (504), the shutdown's drain deadline (503)
     or the client goes away (``await disconnected()`` is true; 499, which nobody receives).
 
     A call given up is cancelled: one still queued never runs; one already running in a
-    model thread finishes there and its answer is discarded.
+    model thread finishes there and its answer is discarded. ``where`` names the deadline's
+    setting in the 504.
     """
     task = asyncio.ensure_future(call)
     deadline = time.monotonic() + seconds
@@ -114,12 +116,12 @@ async def _answer_within(call, seconds, state, disconnected=None):
         if now >= deadline:
             task.cancel()
             raise error_codes.ServingError(
-                "DEADLINE_EXCEEDED", f"The request was not answered within {seconds:g} s (seq-templates serve "
-                "--request-timeout-seconds); it was abandoned. Ask for less (fewer rows, a shorter max_length).")
+                "DEADLINE_EXCEEDED", f"The request was not answered within {seconds:g} s ({where}); it was "
+                "abandoned. Ask for less (fewer rows, a shorter max_length).")
 
 
 def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES, num_threads=None,
-              limits=None):
+              limits=None, given_limits=()):
     """Returns the Starlette app serving ``repository``.
 
     Args:
@@ -130,6 +132,8 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
         max_body_bytes: Larger request bodies are answered with 413.
         num_threads: Threads running model calls (default: 2 per CPU, at least 4).
         limits: The per-request :class:`limits.Limits` (default: its defaults).
+        given_limits: The bounds given as ``serve`` flags: they win over a model's own
+            ``request_limits`` (its :class:`config_files.ModelConfig`).
     """
     limits = limits or limits_module.Limits()
     executor = concurrent.futures.ThreadPoolExecutor(
@@ -138,10 +142,12 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
     state = None  # app.state, set below
 
     async def predict(model_name, version, label, method, body, disconnected=None):
-        limits_module.check_body(body, limits)  # a huge text is refused before it is parsed
+        model = repository.find(model_name)
+        bounds = limits if model is None else limits.for_model(
+            model.name, getattr(model.config, "request_limits", {}), given_limits)
+        limits_module.check_body(body, bounds)  # a huge text is refused before it is parsed
         document = json_tensors.parse(body)
         signature_name = json_tensors.signature_name(document)
-        model = repository.find(model_name)
         if model is None:
             request = f"Specific({model_name}, {version})" if version is not None else f"Latest({model_name})"
             raise error_codes.not_found(f"Servable not found for request: {request}")
@@ -156,12 +162,13 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
         if signature is None:
             raise error_codes.invalid_argument(f'Serving signature name: "{signature_name}" not found in signature def')
         request = json_tensors.decode_predict(document, signature.input_specs)
-        limits_module.check_request(request.inputs, limits)
+        limits_module.check_request(request.inputs, bounds)
         if batcher is not None:
             call = batcher.call(signature, request.inputs, request.rows)
         else:
             call = asyncio.get_running_loop().run_in_executor(executor, signature.call, request.inputs)
-        outputs = await _answer_within(call, limits.request_timeout_seconds, state, disconnected)
+        outputs = await _answer_within(call, bounds.request_timeout_seconds, state, disconnected,
+                                       bounds.where("request_timeout_seconds"))
         return json_tensors.encode_predict(outputs, request.request_format)
 
     def status(model_name, version, label, subresource):

@@ -11,8 +11,14 @@ TensorFlow Serving reads two protocol-buffer text files, and so does this server
           model_platform: 'tensorflow'
           model_version_policy { latest { num_versions: 2 } }   # or all {} or specific { versions: 1 }
           version_labels { key: 'stable' value: 1 }
+          request_limits { max_input_bytes: 20000 max_generate_length: 300 }  # this server only
         }
       }
+
+  ``request_limits`` is this server's own field (``tensorflow_model_server`` does not read
+  it: leave it out of a file for both): one model's bounds, with the names of the ``serve``
+  flags (``max_input_bytes``, ``max_rows``, ``max_generate_length``,
+  ``request_timeout_seconds``); a flag given on the command line still wins.
 
 - ``--batching_parameters_file`` (here ``--batching-parameters-file``), a
   ``BatchingParameters``::
@@ -58,6 +64,7 @@ class ModelConfig:
     num_versions: int = 1
     versions: typing.Tuple[int, ...] = ()
     version_labels: typing.Dict[str, int] = dataclasses.field(default_factory=dict)
+    request_limits: typing.Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -214,6 +221,8 @@ def _model_config(fields, path, config_line):
                                                "use 'tensorflow'.")
         elif field == "model_version_policy":
             values.update(_version_policy(value, path, line))
+        elif field == "request_limits":
+            values["request_limits"] = _request_limits(value, path, line)
         elif field == "version_labels":
             entry = {name: item for name, item, _ in value} if isinstance(value, list) else {}
             if set(entry) != {"key", "value"}:
@@ -221,12 +230,33 @@ def _model_config(fields, path, config_line):
             values["version_labels"][entry["key"]] = _integer(entry["value"], "version_labels", line, path)
         else:
             raise _unknown(field, line, path, ["name", "base_path", "model_platform", "model_version_policy",
-                                               "version_labels"])
+                                               "version_labels", "request_limits"])
     missing = [field for field in ("name", "base_path") if not values.get(field)]
     if missing:
         raise errors.SeqTemplatesError(f"{path}:{config_line}: the config lacks {' and '.join(missing)}.")
     values["base_path"] = pathlib.Path(values["base_path"])
     return ModelConfig(**values)
+
+
+def _request_limits(fields, path, line):
+    """``request_limits { max_rows: 64 ... }`` -> ``{name: number}``, each a bound above 0."""
+    from seq_templates.serving import limits
+
+    if not isinstance(fields, list):
+        raise errors.SeqTemplatesError(f"{path}:{line}: write request_limits {{ max_input_bytes: 20000 }}.")
+    bounds = {}
+    for field, value, field_line in fields:
+        if field not in limits.BOUNDS:
+            raise _unknown(field, field_line, path, list(limits.BOUNDS))
+        try:
+            number = limits.BOUNDS[field](value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number > 0:
+            kind = "a whole number" if limits.BOUNDS[field] is int else "a number"
+            raise errors.SeqTemplatesError(f"{path}:{field_line}: {field} takes {kind} above 0, received {value!r}.")
+        bounds[field] = number
+    return bounds
 
 
 def _version_policy(fields, path, line):

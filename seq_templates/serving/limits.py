@@ -16,6 +16,9 @@ that raises it:
 
 ``request_timeout_seconds`` is the server's deadline for one request (answered
 504 when it passes), kept here with the other per-request bounds.
+
+Each bound is the ``serve`` flag's, or one model's own from ``request_limits`` in the model
+config file (:meth:`Limits.for_model`); a flag given on the command line wins over both.
 """
 
 import dataclasses
@@ -52,6 +55,22 @@ class Limits:
     max_rows: int = 1_024
     max_generate_length: int = 2_000
     request_timeout_seconds: float = 60.0
+    model_keys: frozenset = frozenset()  # the bounds one model's request_limits set (named in errors)
+    model_name: str = ""
+
+    def for_model(self, name, bounds, given=()):
+        """These limits with one model's ``request_limits`` (``{bound: number}``) in, except the ``given`` flags."""
+        own = {key: value for key, value in bounds.items() if key not in given}
+        return dataclasses.replace(self, **own, model_keys=frozenset(own), model_name=name)
+
+    def where(self, bound):
+        """Where ``bound`` is set: the ``serve`` flag, or the model's ``request_limits``."""
+        if bound in self.model_keys:
+            return f"request_limits {{ {bound} }} of model '{self.model_name}' in the model config file"
+        return f"seq-templates serve --{bound.replace('_', '-')}"
+
+
+BOUNDS = {"max_input_bytes": int, "max_rows": int, "max_generate_length": int, "request_timeout_seconds": float}
 
 
 def check_values(values, flag_prefix="--param "):
@@ -106,7 +125,7 @@ def check_body(body, limits):
             if quote - opened - 1 > longest_allowed:
                 raise error_codes.invalid_argument(
                     f"The request holds a text of over {quote - opened - 1:,} bytes of JSON; this server takes at "
-                    f"most {limits.max_input_bytes:,} bytes per text (seq-templates serve --max-input-bytes).")
+                    f"most {limits.max_input_bytes:,} bytes per text ({limits.where('max_input_bytes')}).")
             opened = None
         else:
             opened = quote
@@ -122,17 +141,17 @@ def check_request(inputs, limits):
         if array.ndim and array.shape[0] > limits.max_rows:
             raise error_codes.invalid_argument(
                 f"Input '{name}' has {array.shape[0]:,} rows; this server takes at most {limits.max_rows:,} per "
-                "request (seq-templates serve --max-rows).")
+                f"request ({limits.where('max_rows')}).")
         if array.dtype == object:
             longest = max((len(item) for item in array.ravel()), default=0)
             if longest > limits.max_input_bytes:
                 raise error_codes.invalid_argument(
                     f"Input '{name}' holds a text of {longest:,} bytes; this server takes at most "
-                    f"{limits.max_input_bytes:,} per text (seq-templates serve --max-input-bytes).")
+                    f"{limits.max_input_bytes:,} per text ({limits.where('max_input_bytes')}).")
         if name in LENGTH_INPUTS and array.size and float(np.max(array)) > limits.max_generate_length:
             raise error_codes.invalid_argument(
                 f"Input '{name}' asks for {_plain(np.max(array))} steps; this server generates at most "
-                f"{limits.max_generate_length:,} (seq-templates serve --max-generate-length).")
+                f"{limits.max_generate_length:,} ({limits.where('max_generate_length')}).")
     check_values(inputs, flag_prefix="")
 
 

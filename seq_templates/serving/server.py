@@ -73,15 +73,17 @@ def add_arguments(parser):
                         help="how often base paths are checked for new versions (0: never; default 1)")
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                         help="larger request bodies are refused with 413 (default 16 MiB)")
-    bounds = parser.add_argument_group("bounds", "what one request may ask (over a bound: 400 naming it)")
+    bounds = parser.add_argument_group("bounds", "what one request may ask (over a bound: 400 naming it); "
+                                                 "a model's request_limits in --model-config-file sets its own, "
+                                                 "and a flag given here wins over them")
     defaults = limits_module.Limits()
-    bounds.add_argument("--max-input-bytes", type=int, default=defaults.max_input_bytes, metavar="BYTES",
+    bounds.add_argument("--max-input-bytes", type=int, default=None, metavar="BYTES",
                         help=f"longest text per input element (default {defaults.max_input_bytes:,})")
-    bounds.add_argument("--max-rows", type=int, default=defaults.max_rows, metavar="ROWS",
+    bounds.add_argument("--max-rows", type=int, default=None, metavar="ROWS",
                         help=f"rows per request (default {defaults.max_rows:,})")
-    bounds.add_argument("--max-generate-length", type=int, default=defaults.max_generate_length, metavar="STEPS",
+    bounds.add_argument("--max-generate-length", type=int, default=None, metavar="STEPS",
                         help=f"largest max_length a request may ask (default {defaults.max_generate_length:,})")
-    bounds.add_argument("--request-timeout-seconds", type=float, default=defaults.request_timeout_seconds,
+    bounds.add_argument("--request-timeout-seconds", type=float, default=None,
                         metavar="SECONDS", help="a request not answered by then gets a 504 and is abandoned "
                                                 f"(default {defaults.request_timeout_seconds:g})")
     parser.add_argument("--model-threads", type=int, default=None, metavar="N",
@@ -98,13 +100,17 @@ def request_limits(arguments):
     Raises:
         SeqTemplatesError: A bound that is not positive.
     """
-    values = {"max_input_bytes": arguments.max_input_bytes, "max_rows": arguments.max_rows,
-              "max_generate_length": arguments.max_generate_length,
-              "request_timeout_seconds": arguments.request_timeout_seconds}
+    values = {name: getattr(arguments, name) for name in limits_module.BOUNDS
+              if getattr(arguments, name, None) is not None}
     for name, value in {**values, "drain_timeout_seconds": arguments.drain_timeout_seconds}.items():
         if not value > 0:
             raise errors.SeqTemplatesError(f"--{name.replace('_', '-')} must be above 0, received {value}.")
     return limits_module.Limits(**values)
+
+
+def given_limits(arguments):
+    """The bounds given as flags: they win over a model's own ``request_limits``."""
+    return {name for name in limits_module.BOUNDS if getattr(arguments, name, None) is not None}
 
 
 def resolve_model_path(path):
@@ -270,7 +276,7 @@ def run(arguments):
     listener = _listening_socket(arguments.host, arguments.port)
     repository = load_repository(configs, arguments.file_system_poll_wait_seconds)
     app = app_module.build_app(repository, parameters, arguments.max_body_bytes, arguments.model_threads,
-                               limits=bounds)
+                               limits=bounds, given_limits=given_limits(arguments))
     for model in repository.models.values():
         versions = ", ".join(str(version) for version in model.available_versions())
         print(f"Serving '{model.name}' (version {versions}) from {model.config.base_path} at "

@@ -254,6 +254,60 @@ def test_requests_over_a_bound_answer_400_naming_the_flag(toy_base):
         assert good.status_code == 200
 
 
+def test_each_model_keeps_its_own_request_limits_and_a_flag_given_wins(toy_base, tmp_path):
+    import warnings
+
+    from seq_templates.serving import app as app_module
+    from seq_templates.serving import config_files
+    from seq_templates.serving import limits
+    from seq_templates.serving import repository
+
+    config = tmp_path / "models.config"
+    config.write_text(f"""model_config_list {{
+          config {{ name: 'toy' base_path: '{toy_base}' }}
+          config {{ name: 'tight' base_path: '{toy_base}'
+                   request_limits {{ max_input_bytes: 10 max_generate_length: 5 max_rows: 2 }} }}
+        }}""")
+    configs = config_files.read_model_config_file(config)
+    assert configs[1].request_limits == {"max_input_bytes": 10, "max_generate_length": 5, "max_rows": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette import testclient
+
+    for given, tight_rows in (((), 2), ({"max_rows"}, 3)):  # --max-rows 3 given: it wins over the model's 2
+        served = repository.Repository(configs, 0.0)
+        served.refresh()
+        app = app_module.build_app(served, limits=limits.Limits(max_rows=3), given_limits=given)
+        with testclient.TestClient(app, raise_server_exceptions=False) as client:
+            assert client.post(PREDICT, json={"instances": ["a" * 50]}).status_code == 200  # toy: the server's
+            long = client.post("/v1/models/tight:predict", json={"instances": ["a" * 11]})
+            assert long.status_code == 400 and "takes at most 10 per text (request_limits { max_input_bytes } of " \
+                "model 'tight' in the model config file)" in long.json()["error"]
+            steps = client.post("/v1/models/tight:predict",
+                                json={"signature_name": "sleep", "inputs": {"seconds": [0.0], "max_length": 6}})
+            assert steps.status_code == 400 and "generates at most 5" in steps.json()["error"]
+            rows = client.post("/v1/models/tight:predict", json={"instances": ["a"] * 3})
+            assert rows.status_code == (200 if tight_rows == 3 else 400), rows.text
+            if given:
+                assert client.post("/v1/models/tight:predict", json={"instances": ["a"] * 4}).json()["error"].endswith(
+                    "(seq-templates serve --max-rows).")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("request_limits { max_rows: 0 }", "max_rows takes a whole number above 0, received '0'"),
+    ("request_limits { max_rows: 2.5 }", "max_rows takes a whole number above 0"),
+    ("request_limits { deadline: 3 }", "field 'deadline' is not supported here; use max_input_bytes"),
+])
+def test_a_bad_request_limits_block_names_its_line(bad, message, tmp_path):
+    from seq_templates import errors
+    from seq_templates.serving import config_files
+
+    config = tmp_path / "models.config"
+    config.write_text(f"model_config_list {{\n config {{ name: 'a' base_path: '/x'\n {bad} }}\n}}\n")
+    with pytest.raises(errors.SeqTemplatesError, match=f"models.config:3: {message}"):
+        config_files.read_model_config_file(config)
+
+
 def test_a_request_past_its_deadline_answers_504_and_the_server_keeps_serving(toy_base):
     from seq_templates.serving import limits
 
