@@ -112,10 +112,16 @@ def split_off(columns, fraction, seed, keep_related=True):
         original row order.
     """
     groups = groups_to_keep(columns[0])[0] if keep_related else list(range(len(columns[0])))
+    kept_rows, taken_rows = split_rows(groups, fraction, seed)
+    return pick_rows(columns, kept_rows), pick_rows(columns, taken_rows)
+
+
+def split_rows(groups, fraction, seed):
+    """``(kept rows, taken rows)``, each in row order: whole groups (one id per row) after a seeded shuffle."""
     rows_of_group = collections.defaultdict(list)
     for row, group in enumerate(groups):
         rows_of_group[group].append(row)
-    order = list(range(len(rows_of_group)))
+    order = sorted(rows_of_group)
     random.Random(seed).shuffle(order)
     count, taken_rows = int(round(len(groups) * fraction)), []
     for group in order:
@@ -123,9 +129,12 @@ def split_off(columns, fraction, seed, keep_related=True):
             break
         taken_rows.extend(rows_of_group[group])
     taken = set(taken_rows)
-    taken_rows, kept_rows = sorted(taken), [row for row in range(len(groups)) if row not in taken]
-    pick = lambda rows: tuple([column[row] for row in rows] for column in columns)  # noqa: E731
-    return pick(kept_rows), pick(taken_rows)
+    return [row for row in range(len(groups)) if row not in taken], sorted(taken)
+
+
+def pick_rows(columns, rows):
+    """The ``rows`` of each aligned column, as a tuple of lists."""
+    return tuple([column[row] for row in rows] for column in columns)
 
 
 def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
@@ -144,14 +153,18 @@ def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
     Raises:
         SeqTemplatesError: A carved split would be empty.
     """
-    if any(name not in splits for name in fractions):
-        said = groups_to_keep(splits["train"][0])[1]
-        if said:
-            print(f"Splits: {said}.", flush=True)
+    if all(name in splits for name in fractions):
+        return splits
+    groups, said = groups_to_keep(splits["train"][0])  # once: a carve takes whole groups, the rest stay whole
+    if said:
+        print(f"Splits: {said}.", flush=True)
     for name, fraction in fractions.items():
         if name in splits:
             continue
-        splits["train"], splits[name] = split_off(splits["train"], fraction, seed)
+        kept_rows, taken_rows = split_rows(groups, fraction, seed)
+        splits["train"], splits[name] = pick_rows(splits["train"], kept_rows), pick_rows(splits["train"], taken_rows)
+        numbers = {}  # renumbered in order of first appearance, as related_groups numbers the rows left
+        groups = [numbers.setdefault(groups[row], len(numbers)) for row in kept_rows]
         if not splits[name][0]:
             raise errors.SeqTemplatesError(
                 f"The {name} split is empty; give {setting_prefix}{name}_path or a larger "
