@@ -47,9 +47,10 @@ RESULTS = pathlib.Path("runs/generalization/results.json")
 def run_row(task, dataset, minutes, folder):
     """Trains one row in a fresh process; returns its result dict."""
     output = folder / f"{task}-{dataset}"
-    if output.exists():
-        import shutil
-        shutil.rmtree(output)
+    for stale in (output, output.with_name(output.name + ".partial")):  # a killed row's, too
+        if stale.exists():
+            import shutil
+            shutil.rmtree(stale)
     command = [sys.executable, "-m", "seq_templates.cli", "train", task, "--dataset", dataset, "--no-preset",
                "--output-dir", str(output), "--set", f"train.max_minutes={minutes}", "--set", "train.verbose=2",
                "--set", "train.tensorboard=false"]
