@@ -18,7 +18,8 @@ The rules, each a step function of one number of the training split:
 vocabulary             tokens seen at least twice in train (rarer ones share OOV)
 widths (units, emb.)   64 under 20 k training tokens, 128 under 1 M, else 256; then the widest
                        of those allowed (that width and the narrower steps) whose epoch, timed on
-                       the model itself, fits at least 5 epochs into ``train.max_minutes``
+                       the model itself (a few batches, scaled to an epoch's tokens), fits at
+                       least 5 times into ``train.max_minutes``
 dropout                0.5 under 1 M tokens, 0.3 under 3 M, else 0.2
 batch size             16 under 2 k examples, else the smallest of 32, 64 and 128 that keeps an
                        epoch within 1,000 steps (32 under 32 k examples, 64 under 64 k, else 128)
@@ -92,13 +93,13 @@ class WithinBudget:
     Attributes:
         keys: The width keys (``model.units``, ...), all set to one width.
         widths: The candidates, widest first; the first is the data's choice.
-        num_examples: Training examples (the steps per epoch follow the batch size in use).
+        num_tokens: Training tokens (steps, values) an epoch reads.
         reason: The data's reason for the first width.
     """
 
     keys: tuple
     widths: list
-    num_examples: int
+    num_tokens: int
     reason: str
 
 
@@ -226,17 +227,17 @@ def vocabulary(key, counts, reserved=2, min_count=2, maximum=MAX_VOCABULARY):
                                                                 if frequent > maximum else ""))]
 
 
-def widths(keys, num_tokens, steps=WIDTH_STEPS, what="training tokens", num_examples=None):
+def widths(keys, num_tokens, steps=WIDTH_STEPS, what="training tokens", within_budget=False):
     """Each key in ``keys`` (units, embedding size, ...) = :data:`WIDTH_STEPS` of ``num_tokens``.
 
-    With ``num_examples``, a :class:`WithinBudget` follows: the run narrows the widths to the
+    With ``within_budget``, a :class:`WithinBudget` follows: the run narrows the widths to the
     widest step (this one or a narrower one) whose epochs fit the budget.
     """
     width, reason = step(num_tokens, steps), f"{amount(num_tokens)} {what}"
     choices = [Choice(key, width, reason) for key in keys]
     narrower = sorted({value for _, value in steps if value < width}, reverse=True)
-    if num_examples and narrower:
-        choices.append(WithinBudget(tuple(keys), [width, *narrower], int(num_examples), reason))
+    if within_budget and narrower:
+        choices.append(WithinBudget(tuple(keys), [width, *narrower], int(num_tokens), reason))
     return choices
 
 
@@ -248,14 +249,15 @@ def budget_rule(choices, explicit_keys):
     return None
 
 
-def narrow_to_budget(rule, config, seconds_per_step):
+def narrow_to_budget(rule, config, seconds_per_token):
     """The widest of ``rule.widths`` whose epochs fit :data:`EPOCHS_IN_BUDGET` times into the budget.
 
     Args:
         rule: The :class:`WithinBudget`.
         config: The configuration with every other setting in (batch size, budget, epochs).
-        seconds_per_step: ``config -> seconds`` of one training step of the model built with
-            that configuration (timed by the caller); called widest first, until one fits.
+        seconds_per_token: ``config -> seconds`` of training per token (``rule.num_tokens`` make
+            an epoch) of the model built with that configuration, timed by the caller; called
+            widest first, until one fits.
 
     Returns:
         ``(choices, timings)``: a :class:`Choice` per key (the width and why), and
@@ -265,12 +267,11 @@ def narrow_to_budget(rule, config, seconds_per_step):
     minutes = train_config.max_minutes
     if not minutes:
         return [Choice(key, rule.widths[0], rule.reason) for key in rule.keys], {}
-    steps = max(1, math.ceil(rule.num_examples / train_config.batch_size))
     epochs = max(1, min(EPOCHS_IN_BUDGET, train_config.epochs))
     budget, timings = 60 * minutes, {}
     for width in rule.widths:  # widest first: the first that fits ends the timing
-        seconds = seconds_per_step(with_values(config, {key: width for key in rule.keys}))
-        timings[width] = seconds * steps * EPOCH_OVERHEAD
+        seconds = seconds_per_token(with_values(config, {key: width for key in rule.keys}))
+        timings[width] = seconds * rule.num_tokens * EPOCH_OVERHEAD
         if timings[width] * epochs <= budget:
             break
     fits = timings[width] * epochs <= budget  # else ``width`` is the narrowest, which did not fit either
@@ -362,7 +363,7 @@ def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), 
     """
     num_tokens = int(np.sum(lengths))
     return [*(bucket_boundaries(lengths, length_key) if length_key else []),
-            *widths(width_keys, num_tokens, width_steps, what, num_examples=len(lengths)),
+            *widths(width_keys, num_tokens, width_steps, what, within_budget=True),
             *(dropout(dropout_key, num_tokens, dropout_steps, what) if dropout_key else []),
             *batch_size(len(lengths), what="training windows" if "values" in what else "training examples"),
             schedule(len(lengths))]

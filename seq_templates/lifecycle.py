@@ -314,16 +314,16 @@ class Run:
         if self.budget_rule is None:
             return
 
-        def seconds_per_step(config):
+        def seconds_per_token(config):
             print(f"Timing training steps at width {_lookup(config, self.budget_rule.keys[0])}...", flush=True)
             model = app.build_model(config, preprocessing)
-            seconds = training.seconds_per_step(model, app.make_dataset(train_split, preprocessing, config,
+            seconds = training.seconds_per_token(model, app.make_dataset(train_split, preprocessing, config,
                                                                          shuffle=True))
             del model
             gc.collect()
             return seconds
 
-        choices, _ = auto_settings.narrow_to_budget(self.budget_rule, self.config, seconds_per_step)
+        choices, _ = auto_settings.narrow_to_budget(self.budget_rule, self.config, seconds_per_token)
         config, applied, _ = auto_settings.apply(self.config, app.CONFIG_SECTIONS, choices, set())
         chosen = {choice.key: choice for choice in applied}
         self.auto_choices = [chosen.pop(choice.key, choice) for choice in self.auto_choices] + list(chosen.values())

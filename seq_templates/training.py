@@ -77,26 +77,38 @@ def build_optimizer(train_config):
                                  ema_momentum=train_config.ema_momentum or 0.99)
 
 
-def seconds_per_step(model, dataset, steps=16, warmup=3):
-    """Seconds one training step of ``model`` takes on ``dataset``'s batches (it trains the model).
+def seconds_per_token(model, dataset, steps=16, warmup=3):
+    """Seconds of training per padded token (batch x steps) of ``model`` on ``dataset`` (it trains the model).
 
-    ``warmup`` batches are untimed (the first traces the step); the mean of the next ``steps``
-    leaves out any step over 5 times their median (a retrace for a new batch shape).
+    ``warmup`` batches are untimed (the first traces the step); of the next ``steps``, any over
+    5 times their median (a retrace for a new batch shape) is left out. Per token, not per step:
+    a bucketed dataset gives its commonest lengths first, so its first batches are not an epoch's.
     """
-    durations = []
+    seconds, tokens = [], []
+    for batch in dataset.take(warmup + steps):
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        started = time.perf_counter()
+        model.train_on_batch(*batch)
+        seconds.append(time.perf_counter() - started)
+        tokens.append(padded_tokens(batch[0]))
+    if not seconds:
+        return 0.0
+    timed = slice(warmup, None) if len(seconds) > warmup else slice(None)  # a short dataset: all it has
+    seconds, tokens = np.array(seconds[timed]), np.array(tokens[timed], dtype="float64")
+    typical = seconds <= 5 * np.median(seconds)
+    return float(np.sum(seconds[typical]) / max(1.0, np.sum(tokens[typical])))
 
-    class Clock(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.started = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
-            durations.append(time.perf_counter() - self.started)
+def padded_tokens(features):
+    """The largest ``batch x steps`` among a batch's inputs (dense or ragged; 1-D inputs count their rows)."""
+    import tensorflow as tf
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "ran out of data": a short dataset is timed on what it has
-        model.fit(dataset.take(warmup + steps), epochs=1, verbose=0, callbacks=[Clock()])
-    timed = np.array(durations[warmup:] or durations or [0.0])
-    return float(np.mean(timed[timed <= 5 * np.median(timed)]))
+    largest = 0
+    for tensor in tf.nest.flatten(features, expand_composites=False):
+        shape = tensor.bounding_shape() if isinstance(tensor, tf.RaggedTensor) else tf.shape(tensor)
+        shape = [int(size) for size in np.asarray(shape)]
+        largest = max(largest, (shape[0] * (shape[1] if len(shape) > 1 else 1)) if shape else 1)
+    return largest
 
 
 def epoch_learning_rate(train_config, epoch):

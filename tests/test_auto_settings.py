@@ -58,24 +58,23 @@ class EmbeddedRecurrentConfig(config_module.RecurrentConfig):
 def test_the_budget_keeps_the_widest_width_whose_epochs_fit():
     sections = {"data": config_module.DataConfig, "model": EmbeddedRecurrentConfig,
                 "train": config_module.TrainConfig}
-    config = config_module.resolve(sections, overrides=["train.batch_size=100", "train.max_minutes=10",
-                                                        "train.epochs=50"])
-    choices = auto_settings.widths(("model.units", "model.embedding_dim"), 5_000_000, num_examples=10_000)
+    config = config_module.resolve(sections, overrides=["train.max_minutes=10", "train.epochs=50"])
+    choices = auto_settings.widths(("model.units", "model.embedding_dim"), 5_000_000, within_budget=True)
     rule = auto_settings.budget_rule(choices, explicit_keys=set())
-    assert rule.widths == [256, 128, 64]
+    assert rule.widths == [256, 128, 64] and rule.num_tokens == 5_000_000
     timed = []
 
-    def seconds_per_step(candidate):  # 100 steps per epoch: 256 -> 2.5 min, 128 -> 1.25 min (no overhead)
+    def seconds_per_token(candidate):  # 5 M tokens per epoch: 256 -> 2.5 min, 128 -> 1.25 min
         timed.append(candidate["model"].units)
         assert candidate["model"].embedding_dim == candidate["model"].units
-        return {256: 1.5, 128: 0.75, 64: 0.4}[candidate["model"].units] / auto_settings.EPOCH_OVERHEAD
+        return {256: 150, 128: 75, 64: 40}[candidate["model"].units] / 5e6 / auto_settings.EPOCH_OVERHEAD
 
-    narrowed, timings = auto_settings.narrow_to_budget(rule, config, seconds_per_step)
+    narrowed, timings = auto_settings.narrow_to_budget(rule, config, seconds_per_token)
     assert timed == [256, 128]  # 5 epochs of 256 need 12.5 min; 128 fits, 64 is never timed
     assert {choice.key: choice.value for choice in narrowed} == {"model.units": 128, "model.embedding_dim": 128}
     assert timings[128] == pytest.approx(75.0) and "fits 5 times into 10 min" in narrowed[0].reason
     tight = dataclasses.replace(config["train"], max_minutes=1)
-    narrowed, _ = auto_settings.narrow_to_budget(rule, {**config, "train": tight}, seconds_per_step)
+    narrowed, _ = auto_settings.narrow_to_budget(rule, {**config, "train": tight}, seconds_per_token)
     assert narrowed[0].value == 64 and "none fits" in narrowed[0].reason
     assert auto_settings.budget_rule(choices, explicit_keys={"model.units"}) is None  # the user sized it
 

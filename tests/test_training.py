@@ -239,3 +239,19 @@ def test_a_monitor_nobody_logs_is_a_user_error(tmp_path):
     model, dataset = tiny_problem(train_config)
     with pytest.raises(errors.SeqTemplatesError, match=r"train.monitor=val_acc is not logged.*val_accuracy"):
         training.fit(model, dataset, dataset, train_config, tmp_path)
+
+
+def test_seconds_per_token_times_training_by_the_tokens_each_batch_holds():
+    assert training.padded_tokens({"ids": tf.zeros((4, 7)), "chars": tf.zeros((4, 7, 3))}) == 28
+    assert training.padded_tokens(tf.ragged.constant([[1, 2, 3], [4]])) == 6  # 2 rows x 3 steps
+    assert training.padded_tokens(tf.zeros((5,))) == 5
+    inputs = keras.Input(shape=(None, 2))
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.GRU(4)(inputs)))
+    model.compile(optimizer="adam", loss="mse")
+    lengths = [3, 9, 5, 12, 4, 7]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: ((np.ones((8, length, 2), "float32"), np.zeros((8, 1), "float32")) for length in lengths),
+        output_signature=(tf.TensorSpec((None, None, 2)), tf.TensorSpec((None, 1))))
+    seconds = training.seconds_per_token(model, dataset, steps=3, warmup=2)
+    assert 0 < seconds < 1
+    assert model.optimizer.iterations.numpy() == 5  # it trained on the batches it timed
