@@ -24,7 +24,8 @@ dropout                0.5 under 1 M tokens, 0.3 under 3 M, else 0.2
 batch size             16 under 2 k examples, else the smallest of 32, 64 and 128 that keeps an
                        epoch within 1,000 steps (32 under 32 k examples, 64 under 64 k, else 128)
 EMA of the weights     off under 300 steps per epoch, else momentum 1 - 1/steps
-learning rate          encoder-decoders only: Adam's default 0.001 (faster kept one at the unigram level)
+learning rate          encoder-decoders only: 0.002 after a linear warm-up over the first epoch
+                       (at most 1,000 steps; without it, fast rates kept one at the unigram level)
 bucket boundaries      the 5 %, 10 %, ..., 95 %, 99 % quantiles of training lengths
 budget                 ``train.max_minutes`` 15, epochs up to 200 or 10 patiences (the budget
                        or early stopping ends them), patience about 1,500 steps (5 to 100 epochs)
@@ -48,6 +49,8 @@ DROPOUT_STEPS = ((1_000_000, 0.5), (3_000_000, 0.3), (None, 0.2))
 BATCH_STEPS = ((2_000, 16), (32_000, 32), (64_000, 64), (None, 128))  # 1,000 steps per epoch at most
 MAX_VOCABULARY = 50_000
 PATIENCE_STEPS = 1500  # early stopping waits about this many steps (in whole epochs, 5 to 100)
+ENCODER_DECODER_RATE = 0.002  # after WARMUP_STEPS: twice Adam's default
+WARMUP_STEPS = 1000
 EPOCHS_IN_BUDGET = 5  # the widest width whose epochs fit this many times into train.max_minutes
 # An epoch's validation pass and callbacks, on top of its timed training steps: none, because the timed
 # steps meet each batch shape for the first time (each new shape costs), which outweighs them: spa_eng's
@@ -392,19 +395,33 @@ def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, wi
             *vocabulary(vocabulary_keys[0], token_counts(source_words)),
             *vocabulary(vocabulary_keys[1], token_counts(target_words), reserved=target_reserved),
             *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps),
-            encoder_decoder_learning_rate()]
+            *encoder_decoder_learning_rate(len(lengths))]
 
 
-def encoder_decoder_learning_rate(rate=0.001):
-    """``train.learning_rate`` = Adam's ``rate`` (Keras's default) for an encoder-decoder on real data.
+def encoder_decoder_learning_rate(num_examples, rate=ENCODER_DECODER_RATE, warmup=WARMUP_STEPS):
+    """``train.learning_rate`` and its linear warm-up (``train.warmup_steps``) for an encoder-decoder.
 
     An encoder-decoder first sits at the unigram distribution (it predicts the commonest target
-    words whatever the source), and a high rate can keep it there: eng->spa never left it in five
-    epochs at the demo's 0.003 (batch 64), nor in two at 0.002 (batch 128); at 0.001 (batch 128) it
-    left it during its second epoch (docs/benchmarks.md).
+    words whatever the source), and a high rate from the first step can keep it there: eng->spa
+    never left it in five epochs at the demo's 0.003 (batch 64), nor in two at 0.002 (batch 128),
+    with no warm-up. Raised linearly over the first epoch (at most ``warmup`` steps), the rate
+    cannot push the first steps' large, noisy Adam updates into that plateau
+    (docs/benchmarks.md has the probes).
+
+    Args:
+        num_examples: Training pairs (the warm-up is an epoch of the batch size in use, at most ``warmup``).
+        rate: The learning rate after the warm-up.
+        warmup: The most warm-up steps.
+
+    Returns:
+        A :class:`Choice` and an :class:`AfterOthers` (the steps per epoch depend on the batch size).
     """
-    return Choice("train.learning_rate", rate, "Adam's default: faster rates kept an encoder-decoder at "
-                                               "the unigram distribution")
+    def warm_up(config):
+        steps = max(1, math.ceil(num_examples / config["train"].batch_size))
+        return [Choice("train.warmup_steps", min(steps, warmup),
+                       f"one epoch ({steps} steps), at most {warmup}: the rate rises from 0 to {rate:g}")]
+    return [Choice("train.learning_rate", rate, "after a linear warm-up (train.warmup_steps)"),
+            AfterOthers(warm_up)]
 
 
 def series_windows(frame, target_columns, frequency, report=None, prefix="data.", model_prefix="model."):

@@ -98,6 +98,9 @@ class TrainConfig:
         learning_rate: Adam learning rate.
         learning_rate_schedule: ``constant``, or ``cosine``: each epoch's learning
             rate follows half a cosine from ``learning_rate`` towards 0 over ``epochs``.
+        warmup_steps: Raise the learning rate linearly from ``learning_rate / warmup_steps``
+            to the schedule's rate over the run's first optimizer steps (a resume continues
+            the count); 0: no warm-up.
         clipnorm: Gradient clipping by norm; ``null`` turns it off.
         ema_momentum: Keep an exponential moving average of the weights with this
             momentum (e.g. 0.999); validation, checkpoints and the final model use
@@ -139,6 +142,7 @@ class TrainConfig:
     learning_rate: float = dataclasses.field(default=1e-3, metadata={"minimum": 0.0})
     learning_rate_schedule: str = dataclasses.field(default="constant",
                                                     metadata={"choices": ("constant", "cosine")})
+    warmup_steps: int = dataclasses.field(default=0, metadata={"minimum": 0})
     clipnorm: typing.Optional[float] = 1.0
     ema_momentum: typing.Optional[float] = dataclasses.field(default=None, metadata=RATE)
     ema_restart_each_epoch: bool = False

@@ -118,6 +118,37 @@ def epoch_learning_rate(train_config, epoch):
     return train_config.learning_rate
 
 
+class LinearWarmUp(keras.callbacks.Callback):
+    """Scales the learning rate by ``(step + 1) / warmup_steps`` over the first optimizer steps.
+
+    The rate it scales is the epoch's (:func:`epoch_learning_rate`, so it composes with the
+    cosine schedule); the step is the optimizer's ``iterations``, which a resumed run restores,
+    so a resume continues the warm-up where it stopped. Past ``warmup_steps`` it sets the
+    epoch's rate once and leaves it.
+
+    Args:
+        train_config: The run's :class:`~seq_templates.config.TrainConfig` (``warmup_steps`` > 0).
+    """
+
+    def __init__(self, train_config):
+        super().__init__()
+        self.train_config = train_config
+        self._epoch_rate = train_config.learning_rate
+        self._warming = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_rate = epoch_learning_rate(self.train_config, epoch)
+        self._warming = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self._warming:
+            return
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        fraction = min(1.0, (step + 1) / self.train_config.warmup_steps)
+        self.model.optimizer.learning_rate.assign(self._epoch_rate * fraction)
+        self._warming = fraction < 1.0
+
+
 def resolve_verbosity(verbose):
     """Keras verbosity: the configured value, else a bar on a terminal and a line per epoch otherwise."""
     if verbose is not None:
@@ -460,6 +491,8 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
         # Before the checkpoint, which records the epoch's learning rate from the logs.
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: epoch_learning_rate(train_config, epoch)))
+    if getattr(train_config, "warmup_steps", 0):  # after the schedule: it scales the epoch's rate
+        callbacks.append(LinearWarmUp(train_config))
     if validation_dataset is not None and (train_config.early_stopping_patience > 0
                                            or train_config.restore_best_weights):
         # Before the checkpoint, which saves its state. Without patience it only keeps the best weights.

@@ -79,6 +79,19 @@ def test_the_budget_keeps_the_widest_width_whose_epochs_fit():
     assert auto_settings.budget_rule(choices, explicit_keys={"model.units"}) is None  # the user sized it
 
 
+def test_an_encoder_decoder_warms_its_learning_rate_up_over_one_epoch_of_the_batch_in_use():
+    sections = {"data": config_module.DataConfig, "model": config_module.RecurrentConfig,
+                "train": config_module.TrainConfig}
+    config = config_module.defaults(sections)
+    for pairs, batch, steps in ((10_000, 32, 313), (500_000, 128, auto_settings.WARMUP_STEPS)):
+        choices = [*auto_settings.batch_size(pairs), *auto_settings.encoder_decoder_learning_rate(pairs)]
+        warm, _, _ = auto_settings.apply(config, sections, choices, set())
+        assert warm["train"].batch_size == batch and warm["train"].warmup_steps == steps
+        assert warm["train"].learning_rate == auto_settings.ENCODER_DECODER_RATE
+    given, _, kept = auto_settings.apply(config, sections, choices, {"train.warmup_steps"})
+    assert given["train"].warmup_steps == 0 and [choice.key for choice in kept] == ["train.warmup_steps"]
+
+
 def test_apply_refuses_a_value_a_setting_cannot_take():
     sections = {"data": config_module.DataConfig, "model": config_module.RecurrentConfig,
                 "train": config_module.TrainConfig}

@@ -111,6 +111,21 @@ def test_cosine_schedule_sets_each_epochs_learning_rate(tmp_path):
         pytest.approx(0.05)] * 2
 
 
+def test_warm_up_raises_the_learning_rate_step_by_step_then_follows_the_schedule(tmp_path):
+    seen = []
+
+    class RecordRate(keras.callbacks.Callback):  # runs after the warm-up: the rate each step trains at
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    warm = _train_config(epochs=3, ema_momentum=None, warmup_steps=6, learning_rate_schedule="cosine")
+    model, dataset = tiny_problem(warm)  # 4 steps per epoch
+    training.fit(model, dataset, None, warm, tmp_path, callbacks=[RecordRate()])
+    epoch_rates = [0.05 * 0.5 * (1 + np.cos(np.pi * epoch / 3)) for epoch in range(3)]
+    expected = [epoch_rates[step // 4] * min(1.0, (step + 1) / 6) for step in range(12)]
+    np.testing.assert_allclose(seen, expected, rtol=1e-6)
+
+
 def test_ctrl_c_during_fit_stops_at_the_next_batch_boundary():
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not handled by Python's default handler in this process")
