@@ -60,7 +60,8 @@ def related_groups(column, max_span_words=MAX_SPAN_WORDS):
         else:
             return list(range(len(column)))
     distinct, owner = set(keys), {}
-    for key in sorted(distinct, key=len, reverse=True):
+    # Longest first, ties in text order: a set's own order changes with each process's hash seed.
+    for key in sorted(distinct, key=lambda key: (-len(key), key)):
         if key in owner:
             continue
         owner[key] = key

@@ -181,3 +181,16 @@ def test_a_few_texts_repeated_are_split_row_by_row(capsys):
     carved = splits.add_missing_splits({"train": tuple(map(list, zip(*rows)))}, {"validation": 0.2}, seed=0)
     assert set(carved["train"][1]) == set(carved["validation"][1]) == {"positive", "negative", "neutral"}
     assert "30 in one group (over 5%): rows are split one by one" in capsys.readouterr().out
+
+
+def test_related_groups_are_the_same_in_every_process():
+    """A text inside two longer ones goes with the same one whatever the process's hash seed."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from seq_templates.data import splits; texts = [t for i in range(40) for t in "
+              "(f'alpha{i} shared{i}', f'beta{i} shared{i}', f'shared{i}')]; print(splits.related_groups(texts))")
+    answers = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(answers) == 1
