@@ -330,8 +330,13 @@ def schedule(num_examples, minutes=DEFAULT_MINUTES, max_epochs=MAX_EPOCHS):
     return AfterOthers(lambda config: _schedule(num_examples, config["train"].batch_size, minutes, max_epochs))
 
 
+def steps_per_epoch(num_examples, batch):
+    """Batches in one epoch of ``num_examples`` (at least 1)."""
+    return max(1, math.ceil(num_examples / batch))
+
+
 def _schedule(num_examples, batch, minutes, max_epochs):
-    steps = max(1, math.ceil(num_examples / batch))
+    steps = steps_per_epoch(num_examples, batch)
     per_epoch = f"{steps} steps per epoch"
     patience = int(min(100, max(5, math.ceil(PATIENCE_STEPS / steps))))
     choices = [Choice("train.max_minutes", minutes, "the default training budget"),
@@ -417,7 +422,7 @@ def encoder_decoder_learning_rate(num_examples, rate=ENCODER_DECODER_RATE, warmu
         A :class:`Choice` and an :class:`AfterOthers` (the steps per epoch depend on the batch size).
     """
     def warm_up(config):
-        steps = max(1, math.ceil(num_examples / config["train"].batch_size))
+        steps = steps_per_epoch(num_examples, config["train"].batch_size)
         return [Choice("train.warmup_steps", min(steps, warmup),
                        f"one epoch ({steps} steps), at most {warmup}: the rate rises from 0 to {rate:g}")]
     return [Choice("train.learning_rate", rate, "after a linear warm-up (train.warmup_steps)"),
