@@ -115,10 +115,17 @@ def serving_from_run(app, run_path):
 
 
 def write_export(serving, config, metrics, export_root):
-    """Writes the next SavedModel version with the app's assets, ``config.json`` and ``metrics.json``."""
+    """Writes the next SavedModel version with the app's assets, ``config.json``, ``metrics.json``
+    and the request bounds the server takes as this model's defaults (``request_limits.json``:
+    ``limits.export_defaults``, when it derives any)."""
+    from seq_templates.serving import limits
+
     assets = {**serving.assets, "config.json": config_module.to_dict(config)}
     if metrics is not None:
         assets["metrics.json"] = metrics
+    recorded = limits.export_defaults(serving.assets, config)
+    if recorded is not None:
+        assets[limits.EXPORT_FILE] = recorded
     return export.write(serving.archive, export_root, assets)
 
 

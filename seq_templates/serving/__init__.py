@@ -8,6 +8,8 @@ predict in the row and columnar formats) from the SavedModel's signatures alone:
 - :mod:`repository`: version folders found, loaded, hot-swapped and reported;
 - :mod:`json_tensors`: request bodies to input arrays, outputs to answers;
 - :mod:`batching`: concurrent requests merged into one model call;
+- :mod:`limits`: what one request may ask, per model (flags, the model config file,
+  the bounds an export records);
 - :mod:`app`: the ASGI app (Starlette) routing the API;
 - :mod:`server`: the ``serve`` options and the uvicorn server;
 - :mod:`error_codes`: TF Serving's error statuses and HTTP codes.

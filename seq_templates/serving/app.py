@@ -15,7 +15,8 @@ maps its status code to (400 bad request or over a :mod:`limits` bound, 404 unkn
 model or version, 413 body over the limit, 429 batching queue full, 500 the model
 call failed, 503 shutting down, 504 past the request deadline). Model calls run on
 a thread pool, merged by the :mod:`batching` module when batching is on; JSON
-decoding and encoding follow :mod:`json_tensors`.
+decoding and encoding follow :mod:`json_tensors`. Each model's bounds are
+:class:`limits.Limits` with its export's recorded bounds and its ``request_limits`` in.
 
 Shutting down (``app.state.drain_deadline`` set, by ``server.run`` on SIGTERM or
 Ctrl-C): new requests get 503 at once; requests in flight are answered until the
@@ -143,17 +144,23 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
 
     async def predict(model_name, version, label, method, body, disconnected=None):
         model = repository.find(model_name)
+        loaded, not_served = None, None  # the version that answers, found first for the bounds it records
+        if model is not None:
+            try:
+                loaded = model.resolve(version if label is None else model.label_version(label))
+            except error_codes.ServingError as error:
+                not_served = error  # raised below, after the body is read, as before
         bounds = limits if model is None else limits.for_model(
-            model.name, getattr(model.config, "request_limits", {}), given_limits)
+            model.name, getattr(model.config, "request_limits", {}), given_limits,
+            getattr(loaded, "recorded_limits", None))
         limits_module.check_body(body, bounds)  # a huge text is refused before it is parsed
         document = json_tensors.parse(body)
         signature_name = json_tensors.signature_name(document)
         if model is None:
             request = f"Specific({model_name}, {version})" if version is not None else f"Latest({model_name})"
             raise error_codes.not_found(f"Servable not found for request: {request}")
-        if label is not None:
-            version = model.label_version(label)
-        loaded = model.resolve(version)
+        if not_served is not None:
+            raise not_served
         if method != "predict":
             raise error_codes.invalid_argument(
                 f"The {method} API needs a signature with method_name tensorflow/serving/{method}; the exports of "

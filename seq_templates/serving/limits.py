@@ -17,15 +17,22 @@ that raises it:
 ``request_timeout_seconds`` is the server's deadline for one request (answered
 504 when it passes), kept here with the other per-request bounds.
 
-Each bound is the ``serve`` flag's, or one model's own from ``request_limits`` in the model
-config file (:meth:`Limits.for_model`); a flag given on the command line wins over both.
+Each bound of a model comes from, the later winning: the server's built-in default;
+what the export records in ``assets.extra/request_limits.json`` (:data:`EXPORT_FILE`,
+written by :func:`export_defaults` when a run exports); ``request_limits`` of the model
+in the model config file; a ``serve`` flag given on the command line
+(:meth:`Limits.for_model`). A refusal names where its bound came from (:meth:`Limits.where`).
 """
 
 import dataclasses
+import json
 import math
+import pathlib
+import typing
 
 import numpy as np
 
+from seq_templates import errors
 from seq_templates.serving import error_codes
 
 LENGTH_INPUTS = ("max_length",)
@@ -57,20 +64,133 @@ class Limits:
     request_timeout_seconds: float = 60.0
     model_keys: frozenset = frozenset()  # the bounds one model's request_limits set (named in errors)
     model_name: str = ""
+    export_keys: frozenset = frozenset()  # the bounds the served version's export recorded
+    export: typing.Optional["Recorded"] = None
 
-    def for_model(self, name, bounds, given=()):
-        """These limits with one model's ``request_limits`` (``{bound: number}``) in, except the ``given`` flags."""
+    def for_model(self, name, bounds, given=(), recorded=None):
+        """These limits for one model.
+
+        Args:
+            name: The model's name.
+            bounds: Its ``request_limits`` from the model config file (``{bound: number}``).
+            given: The bounds given as ``serve`` flags: they win over everything else.
+            recorded: The :class:`Recorded` bounds of the version that answers, or None.
+
+        Returns:
+            A :class:`Limits`: the flags given, else the model's ``request_limits``, else
+            what the export records, else these limits' own values.
+        """
+        from_export = {key: value for key, value in (recorded.bounds if recorded else {}).items()
+                       if key not in given and key not in bounds}
         own = {key: value for key, value in bounds.items() if key not in given}
-        return dataclasses.replace(self, **own, model_keys=frozenset(own), model_name=name)
+        return dataclasses.replace(self, **from_export, **own, model_keys=frozenset(own), model_name=name,
+                                   export_keys=frozenset(from_export), export=recorded)
 
     def where(self, bound):
-        """Where ``bound`` is set: the ``serve`` flag, or the model's ``request_limits``."""
+        """Where ``bound`` is set: the ``serve`` flag, the model's ``request_limits`` or its export."""
+        flag = f"seq-templates serve --{bound.replace('_', '-')}"
         if bound in self.model_keys:
             return f"request_limits {{ {bound} }} of model '{self.model_name}' in the model config file"
-        return f"seq-templates serve --{bound.replace('_', '-')}"
+        if bound in self.export_keys:
+            reason = self.export.reasons.get(bound)
+            return (f"recorded by the export of model '{self.model_name}' in {self.export.source}"
+                    + (f": {reason}" if reason else "")
+                    + f"; {flag} or request_limits in the model config file overrides it")
+        return flag
 
 
 BOUNDS = {"max_input_bytes": int, "max_rows": int, "max_generate_length": int, "request_timeout_seconds": float}
+EXPORT_FILE = "request_limits.json"  # in assets.extra/, beside the app's serving.json
+GENERATE_LENGTH_FACTOR = 10  # the export allows 10 times its default max_length
+BYTES_PER_READ_TOKEN = 64  # an export that reads N tokens of a text takes texts of 64 N bytes
+
+
+def check_bound(name, value, where):
+    """``value`` (from JSON) as the bound ``name`` takes it: a whole number, or a number, above 0.
+
+    Raises:
+        SeqTemplatesError: An unknown bound or a value that is not above 0, naming ``where``.
+    """
+    if name not in BOUNDS:
+        raise errors.SeqTemplatesError(f"{where}: '{name}' is not a bound; use {', '.join(BOUNDS)}.")
+    kind = BOUNDS[name]
+    number = isinstance(value, int) or (kind is float and isinstance(value, float))
+    if isinstance(value, bool) or not number or not value > 0 or not math.isfinite(value):
+        raise errors.SeqTemplatesError(f"{where}: {name} takes {'a whole number' if kind is int else 'a number'} "
+                                       f"above 0, received {value!r}.")
+    return kind(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """The bounds an export records for the server (:data:`EXPORT_FILE`).
+
+    Attributes:
+        bounds: ``{bound: number}``, names as in :data:`BOUNDS`.
+        reasons: ``{bound: why the export chose it}``, quoted in refusals.
+        source: Where they were read, as a refusal names it.
+    """
+
+    bounds: dict
+    reasons: dict
+    source: str = ""
+
+
+def export_defaults(assets, config):
+    """The bounds a run's export records, derived from what the app exports and its configuration.
+
+    - ``max_generate_length``: :data:`GENERATE_LENGTH_FACTOR` times the largest default
+      ``max_length`` the app records for a signature (``serving.json``'s ``defaults``): a
+      generation model allows ten times what it generates by default.
+    - ``max_input_bytes``: where the app's ``data`` section has ``serving_max_length`` (the
+      tokens its export reads of each text, the rest cut and said so in its notes),
+      :data:`BYTES_PER_READ_TOKEN` bytes per token read (at most the server's default):
+      a text far longer than the export reads is refused rather than mostly thrown away.
+
+    Args:
+        assets: The app's ``assets.extra/`` files (``build_serving``'s third value).
+        config: The run's configuration (``{section: dataclass}``).
+
+    Returns:
+        ``{"request_limits": {bound: number}, "reasons": {bound: text}}`` for
+        :data:`EXPORT_FILE`, or None when nothing is derived.
+    """
+    bounds, reasons = {}, {}
+    serving = assets.get("serving.json") if isinstance(assets.get("serving.json"), dict) else {}
+    lengths = sorted((int(values[name]), signature) for signature, values in (serving.get("defaults") or {}).items()
+                     if isinstance(values, dict) for name in LENGTH_INPUTS if name in values)
+    if lengths:
+        length, signature = lengths[-1]
+        bounds["max_generate_length"] = max(1, GENERATE_LENGTH_FACTOR * length)
+        reasons["max_generate_length"] = (f"{GENERATE_LENGTH_FACTOR} x the default max_length of {signature}, "
+                                          f"{length}")
+    read_tokens = getattr((config or {}).get("data"), "serving_max_length", None)
+    if read_tokens:
+        bounds["max_input_bytes"] = min(Limits().max_input_bytes, BYTES_PER_READ_TOKEN * int(read_tokens))
+        reasons["max_input_bytes"] = (f"the export reads the first {read_tokens} tokens of each text "
+                                      f"(data.serving_max_length), {BYTES_PER_READ_TOKEN} bytes per token")
+    return {"request_limits": bounds, "reasons": reasons} if bounds else None
+
+
+def read_recorded(version_path, source=None):
+    """The :class:`Recorded` bounds of an export version, or None when it records none.
+
+    Raises:
+        SeqTemplatesError: The file is not JSON of known bounds above 0 (named with the file).
+    """
+    path = pathlib.Path(version_path) / "assets.extra" / EXPORT_FILE
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise errors.SeqTemplatesError(f"{path}: cannot be read as JSON ({error}); fix or remove it.") from None
+    if not isinstance(document, dict) or not isinstance(document.get("request_limits", {}), dict):
+        raise errors.SeqTemplatesError(f'{path}: expected {{"request_limits": {{bound: number}}}}.')
+    bounds = {name: check_bound(name, value, str(path)) for name, value in document.get("request_limits", {}).items()}
+    reasons = document.get("reasons") if isinstance(document.get("reasons"), dict) else {}
+    return Recorded(bounds, {name: str(text) for name, text in reasons.items()},
+                    source or f"assets.extra/{EXPORT_FILE}")
 
 
 def check_values(values, flag_prefix="--param "):

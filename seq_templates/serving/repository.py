@@ -23,6 +23,7 @@ import typing
 
 from seq_templates.serving import config_files
 from seq_templates.serving import error_codes
+from seq_templates.serving import limits
 
 LOGGER = logging.getLogger("seq_templates.serving")
 
@@ -125,6 +126,7 @@ class LoadedVersion:
         path: The version folder.
         signatures: ``{signature name: Signature}``.
         signature_defs: The metadata API's ``signature_def`` map.
+        recorded_limits: The bounds its export records (:func:`limits.read_recorded`), or None.
     """
 
     def __init__(self, model_name, version, path):
@@ -133,6 +135,8 @@ class LoadedVersion:
         self.model_name = model_name
         self.version = version
         self.path = pathlib.Path(path)
+        self.recorded_limits = limits.read_recorded(
+            path, f"version {version}'s assets.extra/{limits.EXPORT_FILE}")  # a bad file fails the load, named
         self.signature_defs = read_signature_defs(path)
         self._loaded = tf.saved_model.load(str(path))
         self.signatures = {name: Signature(name, function) for name, function in self._loaded.signatures.items()}

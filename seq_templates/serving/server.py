@@ -5,7 +5,8 @@ The options mirror TensorFlow Serving's flags (``--model_name``/``--model_base_p
 ``--file_system_poll_wait_seconds``, ``--rest_api_port``), spelled with hyphens.
 The server binds to 127.0.0.1 unless ``--host`` says otherwise. Each request is
 bounded (:mod:`limits`: ``--max-input-bytes``, ``--max-rows``,
-``--max-generate-length``, ``--request-timeout-seconds``). SIGTERM (or Ctrl-C)
+``--max-generate-length``, ``--request-timeout-seconds``, each also recorded by an
+export or set per model in the model config file). SIGTERM (or Ctrl-C)
 stops accepting connections and lets the requests in flight finish for up to
 ``--drain-timeout-seconds``: then it exits with status 0 when every one was
 answered, or answers the rest 503 and exits with status 1 at once, saying which.
@@ -74,8 +75,9 @@ def add_arguments(parser):
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                         help="larger request bodies are refused with 413 (default 16 MiB)")
     bounds = parser.add_argument_group("bounds", "what one request may ask (over a bound: 400 naming it); "
-                                                 "a model's request_limits in --model-config-file sets its own, "
-                                                 "and a flag given here wins over them")
+                                                 "an export's assets.extra/request_limits.json sets its model's "
+                                                 "own, a model's request_limits in --model-config-file wins over "
+                                                 "it, and a flag given here wins over both")
     defaults = limits_module.Limits()
     bounds.add_argument("--max-input-bytes", type=int, default=None, metavar="BYTES",
                         help=f"longest text per input element (default {defaults.max_input_bytes:,})")
@@ -109,7 +111,7 @@ def request_limits(arguments):
 
 
 def given_limits(arguments):
-    """The bounds given as flags: they win over a model's own ``request_limits``."""
+    """The bounds given as flags: they win over a model's own ``request_limits`` and its export's."""
     return {name for name in limits_module.BOUNDS if getattr(arguments, name, None) is not None}
 
 

@@ -1,6 +1,7 @@
 """Fixtures for the server's tests: a tiny hand-made export, apps' quick runs, app clients."""
 
 import contextlib
+import json
 import pathlib
 import shutil
 import warnings
@@ -107,15 +108,25 @@ def make_repository(models, poll_interval_seconds=0.0, **policy):
     return loaded
 
 
+def write_extra_assets(version_path, **files):
+    """Writes ``assets.extra/<name>.json`` files into an export version (``serving={...}``, ...)."""
+    extra = pathlib.Path(version_path) / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    for name, content in files.items():
+        (extra / f"{name}.json").write_text(json.dumps(content), encoding="utf-8")
+
+
 @contextlib.contextmanager
-def client_for(models, batching=None, max_body_bytes=app_module.DEFAULT_MAX_BODY_BYTES, limits=None, **policy):
-    """A Starlette TestClient on an app serving ``{name: base path}`` (``limits``: :class:`limits.Limits`)."""
+def client_for(models, batching=None, max_body_bytes=app_module.DEFAULT_MAX_BODY_BYTES, limits=None,
+               num_threads=None, given_limits=(), **policy):
+    """A Starlette TestClient on an app serving ``{name: base path}`` (``limits``: :class:`limits.Limits`;
+    ``given_limits``: the bounds of it given as ``serve`` flags)."""
     with warnings.catch_warnings():  # starlette asks for httpx2, which is not released yet; httpx works
         warnings.simplefilter("ignore")
         from starlette import testclient
 
     served = make_repository(models, **policy)
-    app = app_module.build_app(served, batching, max_body_bytes, limits=limits)
+    app = app_module.build_app(served, batching, max_body_bytes, num_threads, limits=limits, given_limits=given_limits)
     with testclient.TestClient(app, raise_server_exceptions=False) as client:
         client.repository = served
         client.app_under_test = app
