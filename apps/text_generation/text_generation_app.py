@@ -256,8 +256,7 @@ def build_serving(model, preprocessing, config):
 
     def write(prompt, *settings):  # settings: max_length, temperature, top_k, top_p, seed
         tokens, lengths = stack.generate(padded_ids(prompt), *settings)  # reads the prompt once
-        continuation = tf.strings.reduce_join(tf.gather(vocabulary, tokens), axis=1,
-                                              separator=separator)
+        continuation = tf.strings.reduce_join(tf.gather(vocabulary, tokens), 1, separator=separator)
         return {"text": sampling.join_continuation(prompt, continuation, separator),
                 "continuation": continuation, "num_generated": lengths}
 
@@ -278,7 +277,8 @@ def build_serving(model, preprocessing, config):
     endpoints = {"serving_default": serve, "generate": generate, "score": score}
     archive = export.new_archive([network, lookup], endpoints)
     defaults = {name: getattr(model_config, name) for name in SAMPLING_SETTINGS}  # for `predict`
-    return archive, endpoints, {"serving.json": {"defaults": {"generate": defaults}}}
+    serving = {"defaults": {"generate": defaults}, "resumable": [] if separator else ["generate"]}
+    return archive, endpoints, {"serving.json": serving}  # resumable: `text` re-reads as same ids
 
 
 def example_inputs(raw_data, config):

@@ -10,6 +10,7 @@ predict in the row and columnar formats) from the SavedModel's signatures alone:
 - :mod:`batching`: concurrent requests merged into one model call;
 - :mod:`limits`: what one request may ask, per model (flags, the model config file,
   the bounds an export records);
+- :mod:`chunking`: a long generation run as several calls, so it can be stopped;
 - :mod:`app`: the ASGI app (Starlette) routing the API;
 - :mod:`server`: the ``serve`` options and the uvicorn server;
 - :mod:`error_codes`: TF Serving's error statuses and HTTP codes.

@@ -14,7 +14,8 @@ Every failure answers ``{"error": "<message>"}`` with the HTTP status TF Serving
 maps its status code to (400 bad request or over a :mod:`limits` bound, 404 unknown
 model or version, 413 body over the limit, 429 batching queue full, 500 the model
 call failed, 503 shutting down, 504 past the request deadline). Model calls run on
-a thread pool, merged by the :mod:`batching` module when batching is on; JSON
+a thread pool, merged by the :mod:`batching` module when batching is on; a long
+generation runs as several calls (:mod:`chunking`), checked between two; JSON
 decoding and encoding follow :mod:`json_tensors`. Each model's bounds are
 :class:`limits.Limits` with its export's recorded bounds and its ``request_limits`` in.
 
@@ -38,6 +39,7 @@ from starlette import responses
 from starlette import routing
 
 from seq_templates.serving import batching
+from seq_templates.serving import chunking
 from seq_templates.serving import error_codes
 from seq_templates.serving import json_tensors
 from seq_templates.serving import limits as limits_module
@@ -91,34 +93,49 @@ SHUTTING_DOWN = ("The server is shutting down and stopped waiting for this reque
                  "send it again when the server is back.")
 
 
+def _stop_error(deadline, seconds, where, state):
+    """The error that ends a request now, or None: 503 past the shutdown's drain deadline, 504 past its own.
+
+    ``seconds`` and ``where`` (the deadline's setting) word the 504; a 503 is counted in
+    ``state.cut_short``.
+    """
+    now, drain = time.monotonic(), state.drain_deadline
+    if drain is not None and now >= drain:
+        state.cut_short += 1
+        return error_codes.ServingError(error_codes.UNAVAILABLE, SHUTTING_DOWN)
+    if now >= deadline:
+        return error_codes.ServingError(
+            "DEADLINE_EXCEEDED", f"The request was not answered within {seconds:g} s ({where}); it was "
+            "abandoned. Ask for less (fewer rows, a shorter max_length).")
+    return None
+
+
+CLIENT_GONE = "The client closed the connection; its request was dropped."
+
+
 async def _answer_within(call, seconds, state, disconnected=None,
-                         where="seq-templates serve --request-timeout-seconds"):
+                         where="seq-templates serve --request-timeout-seconds", deadline=None):
     """Awaits ``call`` until it is done, ``seconds`` pass (504), the shutdown's drain deadline (503)
     or the client goes away (``await disconnected()`` is true; 499, which nobody receives).
 
     A call given up is cancelled: one still queued never runs; one already running in a
-    model thread finishes there and its answer is discarded. ``where`` names the deadline's
-    setting in the 504.
+    model thread finishes there and its answer is discarded (a generation run in chunks
+    starts no further chunk). ``where`` names the deadline's setting in the 504;
+    ``deadline`` (``time.monotonic()``) is when ``seconds`` run out, by default from now.
     """
     task = asyncio.ensure_future(call)
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + seconds if deadline is None else deadline
     while True:  # checked every 50 ms: most calls are answered within the first wait
         await asyncio.wait({task}, timeout=max(0.0, min(0.05, deadline - time.monotonic())))
         if task.done():
             return task.result()
         if disconnected is not None and await disconnected():
             task.cancel()
-            raise error_codes.ServingError("CANCELLED", "The client closed the connection; its request was dropped.")
-        now, drain = time.monotonic(), state.drain_deadline
-        if drain is not None and now >= drain:
+            raise error_codes.ServingError("CANCELLED", CLIENT_GONE)
+        error = _stop_error(deadline, seconds, where, state)
+        if error is not None:
             task.cancel()
-            state.cut_short += 1
-            raise error_codes.ServingError(error_codes.UNAVAILABLE, SHUTTING_DOWN)
-        if now >= deadline:
-            task.cancel()
-            raise error_codes.ServingError(
-                "DEADLINE_EXCEEDED", f"The request was not answered within {seconds:g} s ({where}); it was "
-                "abandoned. Ask for less (fewer rows, a shorter max_length).")
+            raise error
 
 
 def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES, num_threads=None,
@@ -141,6 +158,12 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
         max_workers=num_threads or max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="seq-templates-model")
     batcher = batching.Batcher(batching_parameters, executor) if batching_parameters else None
     state = None  # app.state, set below
+
+    def run_call(signature, inputs, rows):
+        """One model call: through the batcher when batching is on, else on a model thread."""
+        if batcher is not None:
+            return batcher.call(signature, inputs, rows)
+        return asyncio.get_running_loop().run_in_executor(executor, signature.call, inputs)
 
     async def predict(model_name, version, label, method, body, disconnected=None):
         model = repository.find(model_name)
@@ -170,12 +193,21 @@ def build_app(repository, batching_parameters=None, max_body_bytes=DEFAULT_MAX_B
             raise error_codes.invalid_argument(f'Serving signature name: "{signature_name}" not found in signature def')
         request = json_tensors.decode_predict(document, signature.input_specs)
         limits_module.check_request(request.inputs, bounds)
-        if batcher is not None:
-            call = batcher.call(signature, request.inputs, request.rows)
+        seconds, where = bounds.request_timeout_seconds, bounds.where("request_timeout_seconds")
+        deadline = time.monotonic() + seconds
+        if chunking.should_chunk(signature, request.inputs, bounds.generate_chunk_length):
+            async def before_chunk():  # between two chunks: stop for the deadline, the drain or a client gone
+                error = _stop_error(deadline, seconds, where, state)
+                if error is None and disconnected is not None and await disconnected():
+                    error = error_codes.ServingError("CANCELLED", CLIENT_GONE)
+                if error is not None:
+                    raise error
+
+            call = chunking.generate(lambda inputs: run_call(signature, inputs, len(inputs["prompt"])),
+                                     request.inputs, bounds.generate_chunk_length, before_chunk)
         else:
-            call = asyncio.get_running_loop().run_in_executor(executor, signature.call, request.inputs)
-        outputs = await _answer_within(call, bounds.request_timeout_seconds, state, disconnected,
-                                       bounds.where("request_timeout_seconds"))
+            call = run_call(signature, request.inputs, request.rows)
+        outputs = await _answer_within(call, seconds, state, disconnected, where, deadline)
         return json_tensors.encode_predict(outputs, request.request_format)
 
     def status(model_name, version, label, subresource):

@@ -15,7 +15,8 @@ that raises it:
   would otherwise take a nonsense value silently (``beam_width`` 0 ran greedy).
 
 ``request_timeout_seconds`` is the server's deadline for one request (answered
-504 when it passes), kept here with the other per-request bounds.
+504 when it passes), and ``generate_chunk_length`` the most steps one model call of
+a generation runs (:mod:`chunking`), kept here with the other per-request bounds.
 
 Each bound of a model comes from, the later winning: the server's built-in default;
 what the export records in ``assets.extra/request_limits.json`` (:data:`EXPORT_FILE`,
@@ -56,12 +57,16 @@ class Limits:
         max_rows: Rows per request.
         max_generate_length: The largest value of a :data:`LENGTH_INPUTS` input.
         request_timeout_seconds: A request not answered by then gets a 504.
+        generate_chunk_length: The most steps one model call generates: a request of a
+            longer ``max_length`` to a signature that can continue its own text runs as
+            several calls (:mod:`chunking`), so a deadline or a shutdown stops it between two.
     """
 
     max_input_bytes: int = 100_000
     max_rows: int = 1_024
     max_generate_length: int = 2_000
     request_timeout_seconds: float = 60.0
+    generate_chunk_length: int = 1_000
     model_keys: frozenset = frozenset()  # the bounds one model's request_limits set (named in errors)
     model_name: str = ""
     export_keys: frozenset = frozenset()  # the bounds the served version's export recorded
@@ -99,7 +104,8 @@ class Limits:
         return flag
 
 
-BOUNDS = {"max_input_bytes": int, "max_rows": int, "max_generate_length": int, "request_timeout_seconds": float}
+BOUNDS = {"max_input_bytes": int, "max_rows": int, "max_generate_length": int, "request_timeout_seconds": float,
+          "generate_chunk_length": int}
 EXPORT_FILE = "request_limits.json"  # in assets.extra/, beside the app's serving.json
 GENERATE_LENGTH_FACTOR = 10  # the export allows 10 times its default max_length
 BYTES_PER_READ_TOKEN = 64  # an export that reads N tokens of a text takes texts of 64 N bytes

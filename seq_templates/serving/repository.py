@@ -15,12 +15,14 @@ app or re-implements preprocessing.
 """
 
 import dataclasses
+import json
 import logging
 import pathlib
 import re
 import threading
 import typing
 
+from seq_templates.serving import chunking
 from seq_templates.serving import config_files
 from seq_templates.serving import error_codes
 from seq_templates.serving import limits
@@ -43,6 +45,8 @@ class Signature:
             answer it would get alone.
         merging_verified: Set by the batcher once a merged call answered like
             separate calls.
+        resumable: Whether a long generation may run as several calls, each continuing
+            the text of the one before (:mod:`chunking`); set from the export's declaration.
     """
 
     def __init__(self, name, function):
@@ -52,6 +56,7 @@ class Signature:
         self.output_specs = dict(function.structured_outputs)
         self.batchable = True
         self.merging_verified = False
+        self.resumable = False
 
     def call(self, inputs):
         """Runs the signature.
@@ -140,11 +145,24 @@ class LoadedVersion:
         self.signature_defs = read_signature_defs(path)
         self._loaded = tf.saved_model.load(str(path))
         self.signatures = {name: Signature(name, function) for name, function in self._loaded.signatures.items()}
+        for name in _resumable_names(self.path):
+            if name in self.signatures and chunking.fits(self.signatures[name]):
+                self.signatures[name].resumable = True
 
     def metadata(self):
         """The answer of ``GET /v1/models/<name>[/versions/<v>]/metadata``."""
         return {"model_spec": {"name": self.model_name, "signature_name": "", "version": str(self.version)},
                 "metadata": {"signature_def": {"signature_def": self.signature_defs}}}
+
+
+def _resumable_names(version_path):
+    """The signatures ``assets.extra/serving.json`` declares resumable (:mod:`chunking`); none when unreadable."""
+    try:
+        serving = json.loads((version_path / "assets.extra" / "serving.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):  # no file (a hand-made export): every call runs whole
+        return []
+    names = serving.get(chunking.RESUMABLE_KEY) if isinstance(serving, dict) else None
+    return [name for name in names if isinstance(name, str)] if isinstance(names, list) else []
 
 
 @dataclasses.dataclass

@@ -6,7 +6,8 @@ The options mirror TensorFlow Serving's flags (``--model_name``/``--model_base_p
 The server binds to 127.0.0.1 unless ``--host`` says otherwise. Each request is
 bounded (:mod:`limits`: ``--max-input-bytes``, ``--max-rows``,
 ``--max-generate-length``, ``--request-timeout-seconds``, each also recorded by an
-export or set per model in the model config file). SIGTERM (or Ctrl-C)
+export or set per model in the model config file), and a long generation runs in
+chunks of ``--generate-chunk-length`` steps (:mod:`chunking`). SIGTERM (or Ctrl-C)
 stops accepting connections and lets the requests in flight finish for up to
 ``--drain-timeout-seconds``: then it exits with status 0 when every one was
 answered, or answers the rest 503 and exits with status 1 at once, saying which.
@@ -88,6 +89,10 @@ def add_arguments(parser):
     bounds.add_argument("--request-timeout-seconds", type=float, default=None,
                         metavar="SECONDS", help="a request not answered by then gets a 504 and is abandoned "
                                                 f"(default {defaults.request_timeout_seconds:g})")
+    bounds.add_argument("--generate-chunk-length", type=int, default=None, metavar="STEPS",
+                        help="a generation asking for more steps runs as calls of this many, so a deadline or "
+                             "a shutdown stops it between two (where the export allows it; default "
+                             f"{defaults.generate_chunk_length:,})")
     parser.add_argument("--model-threads", type=int, default=None, metavar="N",
                         help="threads running model calls; more requests wait in a queue (default: 2 per CPU core, "
                              "at least 4)")

@@ -66,6 +66,27 @@ class _Toy(tf.Module):
             tf.constant(0, tf.int64), lambda total, item: total + item)
         return {"seconds": seconds + tf.cast(slept + tf.cast(max_length, tf.int64) * 0, tf.float32)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
+                                  tf.TensorSpec([], tf.int32, name="max_length"),
+                                  tf.TensorSpec([], tf.int64, name="seed"),
+                                  tf.TensorSpec([], tf.int32, name="letters"),
+                                  tf.TensorSpec([], tf.float32, name="seconds_per_step")])
+    def generate(self, prompt, max_length, seed, letters, seconds_per_step):
+        """A text generator's shape: draws from the first `letters` of a-z, a row ends after a "z"; sleeps."""
+        draws = tf.random.stateless_uniform(tf.stack([tf.shape(prompt)[0], max_length]), tf.stack([seed, 0]),
+                                            minval=0, maxval=letters, dtype=tf.int32)
+        ended = tf.equal(draws, 25)
+        lengths = tf.where(tf.reduce_any(ended, axis=1), tf.argmax(tf.cast(ended, tf.int32), axis=1,
+                                                                   output_type=tf.int32) + 1, max_length)
+        kept = tf.sequence_mask(lengths, max_length)
+        characters = tf.where(kept, tf.gather(tf.constant(list("abcdefghijklmnopqrstuvwxyz")), draws), "")
+        micros = tf.cast(seconds_per_step * tf.cast(max_length, tf.float32) * 1e6, tf.int64)
+        slept = tf.data.Dataset.range(1).apply(data_testing.sleep(micros)).reduce(
+            tf.constant(0, tf.int64), lambda total, item: total + item)
+        continuation = tf.strings.reduce_join(characters, axis=1)
+        return {"text": prompt + continuation, "continuation": continuation,
+                "num_generated": lengths + tf.cast(slept, tf.int32) * 0}
+
 
 def save_toy(path, scale=1.0):
     """Writes the toy SavedModel at ``path`` (a version folder); ``scale`` changes the window answer."""
@@ -80,7 +101,7 @@ def save_toy(path, scale=1.0):
     signatures = {"serving_default": toy.tokens, "window": window, "echo_bytes": toy.echo_bytes,
                   "types": toy.types, "fail": toy.fail, "total_only": toy.total_only,
                   "checked": toy.checked, "centered": toy.centered, "sleep": toy.sleep,
-                  "touch": toy.touch}
+                  "touch": toy.touch, "generate": toy.generate}
     tf.saved_model.save(toy, str(path), signatures=signatures)
     return pathlib.Path(path)
 

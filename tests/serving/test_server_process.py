@@ -150,6 +150,7 @@ def test_a_client_that_disconnects_drops_its_queued_request(toy_export, tmp_path
     (["{toy}", "--max-batch-size", "8"], "add --enable-batching"),
     (["{toy}", "--model", "toy={toy}"], "given twice"),
     (["{toy}", "--max-rows", "0"], "--max-rows must be above 0"),
+    (["{toy}", "--generate-chunk-length", "0"], "--generate-chunk-length must be above 0"),
     (["{toy}", "--model-threads", "0"], "--model-threads must be at least 1"),
     (["{toy}", "--drain-timeout-seconds", "-1"], "--drain-timeout-seconds must be above 0"),
 ])
