@@ -32,6 +32,7 @@ from seq_templates.evaluation import baselines
 from seq_templates.evaluation import classification
 from seq_templates.evaluation import plots
 from seq_templates.layers import characters
+from seq_templates.layers import pooling
 from seq_templates.layers import recurrent
 from seq_templates.preprocessing import bucketing
 from seq_templates.preprocessing import labels
@@ -74,8 +75,7 @@ class ModelConfig(config_module.RecurrentConfig):  # cell, units, num_layers, bi
     residual: bool = False
     embedding_dim: int = dataclasses.field(default=64, metadata={"minimum": 1})
     dropout_rate: float = dataclasses.field(default=0.3, metadata=config_module.RATE)
-    pooling: str = dataclasses.field(default="attention", metadata={  # mean_and_last: side by side
-        "choices": ("last", "mean", "attention", "mean_and_last")})
+    pooling: str = dataclasses.field(default="max", metadata={"choices": pooling.POOLING_CHOICES})
     # the character CNN of data.char_features
     char_embedding_dim: int = dataclasses.field(default=16, metadata={"minimum": 1})
     char_filters: int = dataclasses.field(default=64, metadata={"minimum": 1})
@@ -192,27 +192,15 @@ def build_model(config, preprocessing):
             model_config.char_kernel_size)
         embedded = keras.layers.Concatenate(name="word_and_char_features")([embedded, chars])
     embedded = keras.layers.Dropout(model_config.dropout_rate, name="embedding_dropout")(embedded)
-    sequence = recurrent.recurrent_stack(  # over the real tokens only (the token mask)
+    mask = keras.ops.not_equal(token_ids, 0)  # the real tokens: stack and pooling read only these
+    outputs = recurrent.recurrent_stack(
         embedded, model_config.cell, model_config.units, model_config.num_layers,
         model_config.bidirectional, model_config.dropout_rate, model_config.residual,
-        return_sequences=model_config.pooling != "last", mask=keras.ops.not_equal(token_ids, 0),
-        return_state=model_config.pooling == "mean_and_last")
-    if model_config.pooling == "mean_and_last":  # every step's mean beside the final states
-        sequence, states = sequence  # (a forward state has read the whole text)
-        pooled = keras.layers.Concatenate(name="mean_and_last_pooling")(
-            [keras.layers.GlobalAveragePooling1D(name="mean_pooling")(sequence), states[0]])
-    elif model_config.pooling == "mean":
-        pooled = keras.layers.GlobalAveragePooling1D(name="mean_pooling")(sequence)
-    elif model_config.pooling == "attention":
-        # A query made from the mean state attends over every (unmasked) step.
-        width = sequence.shape[-1]
-        query = keras.layers.Dense(width, name="attention_query")(
-            keras.layers.GlobalAveragePooling1D(name="attention_mean")(sequence))
-        query = keras.layers.Reshape((1, width), name="attention_query_step")(query)
-        attended = keras.layers.Attention(name="attention_pooling")([query, sequence])
-        pooled = keras.layers.Flatten(name="attention_output")(attended)
-    else:
-        pooled = sequence
+        return_sequences=pooling.returns_sequences(model_config.pooling), mask=mask,
+        return_state=pooling.returns_state(model_config.pooling))
+    # max (the default): each feature's largest value over the text, which keeps its scale on
+    # texts far longer than the training ones (seq_templates/layers/pooling.py lists the kinds)
+    pooled = pooling.pool_sequence(outputs, mask, model_config.pooling)
     logits = keras.layers.Dense(num_classes, name="logits")(pooled)  # softmax: loss and serving
     model = keras.Model(inputs, logits, name=f"{TASK}_{model_config.cell}")
     model.compile(optimizer=training.build_optimizer(config["train"]),

@@ -40,6 +40,7 @@ def test_tf_data_path_equals_direct_call_on_raw_strings(char_features):
     ["model.cell=lstm", "model.pooling=attention", "data.level=char"],
     ["model.pooling=mean", "data.char_features=true", "data.max_word_chars=4", "data.max_length=3"],
     ["model.pooling=mean_and_last", "data.char_features=true", "model.cell=gru"],
+    ["model.pooling=max", "model.num_layers=2", "data.char_features=true"],
 ])
 def test_model_options_build_and_answer_every_input(overrides):
     config = quick_config(*overrides, "data.max_train_samples=200")
@@ -63,7 +64,7 @@ def test_model_options_build_and_answer_every_input(overrides):
         cell_layer = layer.forward_layer if model_config.bidirectional else layer
         assert type(cell_layer).__name__ == {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[
             model_config.cell]
-    assert any(layer.name.startswith(model_config.pooling) for layer in model.layers) == (
+    assert any(operation.name.startswith(model_config.pooling) for operation in model.operations) == (
         model_config.pooling != "last")
 
 
