@@ -123,7 +123,7 @@ def write_export(serving, config, metrics, export_root):
     assets = {**serving.assets, "config.json": config_module.to_dict(config)}
     if metrics is not None:
         assets["metrics.json"] = metrics
-    recorded = limits.export_defaults(serving.assets, config)
+    recorded = limits.export_defaults(serving.assets)
     if recorded is not None:
         assets[limits.EXPORT_FILE] = recorded
     return export.write(serving.archive, export_root, assets)

@@ -265,8 +265,11 @@ def build_serving(model, preprocessing, config):
     serving_max_length = config["data"].serving_max_length
     notes = [f"this export reads the first {serving_max_length} tokens of each input "
              "(data.serving_max_length)"] if serving_max_length else []
+    serving_json = {"named_outputs": {"probabilities": "labels.txt"}, "notes": notes}
+    if serving_max_length:  # the server bounds texts by what the export reads (serving/limits.py)
+        serving_json["reads_tokens"] = serving_max_length
     assets = {"labels.txt": "\n".join(preprocessing["label_lookup"].get_vocabulary()) + "\n",
-              "serving.json": {"named_outputs": {"probabilities": "labels.txt"}, "notes": notes}}
+              "serving.json": serving_json}
     return archive, {"serving_default": serve}, assets
 
 

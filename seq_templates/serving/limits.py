@@ -142,20 +142,19 @@ class Recorded:
     source: str = ""
 
 
-def export_defaults(assets, config):
-    """The bounds a run's export records, derived from what the app exports and its configuration.
+def export_defaults(assets):
+    """The bounds a run's export records, derived from what the app says of its export.
 
     - ``max_generate_length``: :data:`GENERATE_LENGTH_FACTOR` times the largest default
       ``max_length`` the app records for a signature (``serving.json``'s ``defaults``): a
       generation model allows ten times what it generates by default.
-    - ``max_input_bytes``: where the app's ``data`` section has ``serving_max_length`` (the
+    - ``max_input_bytes``: where the app's ``serving.json`` says ``reads_tokens`` (the
       tokens its export reads of each text, the rest cut and said so in its notes),
       :data:`BYTES_PER_READ_TOKEN` bytes per token read (at most the server's default):
       a text far longer than the export reads is refused rather than mostly thrown away.
 
     Args:
         assets: The app's ``assets.extra/`` files (``build_serving``'s third value).
-        config: The run's configuration (``{section: dataclass}``).
 
     Returns:
         ``{"request_limits": {bound: number}, "reasons": {bound: text}}`` for
@@ -170,11 +169,11 @@ def export_defaults(assets, config):
         bounds["max_generate_length"] = max(1, GENERATE_LENGTH_FACTOR * length)
         reasons["max_generate_length"] = (f"{GENERATE_LENGTH_FACTOR} x the default max_length of {signature}, "
                                           f"{length}")
-    read_tokens = getattr((config or {}).get("data"), "serving_max_length", None)
+    read_tokens = serving.get("reads_tokens")
     if read_tokens:
         bounds["max_input_bytes"] = min(Limits().max_input_bytes, BYTES_PER_READ_TOKEN * int(read_tokens))
         reasons["max_input_bytes"] = (f"the export reads the first {read_tokens} tokens of each text "
-                                      f"(data.serving_max_length), {BYTES_PER_READ_TOKEN} bytes per token")
+                                      f"(serving.json's reads_tokens), {BYTES_PER_READ_TOKEN} bytes per token")
     return {"request_limits": bounds, "reasons": reasons} if bounds else None
 
 

@@ -1,5 +1,7 @@
 """Sentiment-specific behaviour: tf.data path equals the direct call, options, labels."""
 
+from unittest import mock
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import tensorflow as tf
 from seq_templates import apps_loader
 from seq_templates import config as config_module
 from seq_templates import errors
+from seq_templates.serving import limits
 
 app = apps_loader.load_app("sentiment")
 
@@ -130,7 +133,11 @@ def test_the_export_reads_a_long_review_in_full_unless_told_to_truncate(tmp_path
     raw = app.load_raw_data(config["data"])
     preprocessing = app.build_preprocessing(config, raw["train"])
     model = app.build_model(config, preprocessing)
-    _, endpoints, _ = app.build_serving(model, preprocessing, config)
+    _, endpoints, assets = app.build_serving(model, preprocessing, config)
+    recorded = limits.export_defaults(assets)  # what the export records for the server's bounds
+    assert recorded == (None if serving_max_length is None else {
+        "request_limits": {"max_input_bytes": limits.BYTES_PER_READ_TOKEN * serving_max_length},
+        "reasons": {"max_input_bytes": mock.ANY}})
     prefix = " ".join(["the plot was good but the acting was dull"] * 333)  # 2,997 words
     outputs = endpoints["serving_default"](tf.constant([prefix + " awful .", prefix + " superb !"]))
     probabilities = outputs["probabilities"].numpy()

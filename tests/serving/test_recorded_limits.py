@@ -1,8 +1,6 @@
 """Bounds an export records (assets.extra/request_limits.json): derived at export, taken as the model's
 defaults, overridden by the model config file's request_limits and by serve flags, named in refusals."""
 
-import dataclasses
-import typing
 
 import pytest
 
@@ -85,20 +83,15 @@ def test_a_bad_recorded_file_fails_the_load_and_serve_says_why_in_one_line(toy_b
     assert "assets.extra/request_limits.json: " + message in error
 
 
-@dataclasses.dataclass
-class _Data:
-    serving_max_length: typing.Optional[int] = None
-
-
 def test_an_export_records_what_its_defaults_and_settings_imply():
-    assert limits.export_defaults({}, {"data": _Data()}) is None  # nothing to derive: no file
+    assert limits.export_defaults({}) is None  # nothing to derive: no file
     generation = {"serving.json": {"defaults": {"generate": {"max_length": 40, "seed": 0}, "other": {"top_k": 3}}}}
-    assert limits.export_defaults(generation, {"data": _Data()}) == {
+    assert limits.export_defaults(generation) == {
         "request_limits": {"max_generate_length": 400},
         "reasons": {"max_generate_length": "10 x the default max_length of generate, 40"}}
-    truncating = limits.export_defaults({"serving.json": {"notes": []}}, {"data": _Data(serving_max_length=50)})
+    truncating = limits.export_defaults({"serving.json": {"notes": [], "reads_tokens": 50}})
     assert truncating["request_limits"] == {"max_input_bytes": 3200}
-    assert "reads the first 50 tokens of each text (data.serving_max_length)" in truncating["reasons"][
+    assert "reads the first 50 tokens of each text (serving.json's reads_tokens)" in truncating["reasons"][
         "max_input_bytes"]
-    assert limits.export_defaults({}, {"data": _Data(serving_max_length=10 ** 6)})["request_limits"] == {
+    assert limits.export_defaults({"serving.json": {"reads_tokens": 10 ** 6}})["request_limits"] == {
         "max_input_bytes": limits.Limits().max_input_bytes}  # never above the server's default
