@@ -41,6 +41,8 @@ FORMATS_BY_SUFFIX = {
     "txt": "text", "parquet": "parquet", "conll": "conll", "iob": "conll", "bio": "conll",
 }
 BYTE_ORDER_MARK = "\ufeff"
+COUNTED_YEAR = re.compile(r"(\d+)(\D.*)?", re.DOTALL)  # a year counted from 1, then the rest of a time
+YEAR_MISSING = re.compile(r"\d{1,3}-\d{1,2}")  # e.g. "1-01": no calendar year for pandas to find
 
 
 def infer_format(path, setting_prefix="data."):
@@ -611,7 +613,7 @@ def gutenberg_body(text):
 # region Time series (forecasting)
 def read_timeseries(path, time_column=None, time_columns=None, value_columns=None,
                     missing_values=None, time_format=None, file_format=None, encoding="utf-8",
-                    setting_prefix="data.", delimiter=None):
+                    setting_prefix="data.", delimiter=None, year_offset=None):
     """Reads a table of observations in time order, indexed by time.
 
     Gaps in time and missing values are reported as they are (NaN), never filled:
@@ -639,6 +641,13 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
             (``data.time_column``, ``data.value_columns``, ...).
         delimiter: The field separator of a CSV file; None: a tab for TSV, and for
             CSV a comma, or a semicolon when the header has semicolons and no comma.
+        year_offset: For a series whose years are counted (1, 2, ...) rather than
+            calendar years, an integer added to each year before the time is read:
+            with 1900, ``"1-01"`` .. ``"13-03"`` become January 1901 .. March 1913,
+            in the file's order. The year is then the number a time starts with
+            (``YEAR-MONTH``, ``YEAR-MONTH-DAY HH:MM``; ``time_format``, if given,
+            starts with ``%Y``), or the ``year`` column of unit ``time_columns``.
+            None: years are calendar years.
 
     Returns:
         A ``pandas.DataFrame`` with a ``DatetimeIndex`` named ``time``, strictly
@@ -712,7 +721,8 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
         )
     if frame.empty:
         raise errors.SeqTemplatesError(f"{path}: no rows found; the file has only a header.")
-    times, describe = _parse_times(frame, time_names, single, time_format, where, setting_prefix)
+    times, describe = _parse_times(frame, time_names, single, time_format, where, setting_prefix,
+                                   _checked_year_offset(year_offset, time_format, setting_prefix))
     _check_time_order(times, describe, where, time_names)
     missing_markers = {""} | {str(marker).strip() for marker in (missing_values or [])}
     result = pandas.DataFrame(index=pandas.DatetimeIndex(times, name="time"))
@@ -735,6 +745,13 @@ class _RowLocator:
     def __call__(self, row):
         label = self.labels[row]
         return f"{self.path}:{label[5:]}" if label.startswith("line ") else f"{self.path}: {label}"
+
+    def at(self, row, field_number):
+        """Returns ``path:LINE:FIELD`` (CSV) or ``path: row N, field F`` (Parquet); fields count from 1."""
+        label = self.labels[row]
+        if label.startswith("line "):
+            return f"{self.path}:{label[5:]}:{field_number}"
+        return f"{self.path}: {label}, field {field_number}"
 
 
 def _default_delimiter(path, file_format, encoding):
@@ -786,18 +803,38 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-def _parse_times(frame, time_names, single, time_format, where, setting_prefix):
+def _checked_year_offset(year_offset, time_format, setting_prefix):
+    """Returns ``year_offset`` as an int (or None), refusing a value or format it cannot work with."""
+    if year_offset is None:
+        return None
+    if isinstance(year_offset, bool) or not isinstance(year_offset, int):
+        raise errors.SeqTemplatesError(
+            f"Expected a whole number of years for {setting_prefix}year_offset (e.g. 1900), received "
+            f"{year_offset!r}.")
+    if time_format and not time_format.startswith("%Y"):
+        raise errors.SeqTemplatesError(
+            f"{setting_prefix}year_offset reads the year as the number a time starts with, so "
+            f"{setting_prefix}time_format must start with %Y (e.g. '%Y-%m'); received '{time_format}'.")
+    return year_offset
+
+
+def _parse_times(frame, time_names, single, time_format, where, setting_prefix, year_offset=None):
     """Returns ``(times, describe)``: a ``DatetimeIndex`` and ``describe(row)``, the time as written.
+
+    With ``year_offset``, the year a time starts with (or the ``year`` unit column)
+    is a count to which ``year_offset`` is added before the time is read.
 
     Raises:
         SeqTemplatesError: Naming the first row whose time does not parse.
     """
     format_note = (f" with {setting_prefix}time_format '{time_format}'" if time_format
                    else f"; fix it or set {setting_prefix}time_format (e.g. '%Y-%m-%d %H:%M')")
+    columns = ", ".join(repr(name) for name in time_names)
     units = [name.lower() for name in time_names]
     if not single and "year" in units and all(unit in TIME_UNITS for unit in units):
         parts = {unit: pandas.to_numeric(frame[name].map(_strip), errors="coerce")
                  for name, unit in zip(time_names, units)}
+        parts["year"] = parts["year"] + (year_offset or 0)
         parts.setdefault("month", 1)
         parts.setdefault("day", 1)
         times = pandas.to_datetime(pandas.DataFrame(parts, index=frame.index), errors="coerce")
@@ -810,18 +847,67 @@ def _parse_times(frame, time_names, single, time_format, where, setting_prefix):
             values = values.map(lambda value: value if value is None else str(_strip(value)))
             for name in time_names[1:]:
                 values = values + " " + frame[name].map(lambda value: str(_strip(value)))
+        shown = lambda row: repr(values.iloc[row])  # noqa: E731
+        if year_offset is not None:
+            return _parse_counted_years(frame, values, time_names, time_format, year_offset, where,
+                                        setting_prefix), shown
+        if not time_format:
+            _refuse_times_without_a_year(frame, values, time_names, where, setting_prefix)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             times = pandas.to_datetime(values, format=time_format, errors="coerce")
-        shown = lambda row: repr(values.iloc[row])  # noqa: E731
     bad = times.isna().to_numpy().nonzero()[0]
     if len(bad):
         row = int(bad[0])
-        columns = ", ".join(repr(name) for name in time_names)
         raise errors.SeqTemplatesError(
             f"{where(row)}: cannot read the time {shown(row)} in {columns}{format_note}."
         )
     return pandas.DatetimeIndex(times), shown
+
+
+def _parse_counted_years(frame, values, time_names, time_format, year_offset, where, setting_prefix):
+    """Reads times that start with a counted year, adding ``year_offset`` (``"1-01"`` → 1901-01-01).
+
+    Raises:
+        SeqTemplatesError: Naming file, line and field of the first time that
+            does not start with a number or does not parse once its year is added.
+    """
+    field_number = frame.columns.get_loc(time_names[0]) + 1
+    columns = ", ".join(repr(name) for name in time_names)
+    readable = []
+    for row, value in enumerate(values):
+        match = COUNTED_YEAR.fullmatch("" if value is None else str(value))
+        if match is None:
+            raise errors.SeqTemplatesError(
+                f"{where.at(row, field_number)}: cannot read the time {value!r} in {columns}: with "
+                f"{setting_prefix}year_offset set, a time starts with its year number (e.g. '1-01' for "
+                "January of year 1); fix that row.")
+        readable.append(f"{int(match.group(1)) + year_offset:04d}{match.group(2) or ''}")
+    readable = pandas.Series(readable, index=values.index, dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        times = pandas.to_datetime(readable, format=time_format, errors="coerce")
+    bad = times.isna().to_numpy().nonzero()[0]
+    if len(bad):
+        row = int(bad[0])
+        with_format = f" and {setting_prefix}time_format '{time_format}'" if time_format else ""
+        raise errors.SeqTemplatesError(
+            f"{where.at(row, field_number)}: cannot read the time {values.iloc[row]!r} in {columns} (read "
+            f"as {readable.iloc[row]!r} with {setting_prefix}year_offset {year_offset}{with_format}); "
+            "fix that row.")
+    return pandas.DatetimeIndex(times)
+
+
+def _refuse_times_without_a_year(frame, values, time_names, where, setting_prefix):
+    """Refuses times like ``"1-01"`` (a counted year and a month) that pandas would read as a made-up date."""
+    first = next((row for row, value in enumerate(values) if isinstance(value, str) and value), None)
+    if first is None or not YEAR_MISSING.fullmatch(values.iloc[first]):
+        return
+    raise errors.SeqTemplatesError(
+        f"{where.at(first, frame.columns.get_loc(time_names[0]) + 1)}: the time {values.iloc[first]!r} in "
+        f"{', '.join(repr(name) for name in time_names)} has no calendar year; if it is a counted year "
+        f"and a month, set {setting_prefix}year_offset (e.g. 1900, so 1-01 is January 1901) and "
+        f"{setting_prefix}time_format '%Y-%m', or else set {setting_prefix}time_format.")
 
 
 def _check_time_order(times, describe, where, time_names):

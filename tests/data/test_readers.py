@@ -7,6 +7,7 @@ import pytest
 
 from seq_templates import errors
 from seq_templates.data import readers
+from seq_templates.preprocessing import windows
 
 
 def _write(folder, name, content):
@@ -344,6 +345,62 @@ def test_timeseries_bad_times(tmp_path):
     path = _write(tmp_path, "c.csv", "year,month,day,v\n2010,1,1,1\n2010,2,30,2\n")
     with pytest.raises(errors.SeqTemplatesError, match=r"c.csv:3: cannot read the time year=2010, month=2, day=30"):
         readers.read_timeseries(path, time_columns=["year", "month", "day"])
+
+
+def _counted_years_csv(last_year, last_month):
+    """Rows like the TSDL writing-paper file: quoted "YEAR-MONTH" with the year counted from 1 and not
+    zero-padded, values with 3, 2, 1 or no decimals, CRLF line ends and no final newline."""
+    months = [(year, month) for year in range(1, last_year + 1) for month in range(1, 13)
+              if (year, month) <= (last_year, last_month)]
+    values = ["1359.795", "1278.56", "1641.5", "1876"]
+    rows = [f'"{year}-{month:02d}",{values[index % 4]}' for index, (year, month) in enumerate(months)]
+    return '"Month","Sales"\r\n' + "\r\n".join(rows), months
+
+
+def test_timeseries_counted_years_keep_the_file_order_and_read_as_months(tmp_path):
+    content, months = _counted_years_csv(10, 2)  # "1-01" .. "9-12", then "10-01", "10-02"
+    assert content.count("\r\n") == len(months) and not content.endswith("\n")
+    path = _write(tmp_path, "paper.csv", content)
+    frame = readers.read_timeseries(path, time_column="Month", year_offset=1900, time_format="%Y-%m")
+    assert len(frame) == len(months) == 110
+    assert list(frame.index.strftime("%Y-%m")) == [f"{1900 + year}-{month:02d}" for year, month in months]
+    assert str(frame.index[107].date()) == "1909-12-01" and str(frame.index[108].date()) == "1910-01-01"
+    assert windows.infer_frequency(frame.index) == "MS" and windows.season_length_for("MS") == 12
+    assert frame["Sales"].tolist()[:4] == [1359.795, 1278.56, 1641.5, 1876.0] and frame["Sales"].dtype == "float64"
+    inferred = readers.read_timeseries(path, time_column="Month", year_offset=1900)  # no format: the same
+    assert inferred.index.equals(frame.index)
+    units = _write(tmp_path, "units.csv", "year,month,Sales\r\n9,12,1\r\n10,1,2")
+    assert list(readers.read_timeseries(units, time_columns=["year", "month"], year_offset=1900).index.strftime(
+        "%Y-%m")) == ["1909-12", "1910-01"]
+
+
+@pytest.mark.parametrize("bad_time, fragment", [
+    ("x-03", r"paper.csv:4:1: cannot read the time 'x-03' in 'Month': with data.year_offset set, a time "
+             r"starts with its year number"),
+    ("1-13", r"paper.csv:4:1: cannot read the time '1-13' in 'Month' \(read as '1901-13' with "
+             r"data.year_offset 1900 and data.time_format '%Y-%m'\); fix that row"),
+])
+def test_timeseries_counted_year_that_does_not_parse_is_one_line_naming_file_line_and_field(
+        tmp_path, bad_time, fragment):
+    content, _ = _counted_years_csv(1, 4)
+    path = _write(tmp_path, "paper.csv", content.replace('"1-03"', f'"{bad_time}"'))
+    with pytest.raises(errors.SeqTemplatesError, match=fragment) as raised:
+        readers.read_timeseries(path, time_column="Month", year_offset=1900, time_format="%Y-%m")
+    assert len(str(raised.value).splitlines()) == 1
+
+
+def test_timeseries_counted_years_without_an_offset_are_refused_not_made_up(tmp_path):
+    content, _ = _counted_years_csv(2, 3)  # pandas alone reads "1-02" as 2 January of year 1
+    path = _write(tmp_path, "paper.csv", content)
+    with pytest.raises(errors.SeqTemplatesError,
+                       match=r"paper.csv:2:1: the time '1-01' in 'Month' has no calendar year; .*set "
+                             r"reader.year_offset \(e.g. 1900") as raised:
+        readers.read_timeseries(path, time_column="Month", setting_prefix="reader.")
+    assert len(str(raised.value).splitlines()) == 1
+    with pytest.raises(errors.SeqTemplatesError, match=r"data.time_format must start with %Y .*received '%m-%Y'"):
+        readers.read_timeseries(path, time_column="Month", year_offset=1900, time_format="%m-%Y")
+    with pytest.raises(errors.SeqTemplatesError, match=r"whole number of years for data.year_offset.*'1900'"):
+        readers.read_timeseries(path, time_column="Month", year_offset="1900")
 
 
 def test_timeseries_column_settings(tmp_path):
