@@ -31,7 +31,7 @@ TASK = "forecasting"
 ETS_CHOICES, POSITIVE = {"choices": (None, "add", "mul")}, {"minimum": 1}
 NORMALIZERS = {"targets": "target_normalizer", "covariates": "covariate_normalizer"}
 HEADLINE = ("mae", "min", "model.mae", ("baselines.*.mae",))  # beside every baseline's
-TIME_OPTIONS = ("time_column", "time_columns", "time_format")  # how a file's times are read
+TIME_OPTIONS = ("time_column", "time_columns", "time_format", "year_offset")  # how times are read
 COLUMN_KEYS = ("target_columns", "covariate_columns")  # the columns read, each named in its errors
 
 
@@ -43,6 +43,7 @@ class DataConfig(config_module.DataConfig):
     time_column: typing.Optional[str] = None  # --data: the timestamp column (or time_columns)
     time_columns: typing.Optional[typing.List[str]] = None  # --data: e.g. [year, month, day, hour]
     time_format: typing.Optional[str] = None  # --data: strftime format; null infers it
+    year_offset: typing.Optional[int] = None  # --data: added to counted years (1-01: 1900)
     missing_values: typing.List[str] = dataclasses.field(default_factory=list)  # e.g. [NA, "?"]
     target_columns: typing.List[str] = dataclasses.field(default_factory=list)  # []: the first
     covariate_columns: typing.List[str] = dataclasses.field(default_factory=list)  # number, text
