@@ -9,13 +9,15 @@ import pytest
 
 from seq_templates import errors
 from seq_templates.data import readers
+from seq_templates.data import download
 from seq_templates.data import registry
 from seq_templates.data import splits
+from seq_templates.preprocessing import windows
 
 SHARED_FOLDERS = ("sst2", "conll2003", "tiny_shakespeare", "spa_eng", "airline_passengers",
                   "daily_min_temperatures", "monthly_sunspots", "beijing_pm25", "nietzsche",
                   "monthly_champagne_sales", "monthly_mean_temp", "daily_max_temperatures", "ara_eng",
-                  "mit_restaurant", "wikigold")
+                  "mit_restaurant", "wikigold", "monthly_writing_paper_sales")
 
 
 def test_every_shared_folder_has_a_recipe_and_imdb_has_download_and_tfds():
@@ -292,6 +294,23 @@ def test_univariate_series(shared_data):
         assert frame.shape[1] == 1 and frame.iloc[:, 0].dtype == "float64" and not frame.isna().any().any()
     if not read_any:
         pytest.skip("no univariate series in the shared folder")
+
+
+def test_monthly_writing_paper_sales_counted_years_read_as_147_months_in_file_order(shared_data):
+    folder = _shared_folder(shared_data, "monthly_writing_paper_sales")
+    recipe = registry.get_recipe("monthly_writing_paper_sales")
+    file = folder / "monthly-writing-paper-sales.csv"
+    assert download.sha256_of(file) == recipe["sha256"][file.name] == recipe["download"]["sha256"]
+    assert registry.resolve("monthly_writing_paper_sales").source == "data_dir"  # checksum verified
+    frame = registry.read("monthly_writing_paper_sales")[0]["all"]
+    last_row = file.read_bytes().decode("ascii").split("\r\n")[-1]  # no final newline
+    assert last_row.startswith('"13-03",')
+    assert len(frame) == 147 and list(frame.columns) == ["Sales"] and not frame.isna().any().any()
+    assert frame["Sales"].iloc[0] == 1359.795 and frame["Sales"].iloc[-1] == float(last_row.split(",")[1])
+    assert frame.loc["1909-05-01", "Sales"] == 1876.0  # "9-05",1876: the one value without decimals
+    assert (str(frame.index[0].date()), str(frame.index[-1].date())) == ("1901-01-01", "1913-03-01")
+    assert windows.infer_frequency(frame.index) == "MS" and windows.season_length_for("MS") == 12
+    assert frame.index.equals(pandas.date_range("1901-01-01", periods=147, freq="MS", name="time"))
 
 
 def test_daily_temperatures_gaps_are_reported_not_filled(shared_data):
