@@ -27,7 +27,7 @@ import time
 ROWS = [
     ("forecasting", name) for name in (
         "airline_passengers", "monthly_sunspots", "daily_min_temperatures", "monthly_champagne_sales",
-        "monthly_mean_temp", "daily_max_temperatures", "beijing_pm25")
+        "monthly_mean_temp", "daily_max_temperatures", "beijing_pm25", "monthly_writing_paper_sales")
 ] + [
     ("ner", "wikigold"), ("ner", "mit_restaurant"), ("ner", "conll2003"),
     ("sentiment", "sst2"), ("sentiment", "aclimdb"),
