@@ -1,9 +1,8 @@
 """Time-series forecasting (window -> horizon): past values in, the next ones out, in their units.
 
-``seq-templates train forecasting [--dataset airline_passengers]``: load (time grid, gaps, blocks,
-windows) -> preprocess -> build model (single-step, direct, autoregressive or encoder-decoder) ->
-train -> evaluate (a rolling-origin backtest beside naive, seasonal naive, moving average and ETS)
--> export (raw windows in, forecasts out) -> check."""
+``seq-templates train forecasting [--dataset airline_passengers]``: load (time grid, gaps,
+windows) -> preprocess -> model (single-step, direct, autoregressive, encoder-decoder) -> train ->
+evaluate (a backtest beside naive, seasonal naive, moving average, ETS) -> export -> check."""
 
 import dataclasses
 import pathlib
