@@ -11,7 +11,11 @@ Usage:
     python benchmarks/generalization.py                       # every row, 15 minutes each
     python benchmarks/generalization.py --only ner --minutes 5
     python benchmarks/generalization.py --rows ner:wikigold forecasting:monthly_champagne_sales
+    python benchmarks/generalization.py --rows sentiment:sst2 --seeds 42 7 1   # medians over seeds
     python benchmarks/generalization.py --table                # print the table of saved results
+
+The sentiment:sst2 rows also score their export on aclimdb's test reviews beside TF-IDF trained
+on SST-2 (``benchmarks/long_inputs.py``, whole reviews), the issue's floor for long inputs.
 
 Floors (issue 18) are checked against the saved rows and printed beside them.
 """
@@ -47,22 +51,22 @@ ROW_SETTINGS = {("translation", name): ["data.reverse_direction=true"] for name 
 RESULTS = pathlib.Path("runs/generalization/results.json")
 
 
-def run_row(task, dataset, minutes, folder):
+def run_row(task, dataset, minutes, folder, seed=42):
     """Trains one row in a fresh process; returns its result dict."""
-    output = folder / f"{task}-{dataset}"
+    output = folder / (f"{task}-{dataset}" + ("" if seed == 42 else f"-seed{seed}"))
     for stale in (output, output.with_name(output.name + ".partial")):  # a killed row's, too
         if stale.exists():
             import shutil
             shutil.rmtree(stale)
     command = [sys.executable, "-m", "seq_templates.cli", "train", task, "--dataset", dataset, "--no-preset",
                "--output-dir", str(output), "--set", f"train.max_minutes={minutes}", "--set", "train.verbose=2",
-               "--set", "train.tensorboard=false"]
+               "--set", "train.tensorboard=false", "--set", f"train.seed={seed}"]
     for setting in ROW_SETTINGS.get((task, dataset), []):
         command += ["--set", setting]
     started = time.monotonic()
-    with open(folder / f"{task}-{dataset}.log", "w", encoding="utf-8") as log:
+    with open(output.with_name(output.name + ".log"), "w", encoding="utf-8") as log:
         status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)).returncode
-    row = {"task": task, "dataset": dataset, "budget_minutes": minutes, "status": status,
+    row = {"task": task, "dataset": dataset, "seed": seed, "budget_minutes": minutes, "status": status,
            "wall_minutes": round((time.monotonic() - started) / 60, 2), "set": ROW_SETTINGS.get((task, dataset), [])}
     if status != 0:
         return row
@@ -73,7 +77,25 @@ def run_row(task, dataset, minutes, folder):
                 "epochs": len(history.get("loss", [])),
                 "train_minutes": round(sum(history.get("epoch_seconds", [])) / 60, 2),
                 "auto": {key: value["value"] for key, value in info.get("auto_settings", {}).items()}})
+    if (task, dataset) in TRANSFER:  # the export scored on another dataset's texts (issue 18, item 3)
+        row["transfer"] = transfer(output, TRANSFER[(task, dataset)])
     return row
+
+
+# A sentence-trained export scored on whole reviews: benchmarks/long_inputs.py, whole texts only.
+TRANSFER = {("sentiment", "sst2"): "aclimdb"}
+
+
+def transfer(output, other):
+    """``{"dataset", "reviews", "model", "tfidf"}``: the run's export and TF-IDF on ``other``'s test texts."""
+    command = [sys.executable, str(pathlib.Path(__file__).with_name("long_inputs.py")), str(output),
+               "--dataset", other, "--windows"]
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+    if result.returncode != 0:
+        return {"dataset": other, "error": result.stderr.strip().splitlines()[-1:]}
+    scores = json.loads(result.stdout[result.stdout.index("{"):])
+    return {"dataset": other, "reviews": scores["reviews"], "model": scores["whole"],
+            "tfidf": scores["tfidf_trained_on_the_same_split"]}
 
 
 def floor_verdict(row):
@@ -95,8 +117,8 @@ def floor_verdict(row):
 
 def table(rows):
     """The markdown table of saved rows."""
-    lines = ["| template | dataset | test metric | model | best baseline | preset | floor | train min | epochs "
-             "| auto values (excerpt) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| template | dataset | seed | test metric | model | best baseline | preset | floor | train min | epochs "
+             "| auto values (excerpt) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = ("model.units", "model.dropout_rate", "train.batch_size", "train.ema_momentum", "data.horizon",
             "data.input_width", "model.residual_to", "data.max_tokens", "data.source_max_tokens")
     for row in rows:
@@ -106,9 +128,38 @@ def table(rows):
         metric = test.get("metric", "failed" if row.get("status") else "")
         model, baseline = test.get("model", float("nan")), test.get("baseline", float("nan"))
         lines.append(
-            f"| {row['task']} | {row['dataset']} | {metric} | {model:.4g} | {test.get('best_baseline', '')} "
+            f"| {row['task']} | {row['dataset']} | {row.get('seed', 42)} | {metric} | {model:.4g} | "
+            f"{test.get('best_baseline', '')} "
             f"{baseline:.4g} | {preset} | {floor_verdict(row)} | {row.get('train_minutes', '')} | "
             f"{row.get('epochs', '')} | {auto} |")
+    return "\n".join(lines)
+
+
+def medians(rows):
+    """The markdown table of rows run with several seeds: each seed's figure, the median and the floor."""
+    import statistics
+
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["dataset"]), []).append(row)
+    lines = ["| template | dataset | figure | seeds: values | median | floor |", "|---|---|---|---|---|---|"]
+    for (task, dataset), group in groups.items():
+        finished = sorted((row for row in group if (row.get("versus_baseline") or {}).get("test")),
+                          key=lambda row: row.get("seed", 42))
+        if len(finished) < 2:
+            continue
+        figures = [("test " + finished[0]["versus_baseline"]["test"]["metric"],
+                    [row["versus_baseline"]["test"]["model"] for row in finished], FLOORS.get((task, dataset)))]
+        if all("model" in row.get("transfer", {}) for row in finished):
+            other = finished[0]["transfer"]["dataset"]
+            figures += [(f"export on {other} test texts", [row["transfer"]["model"] for row in finished],
+                         ("at_least", statistics.median(row["transfer"]["tfidf"] for row in finished)))]
+        for name, values, floor in figures:
+            median = statistics.median(values)
+            verdict = "" if not floor or floor[0] != "at_least" else (
+                f">= {floor[1]:.4g}: " + ("met" if median >= floor[1] else "missed"))
+            listed = ", ".join(f"{row.get('seed', 42)}: {value:.4g}" for row, value in zip(finished, values))
+            lines.append(f"| {task} | {dataset} | {name} | {listed} | {median:.4g} | {verdict} |")
     return "\n".join(lines)
 
 
@@ -117,6 +168,8 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=15.0, help="train.max_minutes of every row")
     parser.add_argument("--only", help="one template's rows")
     parser.add_argument("--rows", nargs="*", help="TASK:DATASET rows")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[42],
+                        help="train.seed of each run (several: every row once per seed, and a table of medians)")
     parser.add_argument("--table", action="store_true", help="print the saved results' table only")
     arguments = parser.parse_args(argv)
     saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
@@ -125,12 +178,16 @@ def main(argv=None):
             row for row in ROWS if not arguments.only or row[0] == arguments.only]
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         for task, dataset in rows:
-            print(f"{task} on {dataset} ({arguments.minutes} min) ...", flush=True)
-            row = run_row(task, dataset, arguments.minutes, RESULTS.parent)
-            saved = [item for item in saved if (item["task"], item["dataset"]) != (task, dataset)] + [row]
-            RESULTS.write_text(json.dumps(saved, indent=2))
-            print(table([row]).splitlines()[-1], flush=True)
+            for seed in arguments.seeds:
+                print(f"{task} on {dataset}, seed {seed} ({arguments.minutes} min) ...", flush=True)
+                row = run_row(task, dataset, arguments.minutes, RESULTS.parent, seed)
+                saved = [item for item in saved
+                         if (item["task"], item["dataset"], item.get("seed", 42)) != (task, dataset, seed)] + [row]
+                RESULTS.write_text(json.dumps(saved, indent=2))
+                print(table([row]).splitlines()[-1], flush=True)
     print(table(saved))
+    print()
+    print(medians(saved))
     return 0
 
 

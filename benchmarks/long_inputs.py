@@ -9,7 +9,7 @@ sentences) reads ``aclimdb``'s val reviews (hundreds of words each) three ways:
 - beside TF-IDF + logistic regression trained on the export's own training split.
 
 Usage:
-    python benchmarks/long_inputs.py RUN [--reviews 2000] [--windows 32 64 128]
+    python benchmarks/long_inputs.py RUN [--reviews 2000] [--windows 32 64 128] [--dataset aclimdb]
 """
 
 import argparse
@@ -32,7 +32,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a sentiment run directory (its export/ and config.yaml)")
     parser.add_argument("--reviews", type=int, default=2000, help="val reviews scored (seeded sample)")
-    parser.add_argument("--windows", type=int, nargs="*", default=[32, 64, 128])
+    parser.add_argument("--windows", type=int, nargs="*", default=[32, 64, 128],
+                        help="window widths in words (none: whole reviews only)")
+    parser.add_argument("--dataset", default="aclimdb", help="the registered dataset whose test texts are read")
+    parser.add_argument("--app", default="sentiment", help="the run's app: a template name or an app file")
     arguments = parser.parse_args(argv)
 
     from seq_templates import apps_loader
@@ -41,10 +44,10 @@ def main(argv=None):
     from seq_templates.evaluation import baselines
 
     run = pathlib.Path(arguments.run)
-    app = apps_loader.load_app("sentiment")
+    app = apps_loader.load_app(arguments.app)
     config = config_module.load(app.CONFIG_SECTIONS, run / "config.yaml")
     train_texts, train_labels = app.load_raw_data(config["data"])["train"]
-    review_config = app.CONFIG_SECTIONS["data"](dataset="aclimdb")
+    review_config = app.CONFIG_SECTIONS["data"](dataset=arguments.dataset)
     texts, labels = app.load_raw_data(review_config)["test"]
     order = np.random.default_rng(0).permutation(len(texts))[:arguments.reviews]
     texts, labels = [texts[index] for index in order], np.array([labels[index] for index in order])
