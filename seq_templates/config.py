@@ -15,7 +15,8 @@ so ``--config runs/x/config.yaml`` reproduces a run.
 
 Every value is checked against the field's type (``int``, ``float``, ``str``,
 ``bool``, optional and list types) and against ``choices``/``minimum`` given in the
-field's metadata; unknown keys are errors, never silently ignored.
+field's metadata (for a list, ``minimum`` holds for every item, and ``increasing`` asks for
+strictly increasing items); unknown keys are errors, never silently ignored.
 """
 
 import dataclasses
@@ -33,6 +34,7 @@ SECTION_NAMES = ("data", "model", "train")
 RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.max_minutes", "train.verbose",
                   "train.tensorboard")
 RATE = {"minimum": 0.0, "below": 1.0}  # a field's metadata: a dropout rate, a fraction, a momentum in [0, 1)
+LENGTHS = {"minimum": 1, "increasing": True}  # a list field's metadata: sequence lengths, each >= 1, strictly rising
 
 
 @dataclasses.dataclass
@@ -127,7 +129,8 @@ class TrainConfig:
             usual); counted from the start of each ``train`` or ``--resume``
             invocation. ``null``: no time limit.
         seed: Seed for Python, NumPy, TensorFlow and data shuffling.
-        bucket_boundaries: Sequence-length boundaries for ``bucket_by_sequence_length``.
+        bucket_boundaries: Sequence-length boundaries for ``bucket_by_sequence_length``: strictly
+            increasing lengths of at least 1 (``[]``: one bucket).
         shuffle_buffer_size: Examples in the shuffle buffer; 0 shuffles the whole split.
         tensorboard: Write TensorBoard logs to ``logs/`` in the run directory.
         verbose: Keras verbosity: 0 silent, 1 progress bar, 2 one line per epoch;
@@ -153,7 +156,7 @@ class TrainConfig:
     max_minutes: typing.Optional[float] = dataclasses.field(default=None, metadata={"minimum": 0.0})
     seed: int = 42
     bucket_boundaries: typing.List[int] = dataclasses.field(
-        default_factory=lambda: [8, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+        default_factory=lambda: [8, 16, 24, 32, 48, 64, 96, 128, 192, 256], metadata=LENGTHS
     )
     shuffle_buffer_size: int = dataclasses.field(default=0, metadata={"minimum": 0})
     tensorboard: bool = True
@@ -355,15 +358,23 @@ def _check_value(value, field_type, metadata, name, source):
         raise errors.SeqTemplatesError(
             f"{source}: '{name}' expects one of {', '.join(map(str, choices))}, received {value!r}."
         )
+    items = coerced if isinstance(coerced, list) else [] if coerced is None else [coerced]
     minimum = metadata.get("minimum")
-    if minimum is not None and coerced is not None and coerced < minimum:
+    if minimum is not None and any(item < minimum for item in items):
+        what = "values" if isinstance(coerced, list) else "a value"
         raise errors.SeqTemplatesError(
-            f"{source}: '{name}' expects a value of at least {minimum}, received {value!r}."
+            f"{source}: '{name}' expects {what} of at least {minimum}, received {value!r}."
         )
     below = metadata.get("below")
-    if below is not None and coerced is not None and coerced >= below:
+    if below is not None and any(item >= below for item in items):
+        what = "values" if isinstance(coerced, list) else "a value"
         raise errors.SeqTemplatesError(
-            f"{source}: '{name}' expects a value below {below}, received {value!r}."
+            f"{source}: '{name}' expects {what} below {below}, received {value!r}."
+        )
+    if metadata.get("increasing") and any(later <= earlier for earlier, later in zip(items, items[1:])):
+        raise errors.SeqTemplatesError(
+            f"{source}: '{name}' expects strictly increasing values, received {value!r}; "
+            f"sort them and drop repeats (e.g. {sorted(set(items))})."
         )
     return coerced
 

@@ -124,6 +124,8 @@ def _bad_input_cases(tmp_path, tiny_sentiment_file):
         (data + ["--set", "model.dropout_rate=1.5"], ["'model.dropout_rate' expects a value below 1.0"]),
         (data + ["--set", "data.token_dropout_rate=1.5"], ["'data.token_dropout_rate' expects a value below 1.0"]),
         (data + ["--set", "train.ema_momentum=1"], ["'train.ema_momentum' expects a value below 1.0"]),
+        (data + ["--set", "train.bucket_boundaries=[8,4]"],
+         ["'train.bucket_boundaries' expects strictly increasing values, received [8, 4]", "sort them"]),
         # A dataset of another template's format (a TypeError traceback before):
         (["--dataset", "conll2003"], ["'conll2003' holds ner data (format conll)", "seq-templates train ner"]),
     ]

@@ -96,3 +96,29 @@ def test_a_number_given_for_a_text_setting_is_taken_as_its_digits():
         config.resolve(SECTIONS, [], ["model.cell=1"])
     with pytest.raises(errors.SeqTemplatesError, match="'model.vocabulary' expects"):
         config.resolve(SECTIONS, [], ["model.vocabulary=[1]"])
+
+
+@pytest.mark.parametrize("boundaries, fragment", [
+    ("[8, 4]", r"'train.bucket_boundaries' expects strictly increasing values, received \[8, 4\]; sort them and "
+               r"drop repeats \(e.g. \[4, 8\]\)"),
+    ("[8, 8, 16]", r"expects strictly increasing values, received \[8, 8, 16\]; sort them and drop repeats "
+                   r"\(e.g. \[8, 16\]\)"),
+    ("[0, 8]", r"'train.bucket_boundaries' expects values of at least 1, received \[0, 8\]"),
+    ("[-4, 8]", r"expects values of at least 1, received \[-4, 8\]"),
+])
+def test_bucket_boundaries_must_be_increasing_lengths(boundaries, fragment):
+    with pytest.raises(errors.SeqTemplatesError, match=fragment):
+        config.resolve(SECTIONS, [], [f"train.bucket_boundaries={boundaries}"])
+
+
+def test_bucket_boundaries_in_a_file_name_the_file(tmp_path):
+    unsorted = tmp_path / "unsorted.yaml"
+    unsorted.write_text("train:\n  bucket_boundaries: [16, 8, 32]\n")
+    with pytest.raises(errors.SeqTemplatesError, match=r"unsorted.yaml: 'train.bucket_boundaries' expects strictly "
+                                                       r"increasing values"):
+        config.resolve(SECTIONS, [unsorted])
+
+
+def test_increasing_bucket_boundaries_and_none_are_taken():
+    assert config.resolve(SECTIONS, [], ["train.bucket_boundaries=[1, 4, 9]"])["train"].bucket_boundaries == [1, 4, 9]
+    assert config.resolve(SECTIONS, [], ["train.bucket_boundaries=[]"])["train"].bucket_boundaries == []
