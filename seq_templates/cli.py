@@ -131,16 +131,41 @@ def _command_export(arguments):
 
 
 def _parse_value(value, spec, where):
-    """A string input takes the text as it is; a numeric one takes JSON (already parsed in a JSON object)."""
-    if spec.dtype.name == "string" or not isinstance(value, str):
+    """A string input takes the text as it is; a numeric one takes JSON (already parsed in a JSON object).
+
+    A numeric value must be finite: JSON's ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's
+    ``json`` reads) are refused, as the server refuses them, rather than answered with NaN.
+    """
+    if spec.dtype.name == "string":
         return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise errors.SeqTemplatesError(
+                f"{where}: {value!r} is not valid JSON; input '{spec.name}' takes {spec.dtype.name} values, "
+                "e.g. '[1.0, 2.5, 3.0]'."
+            ) from None
+    non_finite = _first_non_finite(value)
+    if non_finite is not None:
         raise errors.SeqTemplatesError(
-            f"{where}: {value!r} is not valid JSON; input '{spec.name}' takes {spec.dtype.name} values, "
-            "e.g. '[1.0, 2.5, 3.0]'."
-        ) from None
+            f"{where}: input '{spec.name}' holds {json.dumps(non_finite)}, which is not a finite number; give "
+            f"finite {spec.dtype.name} values (fill in a missing value before predicting).")
+    return value
+
+
+def _first_non_finite(value):
+    """The first float of a JSON value (nested lists) that is NaN or infinite, or None."""
+    import math
+
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return item
+        if isinstance(item, (list, tuple)):
+            pending.extend(reversed(item))
+    return None
 
 
 def _parse_parameters(parameters, specs):

@@ -114,6 +114,21 @@ def test_decoding_values_out_of_range_are_one_line_errors(scaled_length_export, 
                                   "--param", "beam_width=2", "--param", "top_p=0.5")) == [3.0]
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["abc", "--param", "factor=NaN"], "--param factor: input 'factor' holds NaN, which is not a finite number; "
+                                       "give finite float32 values"),
+    (["abc", "--param", "factor=-Infinity"], "input 'factor' holds -Infinity, which is not a finite number"),
+    (['{"texts": "ab", "offset": NaN}'], "INPUT 1: input 'offset' holds NaN, which is not a finite number"),
+    (["abc", '{"texts": "ab", "offset": Infinity}'], "INPUT 2: input 'offset' holds Infinity"),
+])
+def test_a_non_finite_number_is_a_one_line_error(scaled_length_export, cli_in_process, arguments, message):
+    completed = cli_in_process("predict", scaled_length_export, *arguments, "--signature", "scale")
+    assert completed.returncode == 2, completed.stdout[-2000:]
+    assert completed.stdout == ""  # nothing answered, not even for the finite examples
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], completed.stderr[-2000:]
+
+
 def test_a_value_the_graph_rejects_is_a_one_line_error(scaled_length_export, cli_in_process):
     # A fresh process: TensorFlow's own log of the failed op must not reach stderr either.
     completed = run_cli("predict", scaled_length_export, "abc", "--signature", "checked", "--param", "factor=-1")

@@ -16,10 +16,12 @@ Follows ``tensorflow_serving/util/json_tensor.cc`` and the REST API guide
   the shortest decimal that reads back to the same float32, ``NaN`` and
   ``Infinity`` as TF Serving writes them.
 
-Two deliberate differences, both refusing what TF Serving would pass on to the
+Three deliberate differences, each refusing what TF Serving would pass on to the
 model and fail on, or accept silently: an ``inputs`` object with a name the
-signature lacks is refused (TF Serving ignores it), and an empty batch is
-refused in either format. One addition: in the row format, an input whose
+signature lacks is refused (TF Serving ignores it), an empty batch is refused
+in either format, and so is a number that is not finite (the literals ``NaN``,
+``Infinity`` and ``-Infinity``, or a decimal too large for a double, such as
+``1e400``): a model answers nonsense for it (a forecast of NaN). One addition: in the row format, an input whose
 signature shape is a scalar (``[]``, e.g. a ``temperature``) is accepted when
 every instance gives the same value, which then goes to the model once.
 """
@@ -248,9 +250,9 @@ def _stack_instances(name, values, spec, keyed):
              "INVALID_ARGUMENT: ") if keyed \
         else (lambda index: f"Failed to process element: {index} of 'instances' list. Error: INVALID_ARGUMENT: ")
     if spec.shape.rank == 0:
-        first = _to_array(values[0], spec.dtype, lambda: where(0))
+        first = _to_array(values[0], spec.dtype, lambda: where(0), name)
         for index, value in enumerate(values[1:], start=1):
-            array = _to_array(value, spec.dtype, lambda: where(index))
+            array = _to_array(value, spec.dtype, lambda: where(index), name)
             if not np.array_equal(array, first, equal_nan=first.dtype.kind == "f"):
                 raise error_codes.invalid_argument(
                     f"{where(index)}input '{name}' takes one value per request (its signature shape is []), and the "
@@ -263,7 +265,7 @@ def _stack_instances(name, values, spec, keyed):
             pass  # reported with its position below
     arrays = []
     for index, value in enumerate(values):
-        array = _to_array(value, spec.dtype, lambda: where(index))
+        array = _to_array(value, spec.dtype, lambda: where(index), name)
         if arrays and array.shape != arrays[0].shape:
             if array.size != arrays[0].size:
                 raise error_codes.invalid_argument(f"{where(index)}Expecting tensor size: "
@@ -285,7 +287,7 @@ def _from_inputs(value, input_specs):
                 "inputs is a plain value/list, but expecting an object as multiple input tensors required as per "
                 "tensorinfo_map")
         (name, spec), = input_specs.items()
-        return {name: _to_array(value, spec.dtype)}
+        return {name: _to_array(value, spec.dtype, input_name=name)}
     for name in sorted(input_specs):
         if name not in value:
             raise error_codes.invalid_argument(f"Missing named input: {name} in 'inputs' object.")
@@ -295,11 +297,18 @@ def _from_inputs(value, input_specs):
             f"input size does not match signature: {len(value)}!={len(input_specs)} "
             f"len({{{','.join(sorted(value))}}}) != len({{{','.join(sorted(input_specs))}}}). "
             f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{}}.")
-    return {name: _to_array(value[name], spec.dtype) for name, spec in input_specs.items()}
+    return {name: _to_array(value[name], spec.dtype, input_name=name) for name, spec in input_specs.items()}
 
 
-def _to_array(value, dtype, where=lambda: ""):
-    """Converts a JSON value (a scalar or nested lists) to a numpy array of ``dtype``, as TF Serving checks it."""
+def _to_array(value, dtype, where=lambda: "", input_name=""):
+    """Converts a JSON value (a scalar or nested lists) to a numpy array of ``dtype``, as TF Serving checks it.
+
+    Args:
+        value: The JSON value of one input (or of one instance's part of it).
+        dtype: The input's ``tf.DType``.
+        where: Returns the prefix of a message (the instance and key in the row format).
+        input_name: The input's name, for the messages that name it.
+    """
     shape = []
     probe = value
     while isinstance(probe, list):
@@ -311,7 +320,7 @@ def _to_array(value, dtype, where=lambda: ""):
     if rank > MAX_RANK:
         raise error_codes.invalid_argument(
             f"{where()}JSON Value nested {rank} lists deep; a tensor has at most {MAX_RANK} dimensions here")
-    convert = _converter(dtype)
+    convert = _converter(dtype, input_name)
     flat = []
 
     def fill(item, level):
@@ -344,8 +353,8 @@ def _to_array(value, dtype, where=lambda: ""):
     return np.array(flat, dtype=dtype.as_numpy_dtype).reshape(shape)
 
 
-def _converter(dtype):
-    """The function checking and converting one JSON scalar for ``dtype``."""
+def _converter(dtype, input_name=""):
+    """The function checking and converting one JSON scalar for ``dtype`` (of the input ``input_name``)."""
     name = dtype.name
     if name == "string":
         def convert(value):
@@ -381,7 +390,11 @@ def _converter(dtype):
                 if abs(value) > largest_whole:
                     raise error_codes.invalid_argument(f"Cannot convert JSON value: {value} to {type_name(dtype)} "
                                                        "without loss of precision.")
-            elif math.isfinite(value) and abs(value) > largest:
+            elif not math.isfinite(value):  # json.loads reads NaN, Infinity, -Infinity and 1e400
+                raise error_codes.invalid_argument(
+                    f"JSON Value: {_show(value)} in input '{input_name}' is not a finite number; send finite "
+                    f"{type_name(dtype)} values (fill in a missing value before the request).")
+            elif abs(value) > largest:
                 raise error_codes.invalid_argument(f"Cannot convert JSON value: {_show(value)} to {type_name(dtype)} "
                                                    "without loss of precision.")
             return value

@@ -132,6 +132,21 @@ BAD_REQUESTS = [
     ({"inputs": {"values": [[1, 2, 3]], "offset": 2 ** 40}}, "window", 400, "without loss of precision"),
     ({"inputs": {"values": [[1, 2, 3]], "offset": 1e39}}, "window", 400, "without loss of precision"),
     ({"inputs": {"values": [[1, 2, 3]], "offset": [0]}}, "window", 400, "expects a tensor of shape []"),
+    # Non-finite numbers (json.loads reads the literals NaN, Infinity, -Infinity, and 1e400 as infinity):
+    (b'{"signature_name": "window", "inputs": {"values": [[1, NaN, 3]], "offset": 0}}', None, 400,
+     "JSON Value: NaN in input 'values' is not a finite number; send finite float values"),
+    (b'{"signature_name": "window", "instances": [{"values": [1, 2, 3], "offset": Infinity}]}', None, 400,
+     "key: offset of 'instances' list. Error: INVALID_ARGUMENT: JSON Value: Infinity in input 'offset' is not a "
+     "finite number"),
+    (b'{"signature_name": "window", "instances": [{"values": [1, 2, 3], "offset": 0}, '
+     b'{"values": [-Infinity, 2, 3], "offset": 0}]}', None, 400,
+     "element: 1 key: values of 'instances' list. Error: INVALID_ARGUMENT: JSON Value: -Infinity in input 'values'"),
+    (b'{"signature_name": "window", "inputs": {"values": [[1e400, 2, 3]], "offset": 0}}', None, 400,
+     "JSON Value: Infinity in input 'values' is not a finite number"),
+    (b'{"signature_name": "checked", "instances": [NaN]}', None, 400,
+     "element: 0 of 'instances' list. Error: INVALID_ARGUMENT: JSON Value: NaN in input 'values' is not a finite"),
+    (b'{"signature_name": "types", "inputs": {"flag": [true], "count": [1], "value": [NaN], "small": [1]}}', None,
+     400, "JSON Value: NaN in input 'value' is not a finite number; send finite double values"),
     ({"instances": [[1, 2, 3]]}, "window", 400, "instances is a plain list, but expecting list of objects"),
     ({"inputs": [[1, 2, 3]]}, "window", 400, "inputs is a plain value/list, but expecting an object"),
     ({"instances": [{"flag": 1, "count": 1, "value": 1, "small": 1}]}, "types", 400, "not of expected type: bool"),
