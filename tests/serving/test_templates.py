@@ -183,3 +183,42 @@ def test_concurrent_requests_with_batching_each_get_their_own_answer(served):
         assert_answers(columns_of(answer.json(), sorted(expected)), expected)
     statistics = app.state.batcher.statistics
     assert statistics["requests"] == len(requests) and statistics["merged_calls"] >= 1
+
+
+# Decoding inputs out of limits.VALUE_RULES, per template: (signature, [(input, bad value, as the 400 writes it)]).
+DECODING_CASES = {
+    "translation": ("translate", [("beam_width", 0, "0"), ("beam_width", -1, "-1"), ("max_length", 0, "0"),
+                                  ("length_penalty", -1.0, "-1")]),
+    "text_generation": ("generate", [("temperature", -1.0, "-1"), ("top_k", -1, "-1"), ("top_p", 0.0, "0"),
+                                     ("top_p", 1.5, "1.5"), ("max_length", 0, "0")]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECODING_CASES))
+def test_decoding_values_out_of_range_answer_400_naming_the_input(trained_app_runs, name):
+    from seq_templates.serving import limits
+
+    app, run = trained_app_runs(name)
+    served = Served(name, app, run)
+    signature_name, cases = DECODING_CASES[name]
+    inputs = served.inputs[signature_name]
+    signature = served.repository.find(served.model_name).resolve().signatures[signature_name]
+    calls, call = [], signature.call
+    signature.call = lambda values: calls.append(values) or call(values)
+    path = f"/v1/models/{served.model_name}:predict"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette import testclient
+    with testclient.TestClient(app_module.build_app(served.repository), raise_server_exceptions=False) as client:
+        for input_name, value, shown in cases:
+            meaning = limits.VALUE_RULES[input_name][3]
+            bad = {**inputs, input_name: np.asarray(value, dtype=inputs[input_name].dtype)}
+            for body in (columnar_body(signature_name, bad), row_body(signature_name, bad)):
+                answer = client.post(path, json=body)
+                assert answer.status_code == 400, answer.text
+                expected = f"{input_name}={shown} is out of range: {input_name} must be {meaning}."
+                assert answer.json()["error"] == expected
+        assert calls == []  # refused before any model call
+        good = client.post(path, json=columnar_body(signature_name, inputs))
+        assert good.status_code == 200, good.text
+        assert len(calls) == 1
