@@ -488,13 +488,29 @@ def export_run(run_path, export_root=None):
 
     Returns:
         The version folder.
+
+    Raises:
+        SeqTemplatesError: ``run_path`` is an unfinished (``.partial``) or damaged run, or
+            ``export_root`` is a file.
     """
     run_path = pathlib.Path(run_path)
+    if run_path.name.endswith(run_directory.PARTIAL_SUFFIX) and run_path.name != run_directory.PARTIAL_SUFFIX:
+        finished = run_path.with_name(run_path.name[:-len(run_directory.PARTIAL_SUFFIX)])
+        task = run_directory.read_run_info(run_path)["task"]
+        raise errors.SeqTemplatesError(
+            f"'{run_path}' is an unfinished run (a run trains in a {run_directory.PARTIAL_SUFFIX} folder, renamed "
+            f"when it is complete); finish it with seq-templates train {task} --resume --output-dir {finished}, "
+            f"then export '{finished}'.")
+    export_root = pathlib.Path(export_root) if export_root else run_path / "export"
+    if export_root.exists() and not export_root.is_dir():
+        raise errors.SeqTemplatesError(
+            f"'{export_root}' is a file, not a folder of export versions; give --export-dir a folder (a new one, "
+            "or one holding versions 1, 2, ...).")
     app = apps_loader.load_run_app(run_path)
     config, serving = serving_from_run(app, run_path)
     metrics_path = run_path / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else None
-    return write_export(serving, config, metrics, pathlib.Path(export_root or run_path / "export"))
+    return write_export(serving, config, metrics, export_root)
 
 
 def evaluate_run(run_path):

@@ -2,6 +2,8 @@
 
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -173,6 +175,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, tiny_sentiment_fi
                              "--set", "model.units=16", "--set", "data.max_tokens=50")
     _assert_one_line_error(refused, "--resume cannot change data.max_tokens, model.units")
     assert partial.is_dir() and not run.exists()
+    _assert_one_line_error(cli_in_process("export", partial), f"'{partial}' is an unfinished run",
+                           f"seq-templates train sentiment --resume --output-dir {run}")
     other_task = cli_in_process("train", "ner", "--output-dir", run, "--resume")
     _assert_one_line_error(other_task, "is an interrupted sentiment run; continue it with seq-templates train "
                                        "sentiment --resume")
@@ -195,6 +199,10 @@ def test_path_mistakes_and_damaged_runs_give_one_line(tmp_path, tiny_sentiment_f
     completed = cli_in_process("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir",
                                a_file / "sub", *QUICK)
     _assert_one_line_error(completed, "Cannot create the run directory", "a_file/sub.partial")
+    unwritable = cli_in_process("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", "/proc/x", *QUICK)
+    _assert_one_line_error(unwritable, "Cannot create the run directory '/proc/x.partial'",
+                           "choose another --output-dir")
+    assert not pathlib.Path("/proc/x").exists() and not pathlib.Path("/proc/x.partial").exists()
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "run.json").write_text("{not json")
@@ -205,6 +213,28 @@ def test_path_mistakes_and_damaged_runs_give_one_line(tmp_path, tiny_sentiment_f
     refused = run_cli("serve", damaged, "--port", "99999")
     assert refused.returncode == 2 and "expects a port from 0 to 65535" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_export_mistakes_give_one_line_and_write_nothing(tmp_path, tiny_sentiment_file, cli_in_process):
+    run = tmp_path / "run"
+    trained = cli_in_process("train", "sentiment", "--data", tiny_sentiment_file, "--output-dir", run, *QUICK)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    _assert_one_line_error(cli_in_process("export", run, "--export-dir", a_file),
+                           f"'{a_file}' is a file, not a folder of export versions; give --export-dir a folder")
+    assert a_file.read_text() == "mine"
+    # A run that stopped after model.keras was written, before its folder was renamed (a crash in evaluation):
+    unfinished = tmp_path / "crashed.partial"
+    shutil.copytree(run, unfinished)
+    _assert_one_line_error(cli_in_process("export", unfinished), f"'{unfinished}' is an unfinished run",
+                           f"seq-templates train sentiment --resume --output-dir {tmp_path / 'crashed'}")
+    no_model = tmp_path / "no_model"
+    shutil.copytree(run, no_model)
+    (no_model / "model.keras").unlink()
+    _assert_one_line_error(cli_in_process("export", no_model), f"'{no_model}' has no model.keras")
+    for folder in (run, unfinished, no_model):
+        assert sorted(item.name for item in (folder / "export").iterdir()) == ["1"]  # no version, no temp folder
 
 
 def test_other_templates_refuse_each_others_datasets(cli_in_process):
