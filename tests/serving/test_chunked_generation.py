@@ -1,6 +1,7 @@
 """Generation in bounded chunks: a long max_length runs as several model calls, answers like one, and a
 deadline or the shutdown stops it between two, freeing its model thread."""
 
+import asyncio
 import json
 import threading
 import time
@@ -105,6 +106,82 @@ def test_the_shutdown_stops_a_chunked_generation_between_two_chunks(resumable_to
         state.drain_deadline = None  # the server back: the next request has the one model thread within 3 s
         assert client.post(PREDICT, json={"instances": ["next"]}).status_code == 200
         assert len(calls) < 500 // 5
+
+
+async def asgi_post(app, document, disconnect_after=None):
+    """POSTs ``document`` to the toy's predict straight through ASGI, as a server hands a request over.
+
+    The client goes away (``http.disconnect``) ``disconnect_after`` seconds after the request
+    was sent, or never. Returns ``(HTTP status, answer)``.
+    """
+    body = json.dumps(document).encode()
+    gone, delivered = asyncio.Event(), False
+    if disconnect_after is not None:
+        asyncio.get_running_loop().call_later(disconnect_after, gone.set)
+
+    async def receive():
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    messages = []
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": PREDICT, "raw_path": PREDICT.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+             "server": ("testserver", 80), "client": ("testclient", 50000)}
+    await app(scope, receive, send)
+    status = next(message["status"] for message in messages if message["type"] == "http.response.start")
+    return status, json.loads(b"".join(message.get("body", b"") for message in messages
+                                       if message["type"] == "http.response.body"))
+
+
+def test_a_client_that_disconnects_stops_its_chunked_generation_after_the_current_chunk(resumable_toy):
+    from seq_templates.serving import app as app_module
+    from tests.serving.conftest import make_repository
+
+    served = make_repository({"toy": resumable_toy})
+    bounds = limits.Limits(request_timeout_seconds=30.0, generate_chunk_length=5)
+    app = app_module.build_app(served, num_threads=1, limits=bounds)  # one model thread
+    signature = served.find("toy").resolve().signatures["generate"]
+    calls, call = [], signature.call  # (started, ended) of each chunk's model call
+
+    def timed(inputs):
+        started = time.monotonic()
+        try:
+            return call(inputs)
+        finally:
+            calls.append((started, time.monotonic()))
+
+    signature.call = timed
+
+    async def scenario():
+        sent = time.monotonic()
+        # 500 steps at 0.02 s: 100 chunks of 0.1 s, 10 s in all; the client leaves after 0.5 s.
+        status, answer = await asgi_post(app, toy_generate(500, letters=25, seconds_per_step=0.02),
+                                         disconnect_after=0.5)
+        answered = time.monotonic()
+        await asyncio.sleep(0.5)  # a chunk still running would end, and a next one start, by now
+        next_sent = time.monotonic()
+        next_status, _ = await asgi_post(app, {"instances": ["next"]})
+        return sent + 0.5, status, answer, answered, next_status, time.monotonic() - next_sent
+
+    gone, status, answer, answered, next_status, next_seconds = asyncio.run(scenario())
+    assert status == 499 and answer == {"error": "The client closed the connection; its request was dropped."}
+    assert answered - gone < 1.0  # noticed within a chunk or two, not after the 10 s the generation takes
+    assert 2 <= len(calls) < 500 // 5 / 2
+    # The chunk running when the client left finishes (at most one more begun while it was being noticed) and
+    # is the last: none starts after the answer, and the one model thread is idle a chunk later.
+    assert sum(started > gone for started, _ in calls) <= 1
+    assert all(started < answered for started, _ in calls)
+    assert max(ended for _, ended in calls) < answered + 0.3
+    assert next_status == 200 and next_seconds < 1.0  # the one model thread is free for the next request
 
 
 def test_chunk_seeds_are_deterministic_distinct_and_keep_the_first():
