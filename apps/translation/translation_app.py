@@ -94,8 +94,10 @@ def load_raw_data(data_config):
 
     splits, _ = loading.load_splits(data_config, lambda path: readers.read_parallel_tsv(
         path, data_config.source_column, data_config.target_column, data_config.encoding),
-        transform=clean, left_empty=f"No training pairs of at most {data_config.max_words} words "
-        "are left (repeats dropped when data.deduplicate); raise data.max_words or check the data.")
+        transform=clean, cleaning=f"pairs over data.max_words={data_config.max_words} words "
+        "dropped, and repeats with data.deduplicate", left_empty="No training pairs of at most "
+        f"{data_config.max_words} words are left (repeats dropped when data.deduplicate); raise "
+        "data.max_words or check the data.")
     return splits  # missing splits were carved after a seeded shuffle
 # endregion
 

@@ -17,7 +17,7 @@ SPLIT_PATH_SETTINGS = {"validation": "validation_path", "test": "test_path"}
 
 
 def load_splits(data_config, read_file, read_dataset=None, default_strategy="shuffle", transform=None,
-                left_empty=None):
+                left_empty=None, cleaning=None):
     """Reads the configured data and returns every split, carved and capped.
 
     Args:
@@ -31,6 +31,10 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
             (cleaning, direction).
         left_empty: The error when ``transform`` leaves no rows in any split (which
             setting dropped them), raised before any split is carved.
+        cleaning: What ``transform`` drops, with its settings (e.g. ``"repeats dropped with
+            data.deduplicate"``): when it leaves too few training rows to carve a split
+            from, the error says how many of those read are left and why, not only that
+            the carved split is empty.
 
     Returns:
         ``(splits, recipe)``: ``{"train"|"validation"|"test": split}`` and the dataset's
@@ -50,16 +54,32 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
         strategy = data_splits.strategy_for_recipe(recipe, default_strategy)
     else:
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
+    read_rows = _rows(splits.get("train"))
     if transform is not None:
         splits = {name: transform(split) for name, split in splits.items()}
         if not any(split[0] if isinstance(split, tuple) else split for split in splits.values()):
             raise errors.SeqTemplatesError(left_empty or "No rows are left after cleaning; check the data.")
-    splits = data_splits.carve(splits, {"test": data_config.test_fraction,
-                                        "validation": data_config.validation_fraction},
-                               strategy, data_config.split_seed)
+    try:
+        splits = data_splits.carve(splits, {"test": data_config.test_fraction,
+                                            "validation": data_config.validation_fraction},
+                                   strategy, data_config.split_seed)
+    except errors.SeqTemplatesError as error:
+        kept_rows = _rows(splits.get("train"))
+        if transform is None or read_rows is None or kept_rows is None or kept_rows == read_rows:
+            raise
+        reason = str(error)
+        raise errors.SeqTemplatesError(
+            f"Only {kept_rows:,} of the {read_rows:,} training rows read {'is' if kept_rows == 1 else 'are'} left "
+            f"after cleaning{f' ({cleaning})' if cleaning else ''}, too few to carve the other splits from: "
+            f"{reason[:1].lower()}{reason[1:]}") from None
     splits["train"] = data_splits.take_at_most(splits["train"], data_config.max_train_samples,
                                                data_config.split_seed)
     return splits, recipe
+
+
+def _rows(split):
+    """The rows of a split of aligned columns (a tuple of lists), or None for another kind of split."""
+    return len(split[0]) if isinstance(split, tuple) and split else None
 
 
 def without_gutenberg_boilerplate(keep=False):

@@ -79,6 +79,24 @@ def test_pairs_are_length_filtered_deduplicated_and_split_without_overlap(tmp_pa
         app.load_raw_data(too_long["data"])  # not "The test split is empty"
 
 
+def test_a_file_of_one_repeated_pair_says_cleaning_left_one_pair(tmp_path, cli_in_process):
+    path = write_pairs(tmp_path / "repeats.tsv", [("hola amigo", "hello friend")] * 50)
+    message = ("Only 1 of the 50 training rows read is left after cleaning (pairs over data.max_words=15 words "
+               "dropped, and repeats with data.deduplicate), too few to carve the other splits from: the test "
+               "split is empty; give data.test_path or a larger data.test_fraction.")
+    with pytest.raises(errors.SeqTemplatesError) as raised:
+        app.load_raw_data(quick_config(f"data.path={path}", "data.dataset=null")["data"])
+    assert str(raised.value) == message  # not only "The test split is empty"
+    output_dir = tmp_path / "run"
+    completed = cli_in_process("train", "translation", "--data", path, "--output-dir", output_dir)
+    assert completed.returncode == 2 and completed.stderr.strip().splitlines() == [f"error: {message}"]
+    assert not output_dir.exists() and not output_dir.with_name("run.partial").exists()
+    # Too few pairs to begin with, nothing cleaned away: the split's own message is the whole story.
+    few = write_pairs(tmp_path / "few.tsv", [(f"hola {index}", f"hello {index}") for index in range(3)])
+    with pytest.raises(errors.SeqTemplatesError, match=r"^The test split is empty; give data.test_path"):
+        app.load_raw_data(quick_config(f"data.path={few}", "data.dataset=null")["data"])
+
+
 @pytest.mark.parametrize("content, message", [
     (b"hola\thello\nadios goodbye\n", r"pairs\.tsv:2: expected at least 2 tab-separated fields"),
     (b"hola\thello\n\t goodbye\n", r"pairs\.tsv:2:1: empty source"),
