@@ -1,5 +1,6 @@
 """`seq-templates serve` end to end: a real uvicorn process on a free port, several models, SIGTERM, bad options."""
 
+import json
 import os
 import signal
 import socket
@@ -116,6 +117,77 @@ def test_sigterm_with_a_long_call_in_flight_answers_503_and_exits_within_the_dra
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_while_it_drains_new_work_is_refused_and_a_request_already_sent_is_answered(toy_export):
+    port = free_port()
+    process = start_server(toy_export, "--name", "toy", "--port", port, "--drain-timeout-seconds", "3")
+    base = f"http://127.0.0.1:{port}"
+    predict = f"{base}/v1/models/toy:predict"
+    try:
+        wait_until_ready(process, f"{base}/healthz")
+        body = json.dumps({"instances": ["sent before"]}).encode()
+        early = socket.create_connection(("127.0.0.1", port))  # its headers before SIGTERM, its body after
+        early.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+        in_flight = {}
+
+        def long_request():  # 60 s of model time: keeps the server draining for the whole drain timeout
+            in_flight["answer"] = httpx.post(predict, timeout=90, json={
+                "signature_name": "sleep", "inputs": {"seconds": [60.0], "max_length": 1}})
+
+        thread = threading.Thread(target=long_request)
+        thread.start()
+        time.sleep(1.0)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        early.sendall(body)
+        early.settimeout(10)
+        reply = b""
+        while chunk := early.recv(65536):
+            reply += chunk
+        early.close()
+        assert reply.startswith(b"HTTP/1.1 200 ") and b'"upper":"SENT BEFORE"' in reply, reply[:500]
+        assert b"connection: close" in reply.lower()  # the last answer on that connection
+        # New work during the drain: refused at the door (the listener is closed), or, in the moment before
+        # it closes, answered with a JSON 503 by the app; never served, never left hanging.
+        answers, refused = [], False
+        while not refused and time.monotonic() - signalled < 2.5:
+            try:
+                answers.append(httpx.post(predict, json={"instances": ["sent after"]}, timeout=2))
+            except httpx.ConnectError:
+                refused = True
+            time.sleep(0.05)
+        assert refused, [answer.text for answer in answers]
+        for answer in answers:
+            assert answer.status_code == 503 and answer.headers["content-type"] == "application/json"
+            assert answer.json() == {"error": "The server is shutting down."}
+        stdout, stderr = process.communicate(timeout=30)
+        thread.join(timeout=10)
+        assert in_flight["answer"].status_code == 503 and process.returncode == 1, stderr[-3000:]
+        assert "1 request(s) in flight were answered 503" in stdout  # the long one; the early one was answered
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_a_request_that_reaches_the_app_while_it_drains_gets_a_json_503(toy_export):
+    from tests.serving.conftest import client_for
+
+    with client_for({"toy": toy_export}) as client:
+        state = client.app_under_test.state
+        assert client.get("/healthz").status_code == 200
+        state.drain_deadline = time.monotonic() + 30  # as SIGTERM sets it (server.run); the drain has begun
+        for method, path, body in [("POST", "/v1/models/toy:predict", {"instances": ["a"]}),
+                                   ("GET", "/v1/models/toy", None), ("GET", "/healthz", None)]:
+            answer = client.request(method, path, json=body)
+            assert answer.status_code == 503 and answer.headers["content-type"] == "application/json"
+            assert answer.json() == {"error": "The server is shutting down."}
+        assert client.head("/healthz").status_code == 503  # a load balancer's health check moves on
+        assert state.in_flight == 0 and state.cut_short == 0  # refused at the door: none was cut short
+        state.drain_deadline = None
 
 
 def test_a_client_that_disconnects_drops_its_queued_request(toy_export, tmp_path):
