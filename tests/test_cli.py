@@ -45,7 +45,7 @@ def test_train_export_predict_evaluate_end_to_end(tmp_path, tiny_sentiment_file,
                       "--set", "data.serving_max_length=50")
     assert trained.returncode == 0, trained.stderr[-3000:]
     serving = json.loads((run / "export" / "1" / "assets.extra" / "serving.json").read_text())
-    assert serving == {"named_outputs": {"probabilities": "labels.txt"},
+    assert serving == {"named_outputs": {"probabilities": "labels.txt"}, "reads_tokens": 50,
                        "notes": ["this export reads the first 50 tokens of each input (data.serving_max_length)"]}
     assert "Exported SavedModel" in trained.stdout and (run / "export" / "1" / "saved_model.pb").is_file()
     assert " - loss: " in trained.stdout and "\r" not in trained.stdout  # a line per epoch, no bar
