@@ -199,6 +199,7 @@ def main(argv=None):
             for seed in arguments.seeds:
                 print(f"{task} on {dataset}, seed {seed} ({arguments.minutes} min) ...", flush=True)
                 row = run_row(task, dataset, arguments.minutes, RESULTS.parent, seed)
+                saved = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []  # another run's rows too
                 saved = [item for item in saved
                          if (item["task"], item["dataset"], item.get("seed", 42)) != (task, dataset, seed)] + [row]
                 RESULTS.write_text(json.dumps(saved, indent=2))
