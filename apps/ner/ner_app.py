@@ -195,7 +195,7 @@ def build_model(config, preprocessing):
         model_config.bidirectional, model_config.dropout_rate, return_sequences=True,
         mask=keras.ops.not_equal(inputs["token_ids"], 0))
     sequence = keras.layers.Dropout(model_config.dropout_rate, name="sequence_dropout")(sequence)
-    scores = keras.layers.Dense(num_tags, name="tag_scores")(sequence)
+    scores = keras.layers.Dense(num_tags, name="tag_scores", dtype="float32")(sequence)
     if model_config.output == "crf":
         scores = crf.CRF(num_tags, name="crf")(scores)
         loss, metrics = crf.CRFLoss(num_tags), []

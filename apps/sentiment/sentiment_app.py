@@ -201,7 +201,8 @@ def build_model(config, preprocessing):
     # max (the default): each feature's largest value over the text, which keeps its scale on
     # texts far longer than the training ones (seq_templates/layers/pooling.py lists the kinds)
     pooled = pooling.pool_sequence(outputs, mask, model_config.pooling)
-    logits = keras.layers.Dense(num_classes, name="logits")(pooled)  # softmax: loss and serving
+    # float32 logits (also under train.mixed_precision); softmax: in the loss and in serving
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(pooled)
     model = keras.Model(inputs, logits, name=f"{TASK}_{model_config.cell}")
     model.compile(optimizer=training.build_optimizer(config["train"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -169,7 +169,7 @@ def build_network(config, vocabulary_size, batch_size=None):
         if model_config.residual and index > 0:
             outputs = keras.layers.Add(name=f"{name}_residual")([sequence, outputs])
         sequence = outputs
-    logits = keras.layers.Dense(vocabulary_size, name="logits")(sequence)
+    logits = keras.layers.Dense(vocabulary_size, name="logits", dtype="float32")(sequence)
     return keras.Model({"token_ids": token_ids}, logits, name=f"{TASK}_{model_config.cell}")
 
 

@@ -50,7 +50,8 @@ def head_layers(encoder_outputs, attention, vocabulary_size, width, attention_un
         ``encoder_outputs`` unchanged and ``keys`` None).
     """
     layers = {"output_dropout": keras.layers.Dropout(dropout_rate, name="output_dropout"),
-              "logits": keras.layers.Dense(vocabulary_size, name="logits")}
+              # float32 logits, also under train.mixed_precision (losses and decoding read them)
+              "logits": keras.layers.Dense(vocabulary_size, name="logits", dtype="float32")}
     if attention == "none":
         return layers, encoder_outputs, None
     encoder_outputs = keras.layers.Identity(name="encoder_outputs")(encoder_outputs)

@@ -170,13 +170,15 @@ class CRF(keras.layers.Layer):
     Args:
         num_tags: Number of tags (the last axis of the emissions).
         transitions_initializer: Initializer of the ``(num_tags, num_tags)`` transitions.
-        **kwargs: Layer arguments (``name``, ``dtype``).
+        **kwargs: Layer arguments (``name``, ``dtype``: float32 unless given, also under a
+            mixed-precision policy, as the sums over paths need it).
 
     Input: emissions ``(batch, time, num_tags)`` with an optional Keras mask.
     Output: ``(batch, time, packed_width(num_tags))`` (see :func:`unpack`); the mask passes through.
     """
 
     def __init__(self, num_tags, transitions_initializer="zeros", **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.num_tags = int(num_tags)
         self.transitions_initializer = keras.initializers.get(transitions_initializer)

@@ -253,7 +253,7 @@ def forecast_network(normalized, side, architecture, horizon, num_quantiles, cel
     if architecture == "autoregressive":
         one_step = one_step_model(width, num_targets, side.shape[-1] if side is not None else 0,
                                   cell, units, num_layers, dropout_rate, residual_to, season_length)
-        return autoregressive_rollout(one_step, normalized, horizon, side)
+        return float32_output(autoregressive_rollout(one_step, normalized, horizon, side))
     features = normalized if side is None else keras.layers.Concatenate(name="features")(
         [normalized, side])
     encoder = (cell, units, num_layers, bidirectional, dropout_rate)
@@ -263,10 +263,17 @@ def forecast_network(normalized, side, architecture, horizon, num_quantiles, cel
         encoded = recurrent.recurrent_stack(features, *encoder, name="encoder")
         output = forecast_head(encoded, horizon, num_targets, num_quantiles)
     base = baseline_path(normalized, residual_to, width, horizon, season_length)
-    if base is None:
+    if base is not None:
+        base = keras.layers.Reshape((-1, num_targets, 1))(base) if num_quantiles else base
+        output = keras.layers.Add(name="corrected_forecast")([output, base])
+    return float32_output(output)
+
+
+def float32_output(output):
+    """``output`` as float32: as it is, or (under a mixed-precision policy) cast by a linear float32 layer."""
+    if str(output.dtype) == "float32":
         return output
-    base = keras.layers.Reshape((-1, num_targets, 1))(base) if num_quantiles else base
-    return keras.layers.Add(name="corrected_forecast")([output, base])
+    return keras.layers.Activation("linear", dtype="float32", name="float32_forecast")(output)
 
 
 @keras.saving.register_keras_serializable(package="seq_templates")

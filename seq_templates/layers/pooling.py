@@ -27,6 +27,7 @@ from seq_templates import errors
 POOLING_CHOICES = ("max", "attention", "mean", "last", "mean_and_last")
 # Below any value a recurrent layer outputs (tanh-bounded): masked steps never win a max.
 _MASKED = -1e9
+_MASKED_FLOAT16 = -6e4  # float16 (mixed precision) holds at most 65504: -1e9 would be -inf, and 0 * -inf is NaN
 
 
 def returns_sequences(pooling):
@@ -66,7 +67,8 @@ def pool_sequence(outputs, mask, pooling):
         return keras.layers.GlobalAveragePooling1D(name="mean_pooling")(outputs, mask=mask)
     if pooling == "max":  # padded steps are pushed below every real value first
         real = keras.ops.expand_dims(keras.ops.cast(mask, outputs.dtype), -1)
-        return keras.ops.max(outputs * real + (1.0 - real) * _MASKED, axis=1)
+        masked = _MASKED_FLOAT16 if str(outputs.dtype) == "float16" else _MASKED
+        return keras.ops.max(outputs * real + (1.0 - real) * masked, axis=1)
     # attention: a query made from the mean state attends over every real step.
     width = outputs.shape[-1]
     query = keras.layers.Dense(width, name="attention_query")(
