@@ -232,7 +232,7 @@ class Progress:
             self.stream.write("\r\x1b[K")
         elapsed = now - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
-        self.stream.write(f"predict: {done:,} inputs in {_duration(elapsed)} ({rate:,.0f} inputs/s); "
+        self.stream.write(f"predict: {_inputs(done)} in {_duration(elapsed)} ({_rate(rate)} inputs/s); "
                           f"wrote {destination}\n")
         self.stream.flush()
 
@@ -242,10 +242,18 @@ class Progress:
         parts = ["predict:"]
         if fraction is not None:
             parts.append(f"{100 * fraction:3.0f}%")
-        parts.append(f"{done:,} inputs, {rate:,.0f} inputs/s, {_duration(elapsed)}")
+        parts.append(f"{_inputs(done)}, {_rate(rate)} inputs/s, {_duration(elapsed)}")
         if fraction and rate and 0 < fraction < 1:
             parts.append(f"(about {_duration(elapsed * (1 - fraction) / fraction)} left)")
         return " ".join(parts)
+
+
+def _inputs(count):
+    return f"{count:,} input{'' if count == 1 else 's'}"
+
+
+def _rate(rate):
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
 def _duration(seconds):

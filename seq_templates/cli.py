@@ -303,48 +303,22 @@ def _call_export(predict, columns):
 
 
 def _command_predict(arguments):
-    from seq_templates import export
+    from seq_templates import batch_predict
 
-    app, config = _run_app(arguments.model)
+    scorer = batch_predict.Scorer(arguments.model, arguments.signature, arguments.param, arguments.batch_size)
     raw_inputs = [(f"INPUT {index + 1}", value) for index, value in enumerate(arguments.inputs)]
+    if arguments.output_file:  # streamed in batches, written through a temporary file
+        batch_predict.predict_to_file(scorer, raw_inputs, arguments.input_file, arguments.output_file)
+        return 0
     if arguments.input_file:
-        path = pathlib.Path(arguments.input_file)
-        if app is not None and hasattr(app, "read_prediction_file"):
-            raw_inputs += list(app.read_prediction_file(path, config))
-        else:
-            from seq_templates.data import readers
-
-            raw_inputs += [(f"{path}:{number}", line) for number, line in
-                           enumerate(readers.read_lines(path).splitlines(), start=1) if line.strip()]
+        raw_inputs += list(scorer.read_input_file(arguments.input_file))
     if not raw_inputs:
         raise errors.SeqTemplatesError("No inputs: give INPUT arguments or --input-file FILE.")
-    version_path = export.find_version(arguments.model)
-    function, specs = export.load_serving_function(version_path, arguments.signature)
-    assets = export.read_assets(version_path)
-    serving = assets.get("serving.json") or {}
-    defaults = (serving.get("defaults") or {}).get(arguments.signature) or {}
-    defaults = {name: value for name, value in defaults.items() if name in specs}
-    columns = _parse_inputs(raw_inputs, specs, _parse_parameters(arguments.param, specs), defaults)
-    outputs = _call_export(export.batch_predictor(function), columns)
-    notes = serving.get("notes") or ([f"this export reads the first {serving['max_length']} tokens of each input"]
-                                     if serving.get("max_length") else [])  # an export from before notes
-    for note in notes:
+    records = scorer.score(raw_inputs)
+    for note in scorer.notes:
         print(f"note: {note}", file=sys.stderr)
-    # An output whose last axis has one value per name in an assets.extra/ file (class probabilities);
-    # an export from before named_outputs has labels.txt for its probabilities.
-    named = serving.get("named_outputs") or ({"probabilities": "labels.txt"} if "labels.txt" in assets else {})
-    named_outputs = {output: assets[file_name] for output, file_name in named.items()
-                     if isinstance(assets.get(file_name), list)}
-    for index, (_, raw) in enumerate(raw_inputs):
-        record = {"input": raw}
-        for name, item in sorted(export.trim_to_length(outputs, index).items()):  # a fixed key order
-            names = named_outputs.get(name)
-            if names and isinstance(item, list) and len(item) == len(names):
-                item = {label: round(float(value), 6) for label, value in zip(names, item)}
-            record[name] = item
-        if app is not None and hasattr(app, "describe_prediction"):
-            record = app.describe_prediction(record, config)
-        print(json.dumps(record, ensure_ascii=False, default=str))
+    for record in records:
+        print(batch_predict.json_line(record))
     return 0
 
 
@@ -434,6 +408,11 @@ def build_parser():
     predict.add_argument("model", metavar="RUN|EXPORT")
     predict.add_argument("inputs", metavar="INPUT", nargs="*")
     predict.add_argument("--input-file", metavar="FILE", help="read one input per line from FILE")
+    predict.add_argument("--output-file", metavar="FILE",
+                         help="stream the inputs through the export in batches (bounded memory) and write one "
+                              "JSON line per input to FILE, renamed into place when complete; progress on stderr")
+    predict.add_argument("--batch-size", metavar="N", type=int, default=512,
+                         help="inputs per call of the export (default 512)")
     predict.add_argument("--signature", default="serving_default",
                          help="the SavedModel signature to call (default serving_default)")
     predict.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],

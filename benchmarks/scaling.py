@@ -1,0 +1,212 @@
+"""Scale-out benchmark (issue 20): training larger than memory, local workers, batch scoring.
+
+One function per part of the issue's measurements, each returning a dict of figures:
+
+- (a) a generated CSV of >= 5 GB through ``prepare`` and ``train``: peak RSS, throughput beside the
+  in-memory path (added with ``seq-templates prepare``; see the marked region below);
+- (b) 1 vs 2 local workers (``seq-templates launch``), samples/s (added with ``launch``);
+- (c) :func:`predict_file_part`: ``seq-templates predict RUN --input-file F --output-file G`` on
+  ``--sentences`` generated sentences (1 M by default) against a quick sentiment run: sentences/s
+  end to end (TensorFlow start-up and export load included) and as ``predict`` reports it (from
+  the first batch to the last line), and the peak RSS of the process (its ``ru_maxrss``, from
+  ``os.wait4``), with the output's line count checked;
+- (d) :func:`beam_part`: ``python -m seq_templates.beam`` (RunInference) on the DirectRunner on the
+  same file, the same figures, when apache-beam is installed (else the reason it was skipped).
+
+Usage:
+    flock /tmp/seq_cpu.lock python benchmarks/scaling.py [--parts c d] [--run RUN] [--sentences 1000000]
+        [--batch-size 512] [--write]
+
+Without ``--run`` a quick sentiment run is trained first (the contract tests' quick settings). The
+figures are printed as JSON and as a Markdown section; ``--write`` puts the section into
+docs/benchmarks.md between its markers.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import report  # noqa: E402  (benchmarks/report.py, beside this script)
+
+REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
+BEGIN_MARKER = "<!-- scaling benchmark: begin -->"
+END_MARKER = "<!-- scaling benchmark: end -->"
+QUICK_OVERRIDES = ["train.epochs=6", "train.batch_size=32", "data.max_train_samples=3000", "model.units=32",
+                   "model.embedding_dim=32", "train.learning_rate=0.003", "train.tensorboard=false", "train.verbose=0"]
+ENVIRONMENT = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPOSITORY)}
+
+
+def train_quick_run(folder):
+    """Trains the sentiment template with the contract tests' quick settings; returns the run directory."""
+    run = pathlib.Path(folder) / "sentiment"
+    command = [sys.executable, "-m", "seq_templates.cli", "train", "sentiment", "--output-dir", str(run)]
+    command += sum((["--set", item] for item in QUICK_OVERRIDES), [])
+    subprocess.run(command, check=True, cwd=REPOSITORY, env=ENVIRONMENT, stdout=subprocess.DEVNULL)
+    return run
+
+
+def write_sentences(path, count, seed=0):
+    """Writes ``count`` generated sentiment sentences (the training data's kind), one a line, streamed."""
+    sys.path.insert(0, str(REPOSITORY))
+    from seq_templates.data import synthetic
+
+    generator = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as handle:
+        for start in range(0, count, 10_000):
+            handle.write("".join(synthetic.sentiment_example(generator)[0] + "\n"
+                                 for _ in range(min(10_000, count - start))))
+    return path
+
+
+def measure(command):
+    """Runs ``command``; returns ``(seconds, peak RSS in MB, stderr)`` of that process alone.
+
+    Raises:
+        RuntimeError: The command failed.
+    """
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPOSITORY, env=ENVIRONMENT, stdout=subprocess.DEVNULL,
+                                   stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not every child's
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        stderr = errors.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} exited {process.returncode}: {stderr[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, stderr
+
+
+def count_lines(paths):
+    return sum(sum(1 for _ in open(path, encoding="utf-8")) for path in paths)
+
+
+# region (a) data larger than memory: prepare + train from a generated CSV of >= 5 GB (with `prepare`)
+# A function `prepared_training_part(arguments, work_dir) -> dict` goes here, registered in PARTS as "a".
+# endregion
+
+
+# region (b) 1 vs 2 local workers: samples/s (with `launch`; on 2 cores this measures overhead, not speed-up)
+# A function `workers_part(arguments, work_dir) -> dict` goes here, registered in PARTS as "b".
+# endregion
+
+
+def predict_file_part(arguments, work_dir):
+    """(c) ``seq-templates predict --input-file F --output-file G`` on the generated sentences.
+
+    The same command on the first 100 sentences gives the peak RSS that does not depend on the
+    file (Python, TensorFlow, the export, a batch).
+    """
+    def command(inputs, output):
+        return [sys.executable, "-m", "seq_templates.cli", "predict", str(arguments.run_dir), "--input-file",
+                str(inputs), "--output-file", str(output), "--batch-size", str(arguments.batch_size)]
+
+    _, small_rss, _ = measure(command(arguments.small_file, work_dir / "predict-small.jsonl"))
+    output = work_dir / "predict.jsonl"
+    seconds, peak_rss, stderr = measure(command(arguments.sentences_file, output))
+    lines = count_lines([output])
+    if lines != arguments.sentences:
+        raise RuntimeError(f"predict wrote {lines} lines for {arguments.sentences} sentences")
+    summary = re.search(r"predict: ([\d,]+) inputs in (\d+):(\d\d):(\d\d) \(([\d,]+) inputs/s\)", stderr)
+    reported = int(summary.group(5).replace(",", "")) if summary else None
+    return {"command": " ".join(["seq-templates", *command(arguments.sentences_file, output)[3:]]),
+            "sentences": lines, "seconds": round(seconds, 1), "sentences_per_second": round(lines / seconds),
+            "reported_sentences_per_second": reported, "peak_rss_mb": round(peak_rss),
+            "peak_rss_mb_on_100_sentences": round(small_rss)}
+
+
+def beam_part(arguments, work_dir):
+    """(d) the Beam pipeline (RunInference) on the DirectRunner on the same file."""
+    if importlib.util.find_spec("apache_beam") is None:
+        return {"skipped": "apache-beam is not installed (pip install '.[beam]')"}
+
+    def command(inputs, output):
+        return [sys.executable, "-m", "seq_templates.beam", "--run", str(arguments.run_dir), "--input", str(inputs),
+                "--output", str(output), "--batch-size", str(arguments.batch_size), "--runner", "DirectRunner"]
+
+    _, small_rss, _ = measure(command(arguments.small_file, work_dir / "beam-small.jsonl"))
+    output = work_dir / "beam.jsonl"
+    seconds, peak_rss, _ = measure(command(arguments.sentences_file, output))
+    lines = count_lines([output])
+    if lines != arguments.sentences:
+        raise RuntimeError(f"the pipeline wrote {lines} lines for {arguments.sentences} sentences")
+    return {"command": " ".join(["python", *command(arguments.sentences_file, output)[1:]]),
+            "apache_beam": importlib.metadata.version("apache-beam"), "sentences": lines, "seconds": round(seconds, 1),
+            "sentences_per_second": round(lines / seconds), "peak_rss_mb": round(peak_rss),
+            "peak_rss_mb_on_100_sentences": round(small_rss)}
+
+
+PARTS = {"c": predict_file_part, "d": beam_part}
+TITLES = {"c": "(c) `predict --input-file --output-file`", "d": "(d) Beam RunInference, DirectRunner"}
+
+
+def format_section(command, results, run_description, sentences):
+    """The Markdown section of docs/benchmarks.md."""
+    lines = [BEGIN_MARKER, "## Scale-out (benchmarks/scaling.py)", "",
+             f"`{command}` on {datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs "
+             f"(load average {os.getloadavg()[0]:.1f} at the end; other processes share the cores); "
+             f"Python {platform.python_version()}.", ""]
+    scoring = [part for part in ("c", "d") if part in results]
+    if scoring:
+        lines += [f"Batch scoring: {sentences:,} generated sentences, {run_description}.", "",
+                  "| part | sentences/s (end to end) | sentences/s (predict's own, after loading) | seconds "
+                  "| peak RSS | peak RSS on 100 sentences |", "|---|---|---|---|---|---|"]
+        for part in scoring:
+            result = results[part]
+            if "skipped" in result:
+                lines.append(f"| {TITLES[part]} | skipped: {result['skipped']} | | | | |")
+                continue
+            reported = result.get("reported_sentences_per_second")
+            lines.append(f"| {TITLES[part]} | {result['sentences_per_second']:,} | "
+                         f"{f'{reported:,}' if reported else '-'} | {result['seconds']} | "
+                         f"{result['peak_rss_mb']:,} MB | {result['peak_rss_mb_on_100_sentences']:,} MB |")
+        lines += ["", "End to end includes starting Python, importing TensorFlow and loading the export "
+                      "(and, for Beam, building the pipeline)."]
+    lines.append(END_MARKER)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=sorted(PARTS), choices=sorted(PARTS),
+                        help="the parts to run (default: all there are)")
+    parser.add_argument("--run", metavar="RUN", help="a sentiment run directory (default: train a quick one)")
+    parser.add_argument("--sentences", type=int, default=1_000_000, help="generated sentences to score")
+    parser.add_argument("--batch-size", type=int, default=512, help="inputs per call of the export")
+    parser.add_argument("--output", default=str(REPOSITORY / "docs" / "benchmarks.md"))
+    parser.add_argument("--write", action="store_true", help="write the section into --output")
+    arguments = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="scaling-benchmark-") as folder:
+        work_dir = pathlib.Path(folder)
+        results = {}
+        if {"c", "d"} & set(arguments.parts):
+            arguments.run_dir = pathlib.Path(arguments.run) if arguments.run else train_quick_run(work_dir)
+            arguments.sentences_file = write_sentences(work_dir / "sentences.txt", arguments.sentences)
+            arguments.small_file = write_sentences(work_dir / "sentences-100.txt", 100)  # the same first 100
+        for part in arguments.parts:
+            results[part] = PARTS[part](arguments, work_dir)
+            print(json.dumps({part: results[part]}), flush=True)
+    command = "flock /tmp/seq_cpu.lock python benchmarks/scaling.py " + " ".join(argv or sys.argv[1:])
+    run_description = (f"run {arguments.run}" if arguments.run else
+                       f"a quick sentiment run trained by the benchmark ({' '.join(QUICK_OVERRIDES)})")
+    section = format_section(command.strip(), results, run_description, arguments.sentences)
+    print(section)
+    if arguments.write:
+        report.write_section(arguments.output, section, BEGIN_MARKER, END_MARKER)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
