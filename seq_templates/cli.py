@@ -441,6 +441,10 @@ def build_parser():
                            description="Copy the TASK template (app file, README, configs) into DIR.")
     new.add_argument("task", metavar="TASK")
     new.add_argument("directory", metavar="DIR")
+
+    from seq_templates import launch
+
+    launch.add_arguments(verbs)  # `launch --workers N -- train ...`: local multi-worker training
     return parser
 
 
@@ -455,6 +459,8 @@ def _dispatch(argv):
     arguments = parser.parse_args(argv)
     if arguments.verb == "tune":
         return _command_tune(arguments, argv)
+    if arguments.verb == "launch":
+        return arguments.run(arguments)
     commands = {"list": _command_list, "evaluate": _command_evaluate, "predict": _command_predict,
                 "export": _command_export, "new": _command_new, "serve": _command_serve}
     return commands[arguments.verb](arguments)

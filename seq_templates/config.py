@@ -26,13 +26,14 @@ import typing
 
 import yaml
 
+from seq_templates import distribute
 from seq_templates import errors
 
 SECTION_NAMES = ("data", "model", "train")
 # Keys that --resume may change: they steer how long and how loudly training goes
 # on, not what the checkpoint's data, preprocessing or model are.
 RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.max_minutes", "train.verbose",
-                  "train.tensorboard")
+                  "train.tensorboard", "train.strategy")
 RATE = {"minimum": 0.0, "below": 1.0}  # a field's metadata: a dropout rate, a fraction, a momentum in [0, 1)
 LENGTHS = {"minimum": 1, "increasing": True}  # a list field's metadata: sequence lengths, each >= 1, strictly rising
 
@@ -138,6 +139,14 @@ class TrainConfig:
         auto_settings: Derive the settings you did not give (sizes, budget, schedule) from
             the training split when the data is real (``seq_templates/auto_settings.py``, the
             app's ``auto_settings``); the offline demo datasets keep the defaults.
+        strategy: How training is distributed (``seq_templates/distribute.py``, docs/scaling.md):
+            ``one_device``, ``mirrored`` (this machine's GPUs), ``multi_worker`` (the processes
+            ``TF_CONFIG`` describes; ``seq-templates launch`` starts local ones) or ``auto``
+            (multi_worker under a TF_CONFIG of several workers, else mirrored with several GPUs,
+            else one_device). ``batch_size`` is the global batch, split among the replicas.
+        mixed_precision: Build the model under the ``mixed_float16`` policy (float16 computation,
+            float32 variables, outputs and losses; a loss-scaling optimizer): faster on GPUs with
+            tensor cores, slower on CPUs.
     """
 
     epochs: int = dataclasses.field(default=10, metadata={"minimum": 1})
@@ -162,6 +171,8 @@ class TrainConfig:
     tensorboard: bool = True
     verbose: typing.Optional[int] = dataclasses.field(default=None, metadata={"choices": (None, 0, 1, 2)})
     auto_settings: bool = True
+    strategy: str = dataclasses.field(default="auto", metadata={"choices": distribute.STRATEGIES})
+    mixed_precision: bool = False
 
 
 def defaults(section_classes):

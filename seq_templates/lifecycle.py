@@ -25,6 +25,10 @@ yet: ``--resume`` restores ``preprocessing.json`` (the same ``state.load``) and 
 epoch's checkpoint, with early stopping's best weights beside it.
 
 Data is loaded before the run directory exists, so bad data leaves nothing behind.
+
+**Several workers** (``train.strategy``, :mod:`seq_templates.distribute`): every worker runs the
+regions up to training alike; only the chief keeps a run directory and goes on to evaluate and
+export. The other workers train in a scratch folder that is removed when their training ends.
 """
 
 import contextlib
@@ -34,10 +38,12 @@ import gc
 import json
 import pathlib
 import sys
+import tempfile
 
 from seq_templates import apps_loader
 from seq_templates import auto_settings
 from seq_templates import config as config_module
+from seq_templates import distribute
 from seq_templates import errors
 from seq_templates import export
 from seq_templates import run_directory
@@ -159,6 +165,8 @@ def train(app, argv=None, extra_callbacks=()):
         callbacks = (app.training_callbacks(preprocessing, config, raw_data)
                      if hasattr(app, "training_callbacks") else []) + list(extra_callbacks)
         run.fit(model, train_dataset, validation_dataset, callbacks=callbacks)  # 4. train -> model.keras
+        if not run.is_chief:  # the chief evaluates and exports; this worker's scratch folder goes
+            return 0
         serving = run.serving(app)  # from model.keras, as `seq-templates export` builds it
         metrics = run.record_metrics(evaluate_splits(app, serving.predictors(), raw_data, config,  # 5.
                                                      run.path))
@@ -230,8 +238,10 @@ def start(argv, section_classes, task, app_file, description=None):
     if arguments.resumed_changes:
         changed = ", ".join(f"{key}={_lookup(arguments.config, key)!r}" for key in arguments.resumed_changes)
         print(f"Resuming with changed settings: {changed}")
+    # Before TensorFlow runs anything: a multi-worker strategy sets collective operations up first.
+    distribution = distribute.setup(arguments.config["train"].strategy)
     training.set_seed(arguments.config["train"].seed)
-    return Run(arguments, task, app_file)
+    return Run(arguments, task, app_file, distribution)
 
 
 def check_dataset_task(dataset, task):
@@ -266,12 +276,15 @@ class Run:
         arguments: The parsed :class:`~seq_templates.train_arguments.TrainArguments`.
         task: The template name.
         app_file: The app file (recorded in ``run.json`` so ``evaluate``/``export`` find it).
+        distribution: The :class:`~seq_templates.distribute.Distribution` training runs under;
+            None: one process on one device.
     """
 
-    def __init__(self, arguments, task, app_file):
+    def __init__(self, arguments, task, app_file, distribution=None):
         self.arguments = arguments
         self.task = task
         self.app_file = pathlib.Path(app_file)
+        self.distribution = distribution
         self.path = None  # the folder being written: <output-dir>.partial while the run is open
         self.metrics = None
         self.version_path = None
@@ -288,6 +301,20 @@ class Run:
     def output_dir(self):
         """The run directory once complete."""
         return self.arguments.output_dir
+
+    @property
+    def is_chief(self):
+        """Whether this process writes the run directory (every process but a multi-worker run's others)."""
+        return self.distribution is None or self.distribution.is_chief
+
+    @property
+    def _strategy(self):
+        return self.distribution.strategy if self.distribution is not None else None
+
+    @property
+    def _resume_path(self):
+        """Where ``--resume`` reads the interrupted run: the chief's ``.partial`` folder, for every worker."""
+        return self.path if self.is_chief else run_directory.partial_path(self.output_dir)
 
     def choose_settings(self, app):
         """Applies the app's ``auto_settings(config)`` to the keys the user did not give; prints why.
@@ -323,12 +350,14 @@ class Run:
 
         def seconds_per_token(config):
             print(f"Timing training steps at width {_lookup(config, self.budget_rule.keys[0])}...", flush=True)
-            model = app.build_model(config, preprocessing)
+            with distribute.building(config["train"]):  # timed in this process alone, mixed precision or not
+                model = app.build_model(config, preprocessing)
             seconds = training.seconds_per_token(model, app.make_dataset(train_split, preprocessing, config,
                                                                          shuffle=True))
             del model
             gc.collect()
-            return seconds
+            # Every worker of a multi-worker run takes the slowest worker's time: they choose alike.
+            return distribute.agree(seconds, self._strategy, "MAX")
 
         choices, _ = auto_settings.narrow_to_budget(self.budget_rule, self.config, seconds_per_token)
         config, applied, _ = auto_settings.apply(self.config, app.CONFIG_SECTIONS, choices, set())
@@ -345,11 +374,18 @@ class Run:
         """Opens ``<output-dir>.partial``, writes ``config.yaml`` and ``run.json``, renames it when done.
 
         A user error inside the block removes the partial folder (a new run) or
-        keeps it (a resumed one); an interruption keeps it for ``--resume``.
+        keeps it (a resumed one); an interruption keeps it for ``--resume``. A multi-worker run's
+        other workers get a scratch folder instead, removed when the block ends.
 
         Yields:
             The partial folder (also ``self.path``).
         """
+        if not self.is_chief:
+            with tempfile.TemporaryDirectory(prefix=f"seq-templates-{self.task}-worker-") as scratch:
+                self.path = pathlib.Path(scratch)
+                config_module.save(self.config, self.path / "config.yaml")
+                yield self.path
+            return
         with run_directory.open_run(self.output_dir, self.arguments.resume) as path:
             self.path = path
             config_module.save(self.config, path / "config.yaml")
@@ -380,25 +416,36 @@ class Run:
         Returns:
             ``{name: layer}``, also saved as ``preprocessing.json``.
         """
-        state_path = self.path / "preprocessing.json"
+        state_path = self._resume_path / "preprocessing.json"
         if self.arguments.resume and state_path.is_file():
             return state.load(state_path)
         layers = build(self.config, train_split)
-        state.save(layers, state_path)
+        state.save(layers, self.path / "preprocessing.json")
         return layers
 
     def model(self, build, preprocessing):
         """Region 3: ``build(config, preprocessing)``, or the checkpoint's model on resume.
 
+        Either is made under the run's ``tf.distribute`` strategy (its variables mirrored on every
+        replica) and, with ``train.mixed_precision``, the ``mixed_float16`` policy.
+
         Returns:
             The compiled ``keras.Model`` (its summary is printed unless ``train.verbose=0``).
         """
-        self._checkpoint = training.load_checkpoint(self.path) if self.arguments.resume else None
-        if self._checkpoint is not None:
-            print(f"Resuming after epoch {self._checkpoint.epochs_completed} from {self.path / 'checkpoints'}")
-            model = self._checkpoint.model
-        else:
-            model = build(self.config, preprocessing)
+        train_config = self.config["train"]
+        with distribute.building(train_config, self._strategy):
+            self._checkpoint = training.load_checkpoint(self._resume_path) if self.arguments.resume else None
+            if self._checkpoint is not None:
+                print(f"Resuming after epoch {self._checkpoint.epochs_completed} from "
+                      f"{self._resume_path / 'checkpoints'}")
+                model = self._checkpoint.model
+            else:
+                model = build(self.config, preprocessing)
+        if train_config.mixed_precision:
+            distribute.check_float32_outputs(model)
+        if self.distribution is not None and self.distribution.name != "one_device":
+            print(f"Strategy: {self.distribution.name}, {self.distribution.num_replicas} replicas; each takes "
+                  f"1/{self.distribution.num_replicas} of every batch of {train_config.batch_size}", flush=True)
         if self.config["train"].verbose != 0:
             model.summary(print_fn=lambda line, **_: print(line))
         return model

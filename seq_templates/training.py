@@ -31,6 +31,7 @@ import warnings
 import keras
 import numpy as np
 
+from seq_templates import distribute
 from seq_templates import errors
 from seq_templates import run_directory as run_directory_module
 from seq_templates.evaluation import plots
@@ -70,11 +71,20 @@ def set_seed(seed):
 
 
 def build_optimizer(train_config):
-    """Returns Adam with the configured learning rate, clipping by norm and optional weight EMA."""
-    return keras.optimizers.Adam(learning_rate=train_config.learning_rate,
-                                 clipnorm=train_config.clipnorm,
-                                 use_ema=train_config.ema_momentum is not None,
-                                 ema_momentum=train_config.ema_momentum or 0.99)
+    """Returns Adam with the configured learning rate, clipping by norm and optional weight EMA.
+
+    Under ``train.mixed_precision`` it comes wrapped in a ``LossScaleOptimizer`` (float16 gradients
+    would underflow without loss scaling). Keras would wrap it at ``compile`` too, but then
+    ``model.keras`` would record a plain Adam, and a reloaded model (``--resume``) would skip the
+    saved optimizer state.
+    """
+    optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate,
+                                      clipnorm=train_config.clipnorm,
+                                      use_ema=train_config.ema_momentum is not None,
+                                      ema_momentum=train_config.ema_momentum or 0.99)
+    if getattr(train_config, "mixed_precision", False):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def seconds_per_token(model, dataset, steps=16, warmup=3):
@@ -286,7 +296,7 @@ class AveragedWeightsCallback(keras.callbacks.Callback):
         if self._raw_weights is None:
             variables = self.model.trainable_variables
             self._raw_weights = [variable.numpy() for variable in variables]
-            self.model.optimizer.finalize_variable_values(variables)
+            _inner_optimizer(self.model.optimizer).finalize_variable_values(variables)
 
     def _use_raw_weights(self):
         if self._raw_weights is not None:
@@ -391,7 +401,9 @@ class TimeBudget(keras.callbacks.Callback):
         self._started = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self._started > 60.0 * self.max_minutes:
+        past = time.monotonic() - self._started > 60.0 * self.max_minutes
+        # Workers stop after the same batch: the first worker past the budget stops them all.
+        if distribute.agree(float(past), self.model.distribute_strategy, "MAX"):
             self.stopped = True
             self.model.stop_training = True
 
@@ -427,7 +439,9 @@ class ValidationScore(keras.callbacks.Callback):
         self.score = score
 
     def on_epoch_end(self, epoch, logs=None):
-        value = float(self.score(self.model))
+        # Each worker of a multi-worker run scores the whole split with the same weights; their
+        # mean is logged, so early stopping and the kept weights follow one value everywhere.
+        value = distribute.agree(float(self.score(self.model)), self.model.distribute_strategy)
         print(f"Epoch {epoch + 1}: {self.name} {value:.4f}", flush=True)
         if logs is not None:
             logs[self.name] = value
@@ -482,7 +496,7 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     if train_config.max_minutes is not None:
         callbacks.append(TimeBudget(train_config.max_minutes))
     averaged_weights = early_stopping = None
-    if getattr(model.optimizer, "use_ema", False):
+    if getattr(_inner_optimizer(model.optimizer), "use_ema", False):
         # Validate and checkpoint with the averaged weights (must run before the others).
         averaged_weights = AveragedWeightsCallback(train_config.ema_restart_each_epoch,
                                                    initial_raw_weights=checkpoint.raw_weights)
@@ -509,8 +523,14 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_directory / "logs")))
     stopped_early = bool((checkpoint.early_stopping or {}).get("stopped_epoch"))
+    strategy = model.distribute_strategy
+    if distribute.is_distributed(strategy):  # each worker keeps its part of every (global) batch
+        train_dataset = distribute.shard_by_data(train_dataset, strategy.num_replicas_in_sync)
+        if validation_dataset is not None:
+            validation_dataset = distribute.shard_by_data(validation_dataset, strategy.num_replicas_in_sync)
     if checkpoint.epochs_completed < train_config.epochs and not stopped_early:
-        with deferred_interrupt() as interrupt, warnings.catch_warnings():
+        with (deferred_interrupt() as interrupt, warnings.catch_warnings(),
+              distribute.keras_corrections(strategy)):
             # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(
@@ -528,6 +548,11 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     history = epoch_checkpoint.history
     write_history(history, run_directory)
     return history
+
+
+def _inner_optimizer(optimizer):
+    """The optimizer a mixed-precision model's ``LossScaleOptimizer`` wraps (or ``optimizer`` itself)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 def write_history(history, run_directory):
