@@ -132,13 +132,18 @@ def tune(task, train_arguments, trials, max_minutes, study_dir, jobs=1, seed=42,
     space = read_search_space(app.__file__)
     study_dir = pathlib.Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    worker = os.environ.get(WORKER_ENVIRONMENT) == "1"
+    worker_number = int(os.environ.get(WORKER_ENVIRONMENT) or 0)  # 0: the process the user started
+    worker = worker_number > 0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=app.TASK, storage=f"sqlite:///{study_dir / STUDY_FILE}", load_if_exists=True,
         direction="maximize" if headline[1] == "max" else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    # A sampler seeded alike in every process would draw the same values again: a continued study
+    # would repeat its first trials' values and parallel workers each other's. The seed moves on
+    # with the trials already in the study and the worker's number; a new study with --seed is the same.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=seed + len(study.get_trials(deepcopy=False)) + 1000 * worker_number)
     if not worker:
         recover_interrupted(study)
     minutes = max_minutes * jobs / trials
@@ -179,10 +184,9 @@ def tune(task, train_arguments, trials, max_minutes, study_dir, jobs=1, seed=42,
 
     workers = []
     if not worker:
-        environment = {**os.environ, WORKER_ENVIRONMENT: "1"}
         command = [sys.executable, "-m", "seq_templates.cli", *worker_argv] if worker_argv else None
-        for _ in range(jobs - 1 if command else 0):
-            workers.append(subprocess.Popen(command, env=environment))
+        for number in range(1, jobs if command else 1):
+            workers.append(subprocess.Popen(command, env={**os.environ, WORKER_ENVIRONMENT: str(number)}))
     remaining = trials - sum(map(counted, study.get_trials(deepcopy=False)))
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, callbacks=[stop_when_done],

@@ -25,10 +25,25 @@ def trial_states(study_dir):
         return dict(connection.execute("SELECT number, state FROM trials ORDER BY number"))
 
 
+def trial_values(study_dir):
+    """``[{parameter: value}]`` of the study's trials, in trial order."""
+    with sqlite3.connect(study_dir / "study.db") as connection:
+        rows = connection.execute("SELECT trial_id, param_name, param_value FROM trial_params ORDER BY trial_id")
+        values = {}
+        for trial_id, name, value in rows:
+            values.setdefault(trial_id, {})[name] = value
+    return [values[trial_id] for trial_id in sorted(values)]
+
+
 def test_tune_runs_trials_as_run_directories_and_writes_the_best_config(tmp_path, cli_in_process):
     study = tmp_path / "study"
+    first = cli_in_process("tune", "sentiment", "--trials", 1, "--max-minutes", 0.25, "--study-dir", study, *QUICK)
+    assert first.returncode == 0, first.stderr
+    # Continued to two trials: the second draws its own values (a sampler seeded as before drew trial 0's again)
     result = cli_in_process("tune", "sentiment", "--trials", 2, "--max-minutes", 0.5, "--study-dir", study, *QUICK)
     assert result.returncode == 0, result.stderr
+    values = trial_values(study)
+    assert len(values) == 2 and values[0] != values[1], values
     assert "Best trial" in result.stdout
     states = trial_states(study)
     assert len(states) == 2 and set(states.values()) <= {"COMPLETE", "PRUNED"}
