@@ -33,6 +33,10 @@ STRATEGIES = ("shuffle", "chronological", "position")
 WORD = re.compile(r"\w+")
 MAX_SPAN_WORDS = 64  # rows of up to this many words give their runs of words to the rows inside them
 MAX_GROUP_SHARE = 0.05  # a group over this share of the rows: too few texts to keep apart, rows go one by one
+# Over this share of the rows inside a longer row: a corpus labelling the parts of its texts (SST-2:
+# 87 %; sentence files with some short sentences repeated inside longer ones: 7 % or less), whose
+# carved splits score whole texts only (:func:`add_missing_splits`).
+PHRASE_CORPUS_SHARE = 0.5
 
 
 def related_groups(column, max_span_words=MAX_SPAN_WORDS):
@@ -73,6 +77,15 @@ def related_groups(column, max_span_words=MAX_SPAN_WORDS):
                         owner[span] = key
     numbers = {}
     return [numbers.setdefault(owner[key], len(numbers)) for key in keys]
+
+
+def rows_inside(column, groups):
+    """The rows whose text has fewer words than the longest text of their group (a part of it)."""
+    lengths = [len(WORD.findall(value.lower())) if isinstance(value, str) else len(value) for value in column]
+    longest = collections.defaultdict(int)
+    for group, length in zip(groups, lengths):
+        longest[group] = max(longest[group], length)
+    return {row for row, (group, length) in enumerate(zip(groups, lengths)) if length < longest[group]}
 
 
 def groups_to_keep(column):
@@ -141,6 +154,11 @@ def pick_rows(columns, rows):
 def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
     """Carves each split named in ``fractions`` that ``splits`` lacks out of ``splits["train"]``.
 
+    A **phrase corpus** (over :data:`PHRASE_CORPUS_SHARE` of the rows lie inside a longer row, as
+    when every phrase of a sentence is labelled) gives its carved splits whole texts only: a
+    carved group's parts are left out of both sides, so validation and test score what a user
+    gives (whole texts), not mostly the short phrases a model learns from.
+
     Args:
         splits: Dict of split name to aligned columns; must hold ``"train"``.
         fractions: Dict of split name to the fraction of train to take, in the
@@ -159,12 +177,23 @@ def add_missing_splits(splits, fractions, seed, setting_prefix="data."):
     groups, said = groups_to_keep(splits["train"][0])  # once: a carve takes whole groups, the rest stay whole
     if said:
         print(f"Splits: {said}.", flush=True)
+    inside = rows_inside(splits["train"][0], groups) if said else set()
+    phrase_corpus = len(inside) > PHRASE_CORPUS_SHARE * len(groups)
     for name, fraction in fractions.items():
         if name in splits:
             continue
         kept_rows, taken_rows = split_rows(groups, fraction, seed)
+        if phrase_corpus:
+            whole = [row for row in taken_rows if row not in inside]
+            print(f"Splits: {len(inside) / len(groups):.0%} of the rows lie inside a longer row (a phrase corpus); "
+                  f"the {name} split scores its {len(whole):,} whole texts and leaves out the "
+                  f"{len(taken_rows) - len(whole):,} phrases inside them.", flush=True)
+            taken_rows = whole
         splits["train"], splits[name] = pick_rows(splits["train"], kept_rows), pick_rows(splits["train"], taken_rows)
         numbers = {}  # renumbered in order of first appearance, as related_groups numbers the rows left
+        if phrase_corpus:  # the row numbers of the parts, in what train keeps
+            position = {row: index for index, row in enumerate(kept_rows)}
+            inside = {position[row] for row in inside if row in position}
         groups = [numbers.setdefault(groups[row], len(numbers)) for row in kept_rows]
         if not splits[name][0]:
             raise errors.SeqTemplatesError(

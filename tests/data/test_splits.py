@@ -166,6 +166,27 @@ def test_phrases_of_one_sentence_and_repeats_go_to_the_same_split():
     assert len(kept[0]) + len(taken[0]) == len(texts)
 
 
+def test_a_phrase_corpus_validates_on_whole_texts_only(capsys):
+    # Every sentence with three of its phrases (75 % of the rows lie inside a longer one), as SST-2 labels them.
+    texts, labels = [], []
+    for index in range(40):
+        words = [f"word{index}x{position}" for position in range(9)]
+        for phrase in (" ".join(words), " ".join(words[:4]), " ".join(words[-3:]), " ".join(words[2:6])):
+            texts.append(phrase)
+            labels.append(index)
+    carved = splits.add_missing_splits({"train": (texts, labels)}, {"validation": 0.25}, seed=7)
+    validation_texts, validation_sentences = carved["validation"]
+    assert len(validation_texts) == 10 and all(len(text.split()) == 9 for text in validation_texts)
+    assert set(validation_sentences).isdisjoint(carved["train"][1])  # the left-out phrases are not trained on
+    assert len(carved["train"][0]) == 120
+    assert "75% of the rows lie inside a longer row (a phrase corpus); the validation split scores its 10 whole " \
+           "texts and leaves out the 30 phrases inside them" in capsys.readouterr().out
+    # A sentence file with a few sentences inside longer ones is no phrase corpus: its splits keep every row.
+    sentences = [f"go away {index}" for index in range(30)] + ["go away"] * 3
+    carved = splits.add_missing_splits({"train": (sentences, list(range(33)))}, {"validation": 0.2}, seed=1)
+    assert len(carved["train"][0]) + len(carved["validation"][0]) == 33
+
+
 def test_related_groups_reads_token_lists_and_leaves_other_columns_alone():
     tokens = [["EU", "rejects", "German", "call"], ["german", "call"], ["Peter", "Blackburn"]]
     assert splits.related_groups(tokens) == [0, 0, 1]
