@@ -33,7 +33,7 @@ SECTION_NAMES = ("data", "model", "train")
 # Keys that --resume may change: they steer how long and how loudly training goes
 # on, not what the checkpoint's data, preprocessing or model are.
 RESUMABLE_KEYS = ("train.epochs", "train.early_stopping_patience", "train.max_minutes", "train.verbose",
-                  "train.tensorboard", "train.strategy")
+                  "train.tensorboard", "train.strategy", "train.backup_every_steps")
 RATE = {"minimum": 0.0, "below": 1.0}  # a field's metadata: a dropout rate, a fraction, a momentum in [0, 1)
 LENGTHS = {"minimum": 1, "increasing": True}  # a list field's metadata: sequence lengths, each >= 1, strictly rising
 
@@ -147,6 +147,10 @@ class TrainConfig:
         mixed_precision: Build the model under the ``mixed_float16`` policy (float16 computation,
             float32 variables, outputs and losses; a loss-scaling optimizer): faster on GPUs with
             tensor cores, slower on CPUs.
+        backup_every_steps: Back the training state up every this many training steps
+            (``keras.callbacks.BackupAndRestore`` with ``save_freq``, in ``checkpoints/backup``):
+            a run killed mid-epoch (SIGKILL, a lost machine or worker) resumes with ``--resume``
+            from the last backup instead of the last epoch. 0: epoch checkpoints only.
     """
 
     epochs: int = dataclasses.field(default=10, metadata={"minimum": 1})
@@ -173,6 +177,7 @@ class TrainConfig:
     auto_settings: bool = True
     strategy: str = dataclasses.field(default="auto", metadata={"choices": distribute.STRATEGIES})
     mixed_precision: bool = False
+    backup_every_steps: int = dataclasses.field(default=100, metadata={"minimum": 0})
 
 
 def defaults(section_classes):

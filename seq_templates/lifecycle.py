@@ -22,7 +22,8 @@ through :func:`load_trained`: evaluation in training, ``export/1``, ``seq-templa
 export`` (``export/2`` answers exactly like ``export/1``), ``seq-templates evaluate``
 (through the export). An interrupted run is the one exception, as it has no ``model.keras``
 yet: ``--resume`` restores ``preprocessing.json`` (the same ``state.load``) and the last
-epoch's checkpoint, with early stopping's best weights beside it.
+epoch's checkpoint, with early stopping's best weights beside it, brought forward to the last step
+backup when the run was killed mid-epoch.
 
 Data is loaded before the run directory exists, so bad data leaves nothing behind.
 
@@ -426,6 +427,10 @@ class Run:
     def model(self, build, preprocessing):
         """Region 3: ``build(config, preprocessing)``, or the checkpoint's model on resume.
 
+        On resume the model is the last epoch's checkpoint brought forward to the step backup
+        saved after it, if any (``training.load_checkpoint``; a run killed before its first
+        epoch's checkpoint gets the backup in a newly built model).
+
         Either is made under the run's ``tf.distribute`` strategy (its variables mirrored on every
         replica) and, with ``train.mixed_precision``, the ``mixed_float16`` policy.
 
@@ -434,10 +439,13 @@ class Run:
         """
         train_config = self.config["train"]
         with distribute.building(train_config, self._strategy):
-            self._checkpoint = training.load_checkpoint(self._resume_path) if self.arguments.resume else None
+            self._checkpoint = (training.load_checkpoint(self._resume_path, lambda: build(self.config, preprocessing),
+                                                         epochs=train_config.epochs)
+                                if self.arguments.resume else None)
             if self._checkpoint is not None:
-                print(f"Resuming after epoch {self._checkpoint.epochs_completed} from "
-                      f"{self._resume_path / 'checkpoints'}")
+                epochs, steps = self._checkpoint.epochs_completed, self._checkpoint.steps_completed
+                print(f"Resuming after epoch {epochs}" + (f" and {steps} steps of epoch {epochs + 1}" if steps else "")
+                      + f" from {self._resume_path / 'checkpoints'}", flush=True)
                 model = self._checkpoint.model
             else:
                 model = build(self.config, preprocessing)

@@ -3,9 +3,10 @@
 A run is built in ``<output_dir>.partial/`` and renamed to ``<output_dir>`` only
 when every artifact is written. A mistake the user can fix (bad data, bad
 config) removes the partial folder; an interruption (Ctrl-C, a crash) keeps it
-so ``--resume`` can continue from the last epoch's checkpoint, but only when it
-holds one: a new run that stops before its first epoch is checkpointed leaves
-nothing, so the same command can start again.
+so ``--resume`` can continue from the last epoch's checkpoint or step backup, but
+only when it holds one: a new run that stops before either is saved leaves
+nothing, so the same command can start again. A killed process (SIGKILL) removes
+nothing: its partial folder is resumed from what it holds.
 """
 
 import contextlib
@@ -18,7 +19,7 @@ import sys
 from seq_templates import errors
 
 PARTIAL_SUFFIX = ".partial"
-CHECKPOINT_FOLDER = "checkpoints"  # an epoch's checkpoint (training.py writes it) makes a run resumable
+CHECKPOINT_FOLDER = "checkpoints"  # an epoch's checkpoint or a step backup (training.py) makes a run resumable
 
 
 def default_output_dir(task):
@@ -81,8 +82,8 @@ def open_run(output_dir, resume=False):
             shutil.rmtree(work, ignore_errors=True)
         raise
     except BaseException:  # Ctrl-C, a crash
-        if holds_an_epoch(work):
-            print(f"The partial run '{work}' keeps its last epoch's checkpoint; continue it with --resume "
+        if holds_a_checkpoint(work):
+            print(f"The partial run '{work}' keeps its last checkpoint; continue it with --resume "
                   f"--output-dir {output_dir}, or delete that folder.", file=sys.stderr, flush=True)
         elif not resume:
             shutil.rmtree(work, ignore_errors=True)
@@ -92,8 +93,8 @@ def open_run(output_dir, resume=False):
     work.rename(output_dir)
 
 
-def holds_an_epoch(work):
-    """Whether a partial run folder holds a completed epoch's checkpoint (``--resume`` continues it)."""
+def holds_a_checkpoint(work):
+    """Whether a partial run folder holds an epoch's checkpoint or a step backup (``--resume`` continues it)."""
     folder = pathlib.Path(work) / CHECKPOINT_FOLDER
     return folder.is_dir() and any(item.is_file() for item in folder.rglob("*"))
 

@@ -3,12 +3,22 @@
 :func:`fit` wraps ``model.fit`` with what every template needs: a progress bar
 (or one line per epoch in scripted mode), early stopping and best-weights selection on
 ``train.monitor`` (validation loss unless the app logs its own score, :class:`ValidationScore`),
-a checkpoint after every epoch (``checkpoints/last.keras`` + ``state.json``) so
-``--resume`` continues an interrupted run, TensorBoard logs, and ``history.json``
-plus ``plots/training_curves.png`` at the end. The checkpoint carries what a
+a checkpoint after every epoch (``checkpoints/last.keras`` + ``state.json``) and a step
+backup inside the epoch (:class:`StepBackup`, ``keras.callbacks.BackupAndRestore`` in
+``checkpoints/backup``) so ``--resume`` continues an interrupted run, TensorBoard logs, and
+``history.json`` plus ``plots/training_curves.png`` at the end. The checkpoint carries what a
 resumed run needs to go on as if it had never stopped: the optimizer state (in
 ``last.keras``), the raw weights behind a weight moving average, and early
 stopping's patience counter and best weights.
+
+**Killed mid-epoch** (SIGKILL, a lost machine or worker): :func:`load_checkpoint` takes the step
+backup when it is newer than the last epoch's checkpoint: the weights and optimizer state (step
+count, moments, weight average) after the backed-up step go into the checkpoint's model (or, before
+the first epoch's checkpoint, into the freshly built one), and :func:`fit` skips the steps the
+interrupted epoch had already trained. Epoch ``e`` of a resumed run
+draws the same shuffled order as epoch ``e`` of an uninterrupted one (the dataset is wound on one
+pass per completed epoch), so a run killed and resumed ends as the same run would without the
+kill, up to float rounding.
 
 Ctrl-C during training stops at the next batch boundary (a second Ctrl-C stops
 at once): a ``KeyboardInterrupt`` delivered while TensorFlow is executing a
@@ -37,6 +47,7 @@ from seq_templates import run_directory as run_directory_module
 from seq_templates.evaluation import plots
 
 CHECKPOINT_FOLDER = run_directory_module.CHECKPOINT_FOLDER
+BACKUP_FOLDER = "backup"  # inside CHECKPOINT_FOLDER: StepBackup's files
 RAW_WEIGHTS_FILE = "raw_weights.npz"
 BEST_WEIGHTS_FILE = "best_weights.npz"
 
@@ -55,6 +66,9 @@ class Checkpoint:
         early_stopping: Early stopping's state (``wait``, ``best``, ``best_epoch``,
             ``stopped_epoch``) or None.
         best_weights: Early stopping's best weights, or None.
+        steps_completed: Steps of epoch ``epochs_completed`` (0-based) trained before the
+            interruption, from a step backup; the model then holds the weights and optimizer
+            state after them (the raw weights, so ``raw_weights`` is None).
     """
 
     model: keras.Model
@@ -63,6 +77,7 @@ class Checkpoint:
     raw_weights: typing.Optional[list] = None
     early_stopping: typing.Optional[dict] = None
     best_weights: typing.Optional[list] = None
+    steps_completed: int = 0
 
 
 def set_seed(seed):
@@ -213,6 +228,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
         logs["epoch_seconds"] = time.perf_counter() - self._epoch_started  # training + validation
         for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
+        for name, values in self.history.items():  # an epoch resumed after its last step logs no training
+            if name not in logs:
+                values.append(float("nan"))
         self.folder.mkdir(parents=True, exist_ok=True)
         temporary_model = self.folder / ".last.tmp.keras"
         self.model.save(temporary_model)
@@ -233,6 +251,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """``keras.callbacks.EarlyStopping`` whose patience counter and best weights survive a resume.
 
+    Also across the ``model.fit`` calls of one training (:func:`fit` makes two after a kill mid-epoch):
+    while ``continued`` is set, the end of a call hands its state to the next instead of
+    restoring the best weights.
+
     Args:
         initial_state: ``state()`` of the interrupted run, or None.
         initial_best_weights: Its best weights, or None.
@@ -243,6 +265,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         super().__init__(**kwargs)
         self.initial_state = initial_state
         self.initial_best_weights = initial_best_weights
+        self.continued = False  # training.fit sets it while another model.fit call continues this training
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -252,6 +275,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.best_epoch = self.initial_state["best_epoch"]
             self.stopped_epoch = self.initial_state["stopped_epoch"]
             self.best_weights = self.initial_best_weights
+
+    def on_train_end(self, logs=None):
+        if self.continued and not self.model.stop_training:  # the next model.fit call goes on from here
+            self.initial_state, self.initial_best_weights = self.state()
+            return
+        super().on_train_end(logs)  # with restore_best_weights: the best epoch's weights
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor not in (logs or {}):  # Keras would only warn, and select nothing
@@ -367,9 +396,50 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, previous_handler)
 
 
-def load_checkpoint(run_directory):
-    """Returns the :class:`Checkpoint` of an interrupted run, or None when it has none."""
+def load_checkpoint(run_directory, build_model=None, epochs=None):
+    """Returns the :class:`Checkpoint` of an interrupted run, or None when it has none.
+
+    The last epoch's checkpoint, brought forward to the step backup (:class:`StepBackup`) when
+    one was saved after it, inside the next epoch: the backup's weights and optimizer state go
+    into the checkpoint's model, and ``steps_completed`` says how many steps of that epoch they
+    follow. A backup whose weights and metadata disagree (the process was killed between their
+    two renames) is left aside, with a warning.
+
+    Args:
+        run_directory: The run directory (``.partial`` while the run is open).
+        build_model: ``() -> compiled model`` for a run killed before its first epoch's
+            checkpoint but after a step backup: the backup goes into the model it builds. None:
+            such a run has no checkpoint.
+        epochs: The epochs the resumed run trains (``train.epochs``); a backup inside a later
+            epoch is left aside (the run ends on the last epoch's checkpoint). None: no limit.
+    """
     folder = pathlib.Path(run_directory) / CHECKPOINT_FOLDER
+    checkpoint = _epoch_checkpoint(folder)
+    metadata = read_backup_metadata(folder / BACKUP_FOLDER)
+    epochs_completed = checkpoint.epochs_completed if checkpoint is not None else 0
+    if (metadata is None or metadata["epoch"] != epochs_completed  # none, or older than the epoch checkpoint
+            or (epochs is not None and epochs_completed >= epochs)):
+        return checkpoint
+    if checkpoint is None:
+        if build_model is None:
+            return None
+        checkpoint = Checkpoint(model=build_model(), epochs_completed=0, history={})
+    model = checkpoint.model
+    if not model.optimizer.built:  # a new model: its optimizer's variables exist once built
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(folder / BACKUP_FOLDER / StepBackup.WEIGHTS_FILE)
+    if metadata.get("iterations") is not None and optimizer_iterations(model) != metadata["iterations"]:
+        print(f"WARNING: the step backup in {folder / BACKUP_FOLDER} is left aside: its weights are at optimizer "
+              f"step {optimizer_iterations(model)}, its metadata at step {metadata['iterations']} (the run was "
+              "killed while saving it).", file=sys.stderr, flush=True)
+        return _epoch_checkpoint(folder)
+    checkpoint.steps_completed = int(metadata["batch"]) + 1
+    checkpoint.raw_weights = None  # the model holds the raw weights the epoch was training
+    return checkpoint
+
+
+def _epoch_checkpoint(folder):
+    """The :class:`Checkpoint` of the last completed epoch in a checkpoint folder, or None."""
     if not (folder / "last.keras").is_file() or not (folder / "state.json").is_file():
         return None
     state = json.loads((folder / "state.json").read_text())
@@ -379,6 +449,103 @@ def load_checkpoint(run_directory):
                       raw_weights=load_weights(folder / RAW_WEIGHTS_FILE),
                       early_stopping=early_stopping,
                       best_weights=load_weights(folder / BEST_WEIGHTS_FILE) if early_stopping else None)
+
+
+def read_backup_metadata(folder):
+    """``training_metadata.json`` of a :class:`StepBackup` folder when it has weights beside it, else None.
+
+    Returns:
+        ``{"epoch": epoch in progress (0-based), "batch": its last backed-up batch (0-based),
+        "iterations": the optimizer's step count then}`` (no ``iterations`` when plain
+        ``keras.callbacks.BackupAndRestore`` wrote it), or None.
+    """
+    folder = pathlib.Path(folder)
+    path = folder / StepBackup.METADATA_FILE
+    if not path.is_file() or not (folder / StepBackup.WEIGHTS_FILE).is_file():
+        return None
+    try:
+        metadata = json.loads(path.read_text())
+        int(metadata["epoch"]), int(metadata["batch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return metadata
+
+
+def optimizer_iterations(model):
+    """The optimizer's step count (``model.optimizer.iterations``) as an int."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+class StepBackup(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` saving every ``save_freq`` training steps, for ``--resume``.
+
+    Keras's files, in ``backup_dir``: ``latest.weights.h5`` (the weights with the optimizer
+    state: step count, moments, weight average, loss scale) and ``training_metadata.json``
+    (``epoch``: the 0-based epoch in progress; ``batch``: its last backed-up batch, 0-based).
+    Three changes for a process that may be killed at any moment and resumed by
+    :func:`load_checkpoint`:
+
+    - both files are written to temporary names and renamed, and the metadata records the
+      optimizer's ``iterations`` too: a kill while saving leaves the previous backup whole, and
+      a kill between the two renames is recognized (the step counts differ);
+    - ``batch`` counts from the start of the epoch also in an epoch resumed mid-way, and
+      ``epoch`` is the epoch in progress also after a resume (Keras 3.15 counts both from 0 again);
+    - restoring is :func:`load_checkpoint`'s job, before ``fit`` (the weight average and the
+      skipped steps follow from it), so ``on_train_begin`` restores nothing. Keras's own restore
+      would load the weights but train the interrupted epoch again from its first batch.
+
+    As in Keras, the backup is deleted when ``fit`` ends (the last epoch's checkpoint is newer).
+
+    Args:
+        backup_dir: The folder (``checkpoints/backup`` in the run directory).
+        save_freq: Training steps between backups.
+        steps_skipped: Steps of the first epoch trained before a resume (left out of its dataset).
+    """
+
+    WEIGHTS_FILE = "latest.weights.h5"
+    METADATA_FILE = "training_metadata.json"
+
+    def __init__(self, backup_dir, save_freq, steps_skipped=0):
+        super().__init__(backup_dir=str(backup_dir), save_freq=save_freq, delete_checkpoint=True)
+        self.steps_skipped = steps_skipped
+        self._last_batch_seen = steps_skipped - 1  # Keras's counter: the first batch counts as one
+
+    def on_train_begin(self, logs=None):
+        pass  # load_checkpoint restored the backup before fit
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch + self.steps_skipped, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.steps_skipped = 0
+
+    def _save_model(self):
+        folder = pathlib.Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary_weights = folder / ".latest.tmp.weights.h5"  # Keras saves weights only to *.weights.h5
+        self.model.save_weights(str(temporary_weights), overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                    "iterations": optimizer_iterations(self.model)}
+        temporary_metadata = folder / f".{self.METADATA_FILE}.tmp"
+        temporary_metadata.write_text(json.dumps(metadata))
+        temporary_weights.replace(folder / self.WEIGHTS_FILE)
+        temporary_metadata.replace(folder / self.METADATA_FILE)
+
+
+def wind_on(dataset, passes):
+    """Starts and drops ``passes`` iterators over ``dataset``, drawing nothing.
+
+    A dataset shuffled with a seed and ``reshuffle_each_iteration`` takes its next order at every
+    new iterator: wound on by the epochs a resumed run completed before, its next pass has the
+    order that epoch has in an uninterrupted run.
+    """
+    for _ in range(passes):
+        iterator = iter(dataset)
+        del iterator
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -398,7 +565,8 @@ class TimeBudget(keras.callbacks.Callback):
         self.stopped = False
 
     def on_train_begin(self, logs=None):
-        self._started = time.monotonic()
+        if self._started is None:  # the first of the model.fit calls of one training
+            self._started = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
         past = time.monotonic() - self._started > 60.0 * self.max_minutes
@@ -482,7 +650,8 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
             the best weights kept follow ``train_config.monitor`` on it.
         train_config: A :class:`seq_templates.config.TrainConfig`.
         run_directory: Where checkpoints, logs, ``history.json`` and plots go.
-        checkpoint: The :class:`Checkpoint` to continue from, or None.
+        checkpoint: The :class:`Checkpoint` to continue from, or None. Its first epoch
+            leaves out the ``steps_completed`` batches trained before a step backup.
         callbacks: More Keras callbacks, run before the shared ones. A
             :class:`TimeBudget` is added here when ``train_config.max_minutes`` is set.
 
@@ -520,28 +689,48 @@ def fit(model, train_dataset, validation_dataset, train_config, run_directory, c
     epoch_checkpoint = EpochCheckpoint(run_directory / CHECKPOINT_FOLDER, checkpoint.history,
                                        averaged_weights, early_stopping)
     callbacks.append(epoch_checkpoint)
+    if train_config.backup_every_steps:
+        callbacks.append(StepBackup(run_directory / CHECKPOINT_FOLDER / BACKUP_FOLDER, train_config.backup_every_steps,
+                                    steps_skipped=checkpoint.steps_completed))
     if train_config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_directory / "logs")))
     stopped_early = bool((checkpoint.early_stopping or {}).get("stopped_epoch"))
+    trains = checkpoint.epochs_completed < train_config.epochs and not stopped_early
+    if trains:
+        wind_on(train_dataset, checkpoint.epochs_completed)  # the order each epoch has in an uninterrupted run
     strategy = model.distribute_strategy
+    # Killed mid-epoch: the rest of that epoch is a model.fit of its own, on a dataset without the steps trained
+    # before the backup (Keras learns an epoch's length from the first epoch of a fit when the dataset does not
+    # say it, as bucketed datasets do not); the later epochs are the next call.
+    calls = [(checkpoint.epochs_completed, train_config.epochs, train_dataset)]
+    if checkpoint.steps_completed:
+        calls = [(checkpoint.epochs_completed, checkpoint.epochs_completed + 1,
+                  train_dataset.skip(checkpoint.steps_completed)),
+                 (checkpoint.epochs_completed + 1, train_config.epochs, train_dataset)]
     if distribute.is_distributed(strategy):  # each worker keeps its part of every (global) batch
-        train_dataset = distribute.shard_by_data(train_dataset, strategy.num_replicas_in_sync)
+        calls = [(first, last, distribute.shard_by_data(dataset, strategy.num_replicas_in_sync))
+                 for first, last, dataset in calls]
         if validation_dataset is not None:
             validation_dataset = distribute.shard_by_data(validation_dataset, strategy.num_replicas_in_sync)
-    if checkpoint.epochs_completed < train_config.epochs and not stopped_early:
+    if trains:
         with (deferred_interrupt() as interrupt, warnings.catch_warnings(),
               distribute.keras_corrections(strategy)):
             # Bucketed datasets have no known length before the first epoch ends; Keras warns about it.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(
-                train_dataset,
-                validation_data=validation_dataset,
-                epochs=train_config.epochs,
-                initial_epoch=checkpoint.epochs_completed,
-                callbacks=[interrupt, *callbacks],
-                verbose=resolve_verbosity(train_config.verbose),
-                shuffle=False,  # the tf.data pipeline shuffles before bucketing
-            )
+            for index, (first_epoch, last_epoch, dataset) in enumerate(calls):
+                if early_stopping is not None:
+                    early_stopping.continued = index + 1 < len(calls)
+                model.fit(
+                    dataset,
+                    validation_data=validation_dataset,
+                    epochs=last_epoch,
+                    initial_epoch=first_epoch,
+                    callbacks=[interrupt, *callbacks],
+                    verbose=resolve_verbosity(train_config.verbose),
+                    shuffle=False,  # the tf.data pipeline shuffles before bucketing
+                )
+                if model.stop_training or last_epoch >= train_config.epochs:
+                    break
     elif (early_stopping is not None and train_config.restore_best_weights
           and checkpoint.best_weights is not None):
         model.set_weights(checkpoint.best_weights)  # as EarlyStopping does when training ends

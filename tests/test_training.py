@@ -201,6 +201,95 @@ def test_early_stopping_patience_and_best_weights_survive_a_resume(tmp_path):
         np.testing.assert_allclose(left, right, rtol=1e-6, atol=1e-7)
 
 
+class KilledAt(Exception):
+    """What :class:`KillAtBatch` raises: the process's memory is lost, the files it wrote are kept."""
+
+
+class KillAtBatch(keras.callbacks.Callback):
+    """Stops training at once after batch ``batch`` of epoch ``epoch``, as SIGKILL would (no clean-up runs)."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch = epoch, batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current_epoch, batch) == (self.epoch, self.batch):
+            raise KilledAt
+
+
+# Optimizer steps an epoch of shuffled_problem counts: its 4 batches, and the step that finds the dataset
+# exhausted (Keras 3.15 increments `iterations` there, with no update, for a dataset of unknown length).
+COUNTED_STEPS = 5
+
+
+def shuffled_problem(train_config):
+    """``tiny_problem`` with a training dataset reshuffled at every pass (seeded), 4 batches an epoch, and
+    the validation dataset apart (a pass over the training dataset would draw the next order)."""
+    model, dataset = tiny_problem(train_config)
+    return model, dataset.unbatch().shuffle(64, seed=3, reshuffle_each_iteration=True).batch(16), dataset
+
+
+@pytest.mark.parametrize("kill_epoch, kill_batch", [(0, 2), (2, 1)])
+def test_a_run_killed_mid_epoch_resumes_from_its_step_backup_as_if_never_killed(tmp_path, kill_epoch, kill_batch):
+    """Weights, optimizer steps, weight average, cosine schedule and warm-up, early stopping and data order."""
+    train_config = _train_config(epochs=4, backup_every_steps=1, learning_rate_schedule="cosine", warmup_steps=3,
+                                 early_stopping_patience=3, restore_best_weights=True)
+    model, dataset, validation = shuffled_problem(train_config)
+    original_fit = model.fit
+
+    def fit_then_die(*arguments, callbacks=(), **keywords):  # after the backup callback: the batch is backed up
+        return original_fit(*arguments, callbacks=[*callbacks, KillAtBatch(kill_epoch, kill_batch)], **keywords)
+
+    model.fit = fit_then_die
+    with pytest.raises(KilledAt):
+        training.fit(model, dataset, validation, train_config, tmp_path / "killed")
+    metadata = json.loads((tmp_path / "killed" / "checkpoints" / "backup" / "training_metadata.json").read_text())
+    steps_before = COUNTED_STEPS * kill_epoch + kill_batch + 1
+    assert metadata == {"epoch": kill_epoch, "batch": kill_batch, "iterations": steps_before}
+    checkpoint = training.load_checkpoint(tmp_path / "killed", lambda: shuffled_problem(train_config)[0],
+                                          epochs=train_config.epochs)
+    assert (checkpoint.epochs_completed, checkpoint.steps_completed) == (kill_epoch, kill_batch + 1)
+    assert training.optimizer_iterations(checkpoint.model) == steps_before
+    _, dataset, validation = shuffled_problem(train_config)  # a new process's: its first pass is epoch 0's order
+    history = training.fit(checkpoint.model, dataset, validation, train_config, tmp_path / "killed",
+                           checkpoint=checkpoint)
+    assert not (tmp_path / "killed" / "checkpoints" / "backup").exists()  # deleted when fit ends, as in Keras
+
+    straight, dataset, validation = shuffled_problem(train_config)
+    straight_history = training.fit(straight, dataset, validation, train_config, tmp_path / "straight")
+    assert (training.optimizer_iterations(checkpoint.model) == training.optimizer_iterations(straight)
+            == 4 * COUNTED_STEPS)
+    for left, right in zip(checkpoint.model.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(left, right, rtol=1e-5, atol=1e-6)
+    for name in ("val_loss", "learning_rate"):
+        np.testing.assert_allclose(history[name], straight_history[name], rtol=1e-5)
+    assert len(history["loss"]) == 4
+
+
+def test_a_backup_older_than_the_epoch_checkpoint_or_torn_while_saving_is_left_aside(tmp_path, capsys):
+    train_config = _train_config(epochs=2, backup_every_steps=2)
+    model, dataset = tiny_problem(train_config)
+    original_fit = model.fit
+    model.fit = lambda *arguments, callbacks=(), **keywords: original_fit(
+        *arguments, callbacks=[*callbacks, KillAtBatch(1, 2)], **keywords)
+    with pytest.raises(KilledAt):
+        training.fit(model, dataset, dataset, train_config, tmp_path)
+    backup = tmp_path / "checkpoints" / "backup"
+    metadata = json.loads((backup / "training_metadata.json").read_text())
+    assert metadata == {"epoch": 1, "batch": 1, "iterations": 6}  # batch 2 is not a multiple of 2 steps
+    assert training.load_checkpoint(tmp_path, epochs=1).steps_completed == 0  # no epoch 2 to train
+    (backup / "training_metadata.json").write_text(json.dumps({**metadata, "iterations": 5}))  # torn
+    checkpoint = training.load_checkpoint(tmp_path)
+    assert (checkpoint.epochs_completed, checkpoint.steps_completed) == (1, 0)
+    assert training.optimizer_iterations(checkpoint.model) == 4
+    assert "step backup" in capsys.readouterr().err
+    (backup / "training_metadata.json").write_text(json.dumps({**metadata, "epoch": 0}))  # before the epoch's end
+    assert training.load_checkpoint(tmp_path).steps_completed == 0
+
+
 def test_monitor_mode_auto_reads_the_name():
     for monitor, mode in (("val_loss", "min"), ("val_mae", "min"), ("val_accuracy", "max"),
                           ("val_entity_f1", "max"), ("val_perplexity", "min")):
