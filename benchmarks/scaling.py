@@ -4,7 +4,7 @@ One function per part of the issue's measurements, each returning a dict of figu
 
 - (a) a generated CSV of >= 5 GB through ``prepare`` and ``train``: peak RSS, throughput beside the
   in-memory path (added with ``seq-templates prepare``; see the marked region below);
-- (b) 1 vs 2 local workers (``seq-templates launch``), samples/s (added with ``launch``);
+- (b) :func:`workers_part`: 1 vs 2 local workers (``seq-templates launch``), training samples/s;
 - (c) :func:`predict_file_part`: ``seq-templates predict RUN --input-file F --output-file G`` on
   ``--sentences`` generated sentences (1 M by default) against a quick sentiment run: sentences/s
   end to end (TensorFlow start-up and export load included) and as ``predict`` reports it (from
@@ -14,7 +14,7 @@ One function per part of the issue's measurements, each returning a dict of figu
   same file, the same figures, when apache-beam is installed (else the reason it was skipped).
 
 Usage:
-    flock /tmp/seq_cpu.lock python benchmarks/scaling.py [--parts c d] [--run RUN] [--sentences 1000000]
+    flock /tmp/seq_cpu.lock python benchmarks/scaling.py [--parts b c d] [--run RUN] [--sentences 1000000]
         [--batch-size 512] [--write]
 
 Without ``--run`` a quick sentiment run is trained first (the contract tests' quick settings). The
@@ -98,8 +98,39 @@ def count_lines(paths):
 # endregion
 
 
-# region (b) 1 vs 2 local workers: samples/s (with `launch`; on 2 cores this measures overhead, not speed-up)
-# A function `workers_part(arguments, work_dir) -> dict` goes here, registered in PARTS as "b".
+# region (b) 1 vs 2 local workers: samples/s (on 2 cores this measures overhead, not speed-up)
+WORKERS_OVERRIDES = ["data.max_train_samples=4000", "model.units=32", "model.embedding_dim=32", "train.batch_size=64",
+                     "train.epochs=4", "train.bucket_boundaries=[]", "train.early_stopping_patience=0",
+                     "train.restore_best_weights=false", "train.tensorboard=false", "train.verbose=2"]
+EPOCH_LINE = re.compile(r"^(?:\[worker 0\] )?(\d+)/\d+ - \S+ - ([\d.]+)(ms|s)/step", re.MULTILINE)
+
+
+def workers_part(arguments, work_dir):
+    """(b) The sentiment template in one process and as ``launch --workers 2``: training samples/s.
+
+    ``train.batch_size`` is the global batch, so both take the same steps; samples/s is the batch
+    over Keras's time per step, the median over the epochs after the first (which traces the graph).
+    """
+    def samples_per_second(output):
+        steps = [float(value) / (1000.0 if unit == "ms" else 1.0) for _, value, unit in EPOCH_LINE.findall(output)]
+        if len(steps) < 2:
+            raise RuntimeError(f"no epoch lines in the output: {output[-2000:]}")
+        return round(64 / sorted(steps[1:])[len(steps[1:]) // 2])
+
+    settings = sum((["--set", item] for item in WORKERS_OVERRIDES), [])
+    results = {"settings": " ".join(WORKERS_OVERRIDES)}
+    for workers in (1, 2):
+        prefix = ["launch", "--workers", str(workers), "--"] if workers > 1 else []
+        command = [sys.executable, "-m", "seq_templates.cli", *prefix, "train", "sentiment", "--output-dir",
+                   str(work_dir / f"workers-{workers}"), *settings]
+        started = time.perf_counter()
+        finished = subprocess.run(command, cwd=REPOSITORY, env=ENVIRONMENT, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {finished.returncode}: {finished.stderr[-2000:]}")
+        results[f"workers_{workers}"] = {"samples_per_second": samples_per_second(finished.stdout),
+                                         "wall_seconds": round(time.perf_counter() - started, 1)}
+    results["ratio"] = round(results["workers_2"]["samples_per_second"] / results["workers_1"]["samples_per_second"], 2)
+    return results
 # endregion
 
 
@@ -148,8 +179,9 @@ def beam_part(arguments, work_dir):
             "peak_rss_mb_on_100_sentences": round(small_rss)}
 
 
-PARTS = {"c": predict_file_part, "d": beam_part}
-TITLES = {"c": "(c) `predict --input-file --output-file`", "d": "(d) Beam RunInference, DirectRunner"}
+PARTS = {"b": workers_part, "c": predict_file_part, "d": beam_part}
+TITLES = {"b": "(b) 1 vs 2 local workers",
+          "c": "(c) `predict --input-file --output-file`", "d": "(d) Beam RunInference, DirectRunner"}
 
 
 def format_section(command, results, run_description, sentences):
@@ -158,6 +190,18 @@ def format_section(command, results, run_description, sentences):
              f"`{command}` on {datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs "
              f"(load average {os.getloadavg()[0]:.1f} at the end; other processes share the cores); "
              f"Python {platform.python_version()}.", ""]
+    if "b" in results:
+        workers = results["b"]
+        lines += [f"Training, sentiment ({workers['settings']}), `train.batch_size` the global batch:", "",
+                  "| layout | training samples/s (median epoch after the first) | wall seconds (start-up included) |",
+                  "|---|---|---|",
+                  f"| one process | {workers['workers_1']['samples_per_second']:,} | "
+                  f"{workers['workers_1']['wall_seconds']} |",
+                  f"| `launch --workers 2` | {workers['workers_2']['samples_per_second']:,} | "
+                  f"{workers['workers_2']['wall_seconds']} |", "",
+                  f"Two workers at {workers['ratio']}x one process's rate. Both workers share the same 2 CPU cores "
+                  "and talk over loopback, so this measures the collectives' overhead, not a speed-up: on "
+                  "separate machines or GPUs each worker computes half of every batch.", ""]
     scoring = [part for part in ("c", "d") if part in results]
     if scoring:
         lines += [f"Batch scoring: {sentences:,} generated sentences, {run_description}.", "",
