@@ -10,6 +10,7 @@ import tensorflow as tf
 from seq_templates import apps_loader
 from seq_templates import config as config_module
 from seq_templates import errors
+from seq_templates.data import splits
 from seq_templates.serving import limits
 
 app = apps_loader.load_app("sentiment")
@@ -99,7 +100,11 @@ def test_sst2_loads_from_the_shared_folder(shared_data):
     config = quick_config("data.dataset=sst2")
     raw = app.load_raw_data(config["data"])
     assert len(raw["test"][0]) == 872
-    assert len(raw["train"][0]) + len(raw["validation"][0]) == 67349
+    # A phrase corpus: the carved validation split holds whole sentences only, their phrases in neither split
+    validation_texts = raw["validation"][0]
+    assert 800 < len(validation_texts) < 1000 and len(raw["train"][0]) > 60000
+    assert len(raw["train"][0]) + len(validation_texts) < 67349
+    assert splits.rows_inside(validation_texts, splits.related_groups(validation_texts)) == set()
     assert set(raw["test"][1]) == {"negative", "positive"}
 
 
