@@ -16,12 +16,10 @@ import textwrap
 import time
 
 import pytest
-import tensorflow as tf
-from tensorflow.python.data.experimental.ops import testing as data_testing  # sleep(): a call that takes time
 
 from seq_templates import batch_predict
-from seq_templates import export
 from seq_templates.data import synthetic
+from tests import length_export as length_export_module
 from tests.conftest import REPOSITORY
 from tests.conftest import TEST_ENVIRONMENT
 
@@ -30,44 +28,11 @@ from tests.conftest import TEST_ENVIRONMENT
 def length_export(tmp_path_factory):
     """An export answering ``len(text)``; ``scale`` takes records (texts, factor, offset) with defaults;
     ``slow`` takes 0.1 s a call."""
-    module = tf.Module()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text):
-        return {"length": tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.float32)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
-                                  tf.TensorSpec([], tf.float32, name="factor"),
-                                  tf.TensorSpec([None], tf.float32, name="offset")])
-    def scale(texts, factor, offset):
-        return {"value": tf.cast(tf.strings.length(texts), tf.float32) * factor + offset}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def slow(text):
-        slept = tf.data.Dataset.range(1).apply(data_testing.sleep(100_000)).reduce(
-            tf.constant(0, tf.int64), lambda total, item: total + item)
-        return {"length": tf.cast(tf.strings.length(text), tf.float32) + tf.cast(slept, tf.float32)}
-
-    module.serve = serve
-    root = tmp_path_factory.mktemp("length_export")
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale, "slow": slow})
-    extra = root / "1" / export.ASSETS_EXTRA
-    extra.mkdir()
-    (extra / "serving.json").write_text(json.dumps({"defaults": {"scale": {"factor": 2.0, "offset": 1.0}}}))
-    return root
+    return length_export_module.save_length_export(tmp_path_factory.mktemp("length_export"), slow=True)
 
 
-def sentences(count, seed=0):
-    """Generated sentiment sentences (the training data's kind)."""
-    import random
-
-    generator = random.Random(seed)
-    return [synthetic.sentiment_example(generator)[0] for _ in range(count)]
-
-
-def write_lines(path, lines, ending="\n"):
-    path.write_text(ending.join(lines) + ending, encoding="utf-8")
-    return path
+sentences = length_export_module.sentences
+write_lines = length_export_module.write_lines
 
 
 def test_streamed_answers_are_the_printed_ones_line_for_line(trained_app_runs, cli_in_process, tmp_path):

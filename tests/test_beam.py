@@ -7,15 +7,12 @@ it. Answers come from the quick sentiment run (``trained_app_runs``) and a toy e
 
 import json
 import os
-import random
 import subprocess
 import sys
 
 import pytest
-import tensorflow as tf
 
-from seq_templates import export
-from seq_templates.data import synthetic
+from tests import length_export as length_export_module
 from tests.conftest import REPOSITORY
 from tests.conftest import TEST_ENVIRONMENT
 
@@ -34,36 +31,11 @@ def beam():
 def length_export(tmp_path_factory):
     """An export answering ``len(text)`` (serving_default) and ``len(texts) * factor + offset`` (scale, whose
     factor and offset have recorded defaults)."""
-    module = tf.Module()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve(text):
-        return {"length": tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.float32)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts"),
-                                  tf.TensorSpec([], tf.float32, name="factor"),
-                                  tf.TensorSpec([None], tf.float32, name="offset")])
-    def scale(texts, factor, offset):
-        return {"value": tf.cast(tf.strings.length(texts), tf.float32) * factor + offset}
-
-    module.serve = serve
-    root = tmp_path_factory.mktemp("length_export")
-    tf.saved_model.save(module, str(root / "1"), signatures={"serving_default": serve, "scale": scale})
-    (root / "1" / export.ASSETS_EXTRA).mkdir()
-    (root / "1" / export.ASSETS_EXTRA / "serving.json").write_text(
-        json.dumps({"defaults": {"scale": {"factor": 2.0, "offset": 1.0}}}))
-    return root
+    return length_export_module.save_length_export(tmp_path_factory.mktemp("length_export"))
 
 
-def sentences(count, seed=0):
-    """Generated sentiment sentences (the training data's kind)."""
-    generator = random.Random(seed)
-    return [synthetic.sentiment_example(generator)[0] for _ in range(count)]
-
-
-def write_lines(path, lines):
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+sentences = length_export_module.sentences
+write_lines = length_export_module.write_lines
 
 
 def by_input(text):
