@@ -35,6 +35,33 @@ def shared_data():
     return folder
 
 
+def sentiment_app_with_callbacks(docstring, callbacks_code):
+    """The source of an app file: the sentiment template whose ``training_callbacks`` ``callbacks_code``
+    defines (with ``json``, ``os``, ``signal``, ``sys`` and ``keras`` imported)."""
+    return (f'"""{docstring}"""\n' + """
+import json
+import os
+import signal
+import sys
+
+import keras
+
+from seq_templates import apps_loader
+from seq_templates import lifecycle
+
+_sentiment = apps_loader.load_app("sentiment")
+TASK, CONFIG_SECTIONS = _sentiment.TASK, _sentiment.CONFIG_SECTIONS
+(load_raw_data, build_preprocessing, make_dataset, build_model, evaluate, build_serving,
+ example_inputs) = (_sentiment.load_raw_data, _sentiment.build_preprocessing, _sentiment.make_dataset,
+                    _sentiment.build_model, _sentiment.evaluate, _sentiment.build_serving,
+                    _sentiment.example_inputs)
+""" + callbacks_code + """
+
+def main(argv=None):
+    return lifecycle.train(sys.modules[__name__], argv)
+""")
+
+
 def write_sentiment_file(path, rows, header="text\tlabel"):
     """Writes a small TSV of (text, label) rows."""
     lines = [header] + [f"{text}\t{label}" for text, label in rows]

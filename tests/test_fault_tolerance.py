@@ -14,36 +14,19 @@ batches): every epoch adds one step to its batches, the step that finds the data
 import json
 import math
 import signal
-import textwrap
 import time
 
 import keras
 import pytest
 
+from tests import conftest
 from tests.conftest import run_cli
 
 KILL_EPOCH, KILL_BATCH, BACKUP_EVERY = 1, 6, 3
 LEARNING_RATE = 0.01
 
-KILLED_APP = '''
-"""The sentiment template that logs its batches and kills its process once, mid-epoch."""
-
-import json
-import os
-import signal
-import sys
-
-import keras
-
-from seq_templates import apps_loader
-from seq_templates import lifecycle
-
-_sentiment = apps_loader.load_app("sentiment")
-TASK, CONFIG_SECTIONS = _sentiment.TASK, _sentiment.CONFIG_SECTIONS
-(load_raw_data, build_preprocessing, make_dataset, build_model, evaluate, build_serving,
- example_inputs) = (_sentiment.load_raw_data, _sentiment.build_preprocessing, _sentiment.make_dataset,
-                    _sentiment.build_model, _sentiment.evaluate, _sentiment.build_serving,
-                    _sentiment.example_inputs)
+KILLED_APP = conftest.sentiment_app_with_callbacks(
+    'The sentiment template that logs its batches and kills its process once, mid-epoch.', '''
 WORKER = json.loads(os.environ.get("TF_CONFIG") or '{"task": {"index": 0}}')["task"]["index"]
 DYING_WORKER = int(os.environ["DYING_WORKER"])
 KILL_AT = tuple(json.loads(os.environ["KILL_AT"]))  # (epoch, batch)
@@ -65,11 +48,7 @@ class LogBatchesThenDie(keras.callbacks.Callback):
 
 def training_callbacks(preprocessing, config, raw_data):
     return [LogBatchesThenDie()]
-
-
-def main(argv=None):
-    return lifecycle.train(sys.modules[__name__], argv)
-'''
+''')
 
 SETTINGS = ["model.units=8", "model.embedding_dim=8", "train.batch_size=32", "train.epochs=2",
             f"train.backup_every_steps={BACKUP_EVERY}", "train.learning_rate_schedule=cosine",
@@ -79,7 +58,7 @@ SETTINGS = ["model.units=8", "model.embedding_dim=8", "train.batch_size=32", "tr
 
 def _setup(tmp_path, dying_worker=0):
     app_file = tmp_path / "killed_app.py"
-    app_file.write_text(textwrap.dedent(KILLED_APP))
+    app_file.write_text(KILLED_APP)
     environment = {"BATCH_LOG": str(tmp_path / "batches.jsonl"), "KILLED_MARKER": str(tmp_path / "killed"),
                    "DYING_WORKER": str(dying_worker), "KILL_AT": json.dumps([KILL_EPOCH, KILL_BATCH])}
     return app_file, environment

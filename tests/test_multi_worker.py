@@ -9,7 +9,6 @@ number of examples) and the last epoch's weights kept. What is left is float rou
 
 import json
 import re
-import textwrap
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 from seq_templates import apps_loader
 from seq_templates import config as config_module
 from seq_templates import export
+from tests import conftest
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -114,24 +114,8 @@ def test_two_workers_train_ner_as_one_process_does(tmp_path):
     assert largest < 1e-4 and disagreements == 0
 
 
-FAILING_APP = '''
-"""The sentiment template, whose worker 1 dies (exit status 5) after its second training batch."""
-
-import json
-import os
-import sys
-
-import keras
-
-from seq_templates import apps_loader
-from seq_templates import lifecycle
-
-_sentiment = apps_loader.load_app("sentiment")
-TASK, CONFIG_SECTIONS = _sentiment.TASK, _sentiment.CONFIG_SECTIONS
-(load_raw_data, build_preprocessing, make_dataset, build_model, evaluate, build_serving,
- example_inputs) = (_sentiment.load_raw_data, _sentiment.build_preprocessing, _sentiment.make_dataset,
-                    _sentiment.build_model, _sentiment.evaluate, _sentiment.build_serving,
-                    _sentiment.example_inputs)
+FAILING_APP = conftest.sentiment_app_with_callbacks(
+    'The sentiment template, whose worker 1 dies (exit status 5) after its second training batch.', '''
 
 
 class DieOnWorkerOne(keras.callbacks.Callback):
@@ -143,16 +127,12 @@ class DieOnWorkerOne(keras.callbacks.Callback):
 
 def training_callbacks(preprocessing, config, raw_data):
     return [DieOnWorkerOne()]
-
-
-def main(argv=None):
-    return lifecycle.train(sys.modules[__name__], argv)
-'''
+''')
 
 
 def test_a_worker_that_dies_mid_training_stops_the_other(tmp_path):
     app_file = tmp_path / "dying_app.py"
-    app_file.write_text(textwrap.dedent(FAILING_APP))
+    app_file.write_text(FAILING_APP)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     started = time.monotonic()
