@@ -120,6 +120,72 @@ def _split_lines(text):
     return lines
 
 
+def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 << 20):
+    """Yields a text file's lines with their line ends, reading ``chunk_bytes`` at a time.
+
+    A path with a scheme (``gs://bucket/file``) is read through ``tf.io.gfile``; a local one
+    with ``open``. The leading byte-order mark is removed; bytes that are not valid in
+    ``encoding`` raise the error :func:`read_lines` raises, with the same line and column.
+    A LF, CRLF or CR line end ends a line; the last line may lack one.
+
+    Raises:
+        SeqTemplatesError: The file is missing or a folder, bad bytes, an unknown encoding.
+    """
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise errors.SeqTemplatesError(
+            f"Unknown encoding '{encoding}' in {setting_prefix}encoding; use a Python codec name "
+            "such as utf-8 or latin-1.") from None
+    line_number, pending, first = 1, b"", True
+    with open_binary(path) as handle:
+        while True:
+            chunk = handle.read(chunk_bytes)
+            data = pending + chunk
+            if not chunk and not data:
+                return
+            end = len(data) if not chunk else data.rfind(b"\n") + 1  # whole lines only, but at the end
+            if end == 0:
+                pending = data
+                continue
+            block, pending = data[:end], data[end:]
+            try:
+                text = block.decode(encoding)
+            except UnicodeDecodeError as error:
+                line_start = block.rfind(b"\n", 0, error.start) + 1
+                bad_line = line_number + block.count(b"\n", 0, error.start)
+                raise errors.SeqTemplatesError(
+                    f"{path}:{bad_line}:{error.start - line_start + 1}: "
+                    f"byte 0x{block[error.start]:02x} is not valid {encoding}; re-save the file as {encoding} "
+                    f"or set {setting_prefix}encoding to its encoding (e.g. latin-1).") from None
+            if first and text.startswith(BYTE_ORDER_MARK):
+                text = text[1:]
+            first = False
+            line_number += block.count(b"\n")
+            yield from io.StringIO(text, newline="")
+            if not chunk:
+                return
+
+
+def open_binary(path):
+    """``path`` opened for reading bytes: ``tf.io.gfile`` for ``scheme://`` paths, else ``open``."""
+    path = str(path)
+    if "://" in path:
+        import tensorflow as tf  # only remote paths need TensorFlow's file systems
+
+        if not tf.io.gfile.exists(path):
+            raise errors.SeqTemplatesError(f"File '{path}' does not exist; check the path.")
+        if tf.io.gfile.isdir(path):
+            raise errors.SeqTemplatesError(f"'{path}' is a folder; expected a data file.")
+        return tf.io.gfile.GFile(path, "rb")
+    local = pathlib.Path(path)
+    if not local.exists():
+        raise errors.SeqTemplatesError(f"File '{local}' does not exist; check the path.")
+    if local.is_dir():
+        raise errors.SeqTemplatesError(f"'{local}' is a folder; expected a data file.")
+    return open(local, "rb")
+
+
 # region Delimited columns (CSV, TSV)
 def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, encoding="utf-8",
                  optional_columns=(), required_values=(), setting_prefix="data."):
@@ -150,10 +216,31 @@ def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, en
     """
     path = pathlib.Path(path)
     text = read_lines(path, encoding, setting_prefix)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+    values = {role: [] for role in columns}
+    for row_values in column_rows(io.StringIO(text, newline=""), path, columns, delimiter, has_header, quoting,
+                                  optional_columns, required_values, setting_prefix):
+        for role, value in row_values.items():
+            values[role].append(value)
+    return values
+
+
+def column_rows(lines, path, columns, delimiter=",", has_header=True, quoting=True, optional_columns=(),
+                required_values=(), setting_prefix="data."):
+    """Yields ``{role: value}`` for each non-blank row of delimited ``lines``: :func:`read_columns`, streamed.
+
+    Args:
+        lines: An iterable of text lines with their line ends (a file, :func:`stream_lines`),
+            so a quoted field may span lines.
+        path: The file's name, for messages.
+        columns, delimiter, has_header, quoting, optional_columns, required_values,
+            setting_prefix: As in :func:`read_columns`.
+
+    Raises:
+        SeqTemplatesError: As :func:`read_columns`, when the row at fault is reached.
+    """
+    reader = csv.reader(lines, delimiter=delimiter,
                         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE, strict=True)
     separated_by = {"\t": "tab-separated", ",": "comma-separated"}.get(delimiter, f"'{delimiter}'-separated")
-    values = {role: [] for role in columns}
     indexes = None
     header = None
     try:
@@ -176,9 +263,10 @@ def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, en
                     f"{path}:{reader.line_num}: expected at least {needed} {separated_by} fields, "
                     f"found {len(row)}; fix that line."
                 )
+            row_values = {}
             for role, index in indexes.items():
                 if index is None:
-                    values[role].append(None)
+                    row_values[role] = None
                     continue
                 value = row[index].strip()
                 if not value and role in required_values:
@@ -187,12 +275,12 @@ def read_columns(path, columns, delimiter=",", has_header=True, quoting=True, en
                         f"{path}:{reader.line_num}:{field_number}: empty {role} in field "
                         f"{field_number}; give every row a {role}."
                     )
-                values[role].append(value)
+                row_values[role] = value
+            yield row_values
     except csv.Error as error:
         raise errors.SeqTemplatesError(
             f"{path}:{reader.line_num}: malformed row ({error}); check quoting on that line."
         ) from None
-    return values
 
 
 def _warn_if_header_like(path, row, columns, setting_prefix):
@@ -306,7 +394,16 @@ def read_text_classification(
 
 def _read_jsonl(path, text, text_key, label_key, require_labels, setting_prefix):
     texts, labels = [], []
-    for line_number, line in enumerate(_split_lines(text), start=1):
+    for text_value, label in jsonl_examples(_split_lines(text), path, text_key, label_key, require_labels,
+                                            setting_prefix):
+        texts.append(text_value)
+        labels.append(label)
+    return texts, labels
+
+
+def jsonl_examples(lines, path, text_key, label_key, require_labels=True, setting_prefix="data."):
+    """Yields ``(text, label)`` of each JSON object in ``lines`` (one per line; blank lines skipped)."""
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -332,17 +429,42 @@ def _read_jsonl(path, text, text_key, label_key, require_labels, setting_prefix)
                 raise errors.SeqTemplatesError(
                     f"{path}:{line_number}: the {role} under '{key}' is {shown}; give one "
                     f"{'non-empty string or number' if role == 'label' else 'string'} per line.")
-        texts.append(str(record[str(text_key)]).strip())
         if str(label_key) in record and record[str(label_key)] is not None:
-            labels.append(str(record[str(label_key)]).strip())
+            label = str(record[str(label_key)]).strip()
         elif require_labels:
             raise errors.SeqTemplatesError(
                 f"{path}:{line_number}: no key '{label_key}' for the label; the object has "
                 f"{', '.join(map(repr, record))}. Set {setting_prefix}label_column to one of them."
             )
         else:
-            labels.append(None)
-    return texts, labels
+            label = None
+        yield str(record[str(text_key)]).strip(), label
+
+
+def stream_text_classification(path, text_column="text", label_column="label", file_format=None,
+                               has_header=True, encoding="utf-8", setting_prefix="data."):
+    """Yields the ``(text, label)`` examples of :func:`read_text_classification`, holding one row at a time.
+
+    For files larger than memory (``seq-templates prepare``): the same formats, checks and
+    messages, read through :func:`stream_lines` (local or ``gs://``-style paths).
+
+    Raises:
+        SeqTemplatesError: As :func:`read_text_classification`, when the row at fault is reached.
+    """
+    file_format = file_format or infer_format(pathlib.Path(path), setting_prefix)
+    if file_format not in TEXT_FORMATS:
+        raise errors.SeqTemplatesError(
+            f"{setting_prefix}format expects one of {', '.join(TEXT_FORMATS)}, received '{file_format}'.")
+    lines = stream_lines(path, encoding, setting_prefix)
+    if file_format == "jsonl":
+        yield from jsonl_examples((line.rstrip("\r\n") for line in lines), path, text_column, label_column,
+                                  setting_prefix=setting_prefix)
+        return
+    for row in column_rows(lines, path, {"text": text_column, "label": label_column},
+                           delimiter="\t" if file_format == "tsv" else ",", has_header=has_header,
+                           quoting=file_format == "csv", required_values=("label",),
+                           setting_prefix=setting_prefix):
+        yield row["text"], row["label"]
 
 
 def read_labelled_folders(root, label_folders=None, encoding="utf-8", setting_prefix="data."):
