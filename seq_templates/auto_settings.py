@@ -354,7 +354,7 @@ def _schedule(num_examples, batch, minutes, max_epochs):
 
 def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), dropout_key="model.dropout_rate",
                     length_key="train.bucket_boundaries", dropout_steps=DROPOUT_STEPS, width_steps=WIDTH_STEPS,
-                    what="training tokens"):
+                    what="training tokens", rows=None):
     """The rules every recurrent template shares, from its training examples' lengths in tokens.
 
     Bucket boundaries by length quantiles, widths and dropout by training tokens, the batch
@@ -368,13 +368,16 @@ def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), 
         dropout_steps: The ``(bound, rate)`` steps of :func:`dropout`.
         width_steps: The ``(bound, width)`` steps of :func:`widths`.
         what: What ``lengths`` count, for the reasons (``training tokens``, ``training values``).
+        rows: The training examples when ``lengths`` are a sample's (a prepared split): the
+            token count is scaled up to them. None: ``lengths`` are every example's.
     """
-    num_tokens = int(np.sum(lengths))
+    rows = rows or len(lengths)
+    num_tokens = int(np.sum(lengths) * rows / max(len(lengths), 1))
     return [*(bucket_boundaries(lengths, length_key) if length_key else []),
             *widths(width_keys, num_tokens, width_steps, what, within_budget=True),
             *(dropout(dropout_key, num_tokens, dropout_steps, what) if dropout_key else []),
-            *batch_size(len(lengths), what="training windows" if "values" in what else "training examples"),
-            schedule(len(lengths))]
+            *batch_size(rows, what="training windows" if "values" in what else "training examples"),
+            schedule(rows)]
 
 
 def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, width_keys,

@@ -1,4 +1,4 @@
-"""The ``seq-templates`` command: list, train, tune, evaluate, predict, export, new, serve.
+"""The ``seq-templates`` command: list, train, tune, prepare, evaluate, predict, export, new, serve.
 
 Mistakes a user can fix print one line (``error: ...``) and exit with status 2;
 nothing half-written is left behind. TensorFlow is imported only by the verbs
@@ -11,6 +11,7 @@ errors promised here. Nothing else in the package changes process-wide state.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -22,7 +23,7 @@ from seq_templates import errors
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
-TENSORFLOW_VERBS = ("train", "tune", "evaluate", "predict", "export", "serve")
+TENSORFLOW_VERBS = ("train", "tune", "prepare", "evaluate", "predict", "export", "serve")
 
 
 def _import_tensorflow_quietly():
@@ -111,6 +112,42 @@ def _command_tune(arguments, argv):
     study_dir = arguments.study_dir or pathlib.Path("runs") / f"tune-{pathlib.Path(arguments.task).stem}"
     tuning.tune(arguments.task, train_arguments, arguments.trials, arguments.max_minutes, study_dir,
                 jobs=arguments.jobs, seed=arguments.seed, worker_argv=argv)
+    return 0
+
+
+def _command_prepare(arguments):
+    from seq_templates import apps_loader
+    from seq_templates import train_arguments
+    from seq_templates.data import prepared
+
+    app = apps_loader.load_app(arguments.task)
+    if not hasattr(app, "stream_examples"):
+        raise errors.SeqTemplatesError(
+            f"The {app.TASK} template does not read prepared data yet (sentiment does); train it on the file itself.")
+    if arguments.sample_rows < 1 or arguments.max_heldout_rows < 1 or arguments.shard_mb <= 0:
+        raise errors.SeqTemplatesError("prepare expects --sample-rows >= 1, --max-heldout-rows >= 1 and "
+                                       f"--shard-mb > 0, received {arguments.sample_rows}, "
+                                       f"{arguments.max_heldout_rows}, {arguments.shard_mb}.")
+    parsed = train_arguments.parse(
+        ["--data", arguments.data, *(argument for path in arguments.config for argument in ("--config", path)),
+         *(argument for override in arguments.overrides for argument in ("--set", override))],
+        app.CONFIG_SECTIONS, app.TASK, configs_folder=pathlib.Path(app.__file__).parent / "configs")
+    data_config = parsed.config["data"]
+    size, lines = prepared.measure(data_config.path)
+    splits = {"train": app.stream_examples(data_config, data_config.path)}
+    for name in ("validation", "test"):
+        if getattr(data_config, f"{name}_path"):
+            splits[name] = app.stream_examples(data_config, getattr(data_config, f"{name}_path"))
+    print(f"prepare: reading {data_config.path} ({size / 2 ** 20:,.1f} MB, about {lines:,} lines) into "
+          f"{arguments.output}", flush=True)
+    prepared.prepare(
+        arguments.output, app.PREPARED_COLUMNS, splits, estimated_rows=lines,
+        fractions={"test": data_config.test_fraction, "validation": data_config.validation_fraction},
+        seed=data_config.split_seed, sample_rows=arguments.sample_rows, max_heldout_rows=arguments.max_heldout_rows,
+        shard_megabytes=arguments.shard_mb, source_bytes=size, task=app.TASK,
+        source={"data": dataclasses.asdict(data_config)})
+    print(f"Prepared: {arguments.output}; train with `seq-templates train {arguments.task} --data "
+          f"{arguments.output}`")
     return 0
 
 
@@ -394,6 +431,26 @@ def build_parser():
                       help="a value every trial keeps; repeatable")
     tune.add_argument("--seed", type=int, default=42, help="the sampler's seed")
 
+    prepare = verbs.add_parser(
+        "prepare", help="write a data file larger than memory as sharded TFRecords that train streams",
+        description="Read --data (local or gs://...) one row at a time into sharded TFRecords under --output: "
+                    "held-out splits carved by a seeded hash (or data.validation_path/test_path), a seeded sample "
+                    "of training rows for vocabularies and auto settings, prepared.json last. Then `seq-templates "
+                    "train TASK --data OUTPUT` streams the training rows.")
+    prepare.add_argument("task", metavar="TASK|APP.py")
+    prepare.add_argument("--data", metavar="PATH", required=True, help="the data file (CSV/TSV/JSONL for sentiment)")
+    prepare.add_argument("--output", metavar="DIR", required=True, help="a new folder (local or gs://...)")
+    prepare.add_argument("--config", metavar="FILE", action="append", default=[],
+                         help="a config file whose data section says how to read the file; repeatable")
+    prepare.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
+                         help="a data setting (data.text_column=review, data.validation_fraction=0.01); repeatable")
+    prepare.add_argument("--sample-rows", type=int, default=100_000,
+                         help="training rows kept as the seeded sample vocabularies are adapted on (default 100000)")
+    prepare.add_argument("--max-heldout-rows", type=int, default=50_000,
+                         help="about the most rows a carved validation or test split takes (default 50000)")
+    prepare.add_argument("--shard-mb", type=float, default=64.0,
+                         help="megabytes of source text per training shard (default 64)")
+
     evaluate = verbs.add_parser("evaluate", help="re-evaluate a run's export on its test split",
                                 description="Score RUN's exported model on the test split; "
                                             "rewrites RUN/metrics.json.")
@@ -461,8 +518,8 @@ def _dispatch(argv):
         return _command_tune(arguments, argv)
     if arguments.verb == "launch":
         return arguments.run(arguments)
-    commands = {"list": _command_list, "evaluate": _command_evaluate, "predict": _command_predict,
-                "export": _command_export, "new": _command_new, "serve": _command_serve}
+    commands = {"list": _command_list, "prepare": _command_prepare, "evaluate": _command_evaluate,
+                "predict": _command_predict, "export": _command_export, "new": _command_new, "serve": _command_serve}
     return commands[arguments.verb](arguments)
 
 

@@ -211,7 +211,7 @@ def print_versus_baseline(metrics, file=None):
 
 def _count(split):
     """Examples in a split: the length of its first column, or of the split itself (a text)."""
-    return len(split[0]) if isinstance(split, tuple) else len(split)
+    return getattr(split, "rows", None) or (len(split[0]) if isinstance(split, tuple) else len(split))
 
 
 def start(argv, section_classes, task, app_file, description=None):

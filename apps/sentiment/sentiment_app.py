@@ -27,6 +27,7 @@ from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
 from seq_templates.data import loading
+from seq_templates.data import prepared
 from seq_templates.data import readers
 from seq_templates.evaluation import baselines
 from seq_templates.evaluation import classification
@@ -97,14 +98,24 @@ def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": (texts, labels)}`` as lists of str."""
     splits, recipe = loading.load_splits(data_config, lambda path: readers.read_text_classification(
         path, data_config.text_column, data_config.label_column, data_config.format,
-        data_config.has_header, data_config.encoding))
+        data_config.has_header, data_config.encoding), prepared_task=TASK)  # or a `prepare`d folder
     label_names = (recipe or {}).get("label_names") or {}  # e.g. 0/1 -> negative/positive
-    splits = {name: (texts, [str(label_names.get(label, label)) for label in label_list])
-              for name, (texts, label_list) in splits.items()}
+    if label_names:
+        splits = {name: (texts, [str(label_names.get(label, label)) for label in label_list])
+                  for name, (texts, label_list) in splits.items()}
     vocabulary = labels.label_vocabulary(splits["train"][1])
     for name in ("validation", "test"):
         labels.check_known_labels(splits[name][1], vocabulary, name)
     return splits
+
+
+def stream_examples(data, path):
+    """Region 1 for data larger than memory (`seq-templates prepare`): one row at a time."""
+    return readers.stream_text_classification(path, data.text_column, data.label_column,
+                                              data.format, data.has_header, data.encoding)
+
+
+PREPARED_COLUMNS = ("text", "label")  # the first keys held-out rows; the sample has every label
 # endregion
 
 
@@ -112,14 +123,14 @@ def load_raw_data(data_config):
 def auto_settings(config):
     """Real data: sizes from the training split (seq_templates/auto_settings.py; the README)."""
     data_config = config["data"]  # word or character tokens, as the vectorizer will see them
-    texts = load_raw_data(data_config)["train"][0]
-    tokens = auto.standardized_tokens(texts, data_config.standardize, data_config.level)
+    train = load_raw_data(data_config)["train"]  # a prepared split: its seeded sample
+    tokens = auto.standardized_tokens(train[0], data_config.standardize, data_config.level)
     lengths = np.array([len(text_tokens) for text_tokens in tokens])
     max_length = int(min(400, max(16, np.percentile(lengths, 99))))
     return [*auto.vocabulary("data.max_tokens", auto.token_counts(tokens)),
             auto.Choice("data.max_length", max_length, "99 % of training texts are shorter "
                         "(at least 16, at most 400: longer texts train on their start)"),
-            *auto.recurrent_sizes(np.minimum(lengths, max_length))]
+            *auto.recurrent_sizes(np.minimum(lengths, max_length), rows=prepared.rows(train))]
 
 
 def build_preprocessing(config, train_split):
@@ -160,7 +171,7 @@ def make_dataset(split, preprocessing, config, shuffle=False):
     """A bucketed tf.data pipeline of (features, label ids); training adds token dropout."""
     label_lookup = preprocessing["label_lookup"]
     return bucketing.sequence_dataset(
-        (tf.constant(split[0], dtype=tf.string), tf.constant(split[1], dtype=tf.string)),
+        prepared.examples(split, config["train"].seed),  # in memory, or a prepared split's shards
         lambda batch: (featurize(preprocessing, config, batch[0], config["data"].max_length),
                        label_lookup(batch[1])),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,

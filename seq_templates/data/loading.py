@@ -4,11 +4,14 @@ Every app reads its examples the same way: the local files of ``data.path`` (wit
 ``data.validation_path`` and ``data.test_path`` when given) or the registered dataset
 ``data.dataset``; missing validation and test splits are carved from train with the
 recipe's split strategy (the app's default for local files); ``data.max_train_samples``
-caps the training split. What differs, the reader of one file, is the app's.
+caps the training split. What differs, the reader of one file, is the app's. A prepared
+folder (``seq-templates prepare``, :mod:`seq_templates.data.prepared`) as ``data.path`` comes
+back as its splits, the training split streamed from its shards.
 :func:`without_gutenberg_boilerplate` is a ``transform`` for plain-text corpora.
 """
 
 from seq_templates import errors
+from seq_templates.data import prepared
 from seq_templates.data import readers
 from seq_templates.data import registry
 from seq_templates.data import splits as data_splits
@@ -17,7 +20,7 @@ SPLIT_PATH_SETTINGS = {"validation": "validation_path", "test": "test_path"}
 
 
 def load_splits(data_config, read_file, read_dataset=None, default_strategy="shuffle", transform=None,
-                left_empty=None, cleaning=None):
+                left_empty=None, cleaning=None, prepared_task=None):
     """Reads the configured data and returns every split, carved and capped.
 
     Args:
@@ -35,6 +38,9 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
             data.deduplicate"``): when it leaves too few training rows to carve a split
             from, the error says how many of those read are left and why, not only that
             the carved split is empty.
+        prepared_task: The template whose prepared folders (``seq-templates prepare``) the app
+            reads as ``data.path``: its splits come back as :func:`prepared.load` reads them
+            (the training split streamed). None: the app reads no prepared data.
 
     Returns:
         ``(splits, recipe)``: ``{"train"|"validation"|"test": split}`` and the dataset's
@@ -43,6 +49,8 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
     Raises:
         SeqTemplatesError: No data configured, or a reader's error.
     """
+    if data_config.path and prepared.is_prepared(data_config.path):
+        return _prepared_splits(data_config, prepared_task), None
     if data_config.path:
         splits = {"train": read_file(data_config.path)}
         for name, setting in SPLIT_PATH_SETTINGS.items():
@@ -75,6 +83,21 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
     splits["train"] = data_splits.take_at_most(splits["train"], data_config.max_train_samples,
                                                data_config.split_seed)
     return splits, recipe
+
+
+def _prepared_splits(data_config, task):
+    """The splits of the prepared folder ``data.path``, refused where a setting would need every row."""
+    if task is None:
+        raise errors.SeqTemplatesError(
+            f"'{data_config.path}' is a prepared dataset (seq-templates prepare), which this template does not "
+            "read; give it the data file itself.")
+    given = [f"data.{name}" for name in ("validation_path", "test_path", "max_train_samples")
+             if getattr(data_config, name, None)]
+    if given:
+        raise errors.SeqTemplatesError(
+            f"{', '.join(given)} cannot apply to the prepared dataset '{data_config.path}': its splits were fixed "
+            "by `seq-templates prepare`; remove the setting, or prepare the data again with it.")
+    return prepared.load(data_config.path, task)
 
 
 def _rows(split):

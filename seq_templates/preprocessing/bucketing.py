@@ -7,6 +7,8 @@ fixed length (see docs/benchmarks.md).
 
 import tensorflow as tf
 
+STREAM_SHUFFLE_ROWS = 16_384  # a streamed split's shuffle buffer (its shards are interleaved as well)
+
 
 def bucket_by_length(dataset, batch_size, boundaries, length_function):
     """Groups variable-length examples into right-padded batches of similar length.
@@ -50,7 +52,10 @@ def sequence_dataset(examples, transform, batch_size, boundaries, shuffle=False,
 
     Args:
         examples: Raw examples: a tensor or a tuple/dict of tensors sliced along
-            their first axis (e.g. ``(texts, labels)`` as ``tf.string`` tensors).
+            their first axis (e.g. ``(texts, labels)`` as ``tf.string`` tensors), or a
+            ``tf.data.Dataset`` of such tuples read lazily (a prepared split,
+            ``seq_templates.data.prepared.examples``): then nothing is cached and the
+            shuffle buffer holds ``shuffle_buffer_size`` or :data:`STREAM_SHUFFLE_ROWS` rows.
         transform: Maps a batch of ``examples`` (same structure) to ``(features,
             targets)`` or ``(features, targets, sample_weights)``. ``features`` is
             a dict keyed by the model's ``keras.Input`` names; any part may be
@@ -61,7 +66,8 @@ def sequence_dataset(examples, transform, batch_size, boundaries, shuffle=False,
         boundaries: Bucket boundaries (an empty list makes one bucket).
         shuffle: Shuffle examples each epoch (before bucketing).
         seed: Shuffle seed.
-        shuffle_buffer_size: Buffer size; 0 means the whole split.
+        shuffle_buffer_size: Buffer size; 0 means the whole split (of a streamed
+            one, :data:`STREAM_SHUFFLE_ROWS`).
         transform_batch_size: Batch size used while transforming.
         augment: Optional function applied to each padded batch of features after
             caching and bucketing (e.g. token dropout), so it differs every epoch.
@@ -73,15 +79,21 @@ def sequence_dataset(examples, transform, batch_size, boundaries, shuffle=False,
         A ``tf.data.Dataset`` of ``(features, targets)`` or ``(features, targets,
         sample_weights)`` batches.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((examples,))
-    count = int(dataset.cardinality())
+    streamed = isinstance(examples, tf.data.Dataset)
+    if streamed:  # rows read lazily (a prepared split): transformed each epoch, never held whole
+        dataset = examples.map(lambda *columns: (columns,))
+        buffer_size = shuffle_buffer_size or STREAM_SHUFFLE_ROWS
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((examples,))
+        buffer_size = shuffle_buffer_size or max(int(dataset.cardinality()), 1)
     length_function = length_function or (lambda features: tf.shape(tf.nest.flatten(features)[0])[0])
     dataset = dataset.batch(transform_batch_size).map(
         transform, num_parallel_calls=tf.data.AUTOTUNE
-    ).unbatch().map(densify_example).cache()
+    ).unbatch().map(densify_example)
+    if not streamed:
+        dataset = dataset.cache()
     if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer_size or max(count, 1), seed=seed,
-                                  reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
     dataset = bucket_by_length(dataset, batch_size, boundaries,
                                lambda features, *rest: length_function(features))
     if augment is not None:

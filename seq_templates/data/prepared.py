@@ -1,0 +1,319 @@
+"""Data larger than memory: ``seq-templates prepare`` writes sharded TFRecords that ``train`` streams.
+
+A prepared folder (a local path or a ``gs://``-style one: every file goes through ``tf.io.gfile``)::
+
+    prepared.json                          what was read, how it was split and sampled, the counts
+    train-00000-of-00080.tfrecord ...      every training row; each row went to a shard at random (seeded),
+                                           so a file sorted by label is mixed across the shards
+    validation-00000-of-00001.tfrecord     the held-out rows (at most about ``max_heldout_rows`` each)
+    test-00000-of-00001.tfrecord
+    sample-train.tfrecord                  the seeded sample of training rows (reservoir sampling)
+
+Each record is a ``tf.train.Example`` with one bytes feature per column (``text``, ``label``).
+:func:`prepare` reads the source once, one row at a time (``readers.stream_text_classification``):
+a row goes to test or validation by a seeded hash of its first column, so identical inputs
+share a split, as the in-memory carving keeps repeats together; with ``data.validation_path`` or
+``data.test_path`` that split is the file's rows instead. ``prepared.json`` is written last, so a
+folder without it is not a prepared dataset; a failed or interrupted ``prepare`` removes what it
+wrote.
+
+``train --data FOLDER`` reads it through :func:`load`: the training split is a
+:class:`PreparedSplit`. As a tuple it is the columns of the seeded sample, which is what
+vocabularies, label lookups, auto settings and baselines read (in memory, bounded); its
+``shards`` are what :func:`examples` streams to training, every row, never all in memory.
+The held-out splits are small enough to be plain columns.
+"""
+
+import hashlib
+import json
+import math
+import random
+import time
+
+from seq_templates import errors
+
+FORMAT = "seq-templates prepared dataset"
+VERSION = 1
+MANIFEST = "prepared.json"
+SAMPLE_ROWS = 100_000  # the training rows vocabularies and auto settings read
+MAX_HELDOUT_ROWS = 50_000  # about: each carved held-out split, so it fits in memory for evaluation
+SHARD_MEGABYTES = 64  # of source text per training shard
+MAX_COVERED_VALUES = 1_000  # the sample holds a row of every value of the last column (a label) up to this many
+PROGRESS_SECONDS = 10.0
+_ANNOUNCED = set()
+
+
+class PreparedSplit(tuple):
+    """A training split on disk: as a tuple, its seeded sample's columns; ``shards`` stream every row.
+
+    Attributes:
+        shards: The TFRecord files of every row.
+        rows: The number of rows in the shards.
+        column_names: The feature names of each record, in column order.
+    """
+
+    def __new__(cls, columns, shards, rows, column_names):
+        split = super().__new__(cls, columns)
+        split.shards, split.rows, split.column_names = list(shards), int(rows), tuple(column_names)
+        return split
+
+
+def rows(split):
+    """The rows a split holds: every row of a :class:`PreparedSplit`, not its sample's."""
+    return split.rows if isinstance(split, PreparedSplit) else len(split[0])
+
+
+def is_prepared(path):
+    """Whether ``path`` is a folder :func:`prepare` completed (it holds ``prepared.json``)."""
+    import tensorflow as tf
+
+    return bool(path) and tf.io.gfile.exists(_join(str(path), MANIFEST))
+
+
+def examples(split, seed=None):
+    """What ``bucketing.sequence_dataset`` reads: the split's string columns, in memory or streamed.
+
+    Args:
+        split: Columns (a tuple of lists of str) or a :class:`PreparedSplit`.
+        seed: Seeds the order of a prepared split's shards, so that several workers (which
+            shard by data) read the same stream.
+
+    Returns:
+        A tuple of ``tf.string`` tensors, or for a prepared split a ``tf.data.Dataset`` of
+        such tuples read lazily from its shards (shard order shuffled each epoch, 16 shards
+        interleaved at a time).
+    """
+    import tensorflow as tf
+
+    if not isinstance(split, PreparedSplit):
+        return tuple(tf.constant(column, dtype=tf.string) for column in split)
+    names = split.column_names
+    files = tf.data.Dataset.from_tensor_slices(split.shards).shuffle(len(split.shards), seed=seed,
+                                                                     reshuffle_each_iteration=True)
+    records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(split.shards), 16),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    features = {name: tf.io.FixedLenFeature([], tf.string) for name in names}
+    return records.batch(1024).map(
+        lambda batch: tuple(tf.io.parse_example(batch, features)[name] for name in names),
+        num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def load(path, task):
+    """Reads a prepared folder: ``{"train": PreparedSplit, "validation"|"test": columns}``.
+
+    Raises:
+        SeqTemplatesError: Not a prepared folder, another template's, or another version's.
+    """
+    import tensorflow as tf
+
+    path = str(path)
+    manifest_path = _join(path, MANIFEST)
+    try:
+        manifest = json.loads(tf.io.gfile.GFile(manifest_path, "r").read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise errors.SeqTemplatesError(f"{manifest_path}: not readable as JSON ({error}); prepare the data "
+                                       "again with `seq-templates prepare`.") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise errors.SeqTemplatesError(
+            f"{manifest_path}: not a version-{VERSION} prepared dataset (format {manifest.get('format')!r}, "
+            f"version {manifest.get('version')!r}); prepare the data again with this version.")
+    if manifest["task"] != task:
+        raise errors.SeqTemplatesError(
+            f"{path} was prepared for the {manifest['task']} template, not {task}; train "
+            f"{manifest['task']} on it, or prepare the source again with `seq-templates prepare {task}`.")
+    names = manifest["columns"]
+    splits = {}
+    for name in ("validation", "test"):
+        splits[name] = _read_columns([_join(path, shard) for shard in manifest["splits"][name]["shards"]], names)
+    train = manifest["splits"]["train"]
+    sample = _read_columns([_join(path, manifest["sample"]["file"])], names)
+    splits["train"] = PreparedSplit(sample, [_join(path, shard) for shard in train["shards"]], train["rows"],
+                                    names)
+    if path not in _ANNOUNCED:  # once per process (auto settings read the folder before training does)
+        _ANNOUNCED.add(path)
+        print(f"Data: the prepared dataset {path}: {train['rows']:,} training rows in {len(train['shards'])} "
+              f"shards, streamed to training; vocabularies, auto settings and baselines read its seeded sample "
+              f"of {len(sample[0]):,} rows.", flush=True)
+    return splits
+
+
+def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1234, sample_rows=SAMPLE_ROWS,
+            max_heldout_rows=MAX_HELDOUT_ROWS, shard_megabytes=SHARD_MEGABYTES, source_bytes=None, task=None,
+            source=None):
+    """Streams rows into a prepared folder (see the module docstring); returns the manifest.
+
+    Args:
+        output: The folder to create (local or ``gs://...``); it must not exist or be empty.
+        columns: The column names of each row, e.g. ``("text", "label")``. The first keys the
+            held-out hash; the sample holds a row of every value of the last (up to
+            :data:`MAX_COVERED_VALUES` values).
+        splits: ``{"train": rows, "validation": rows, "test": rows}``: iterables of tuples of
+            str; ``train`` is the source the missing held-out splits are carved from.
+        estimated_rows: About how many rows ``splits["train"]`` holds (an upper bound: its
+            lines), for the carved fractions' cap and the progress line.
+        fractions: ``{"validation": f, "test": f}`` carved from train for splits not given.
+        seed: Seeds the held-out hash, the shard choice and the sample.
+        sample_rows: Training rows kept in the sample.
+        max_heldout_rows: About the most rows a carved held-out split takes.
+        shard_megabytes: Source megabytes per training shard (the shard count is fixed up front
+            from ``source_bytes``).
+        source_bytes: The training source's size in bytes.
+        task: The template's name, checked by :func:`load`.
+        source: What was read (paths, settings), recorded in the manifest.
+
+    Raises:
+        SeqTemplatesError: ``output`` holds files, or the reader's error (what was written is removed).
+    """
+    import tensorflow as tf
+
+    output = str(output).rstrip("/")
+    if tf.io.gfile.exists(output) and tf.io.gfile.listdir(output):
+        raise errors.SeqTemplatesError(f"'{output}' already holds files; give --output a new folder or remove it.")
+    created = not tf.io.gfile.exists(output)
+    tf.io.gfile.makedirs(output)
+    try:
+        manifest = _write(output, tuple(columns), splits, estimated_rows, fractions or {}, seed, sample_rows,
+                          max_heldout_rows, shard_megabytes, source_bytes)
+        manifest.update({"task": task, "source": source or {}})
+        with tf.io.gfile.GFile(_join(output, MANIFEST + ".partial"), "w") as handle:
+            handle.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        tf.io.gfile.rename(_join(output, MANIFEST + ".partial"), _join(output, MANIFEST), overwrite=True)
+    except BaseException:
+        if created:
+            tf.io.gfile.rmtree(output)
+        else:
+            for name in tf.io.gfile.listdir(output):
+                tf.io.gfile.remove(_join(output, name))
+        raise
+    return manifest
+
+
+def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows, max_heldout_rows,
+           shard_megabytes, source_bytes):
+    import tensorflow as tf
+
+    carved = {name: fraction for name, fraction in fractions.items() if name not in splits and fraction}
+    if estimated_rows:  # each carved split takes its fraction, up to about max_heldout_rows rows
+        carved = {name: min(fraction, max_heldout_rows / estimated_rows) for name, fraction in carved.items()}
+    num_shards = max(1, math.ceil((source_bytes or 0) / (shard_megabytes * 2 ** 20)))
+    shard_names = [f"train-{index:05d}-of-{num_shards:05d}.tfrecord" for index in range(num_shards)]
+    writers = [tf.io.TFRecordWriter(_join(output, name)) for name in shard_names]
+    heldout = {name: [] for name in ("validation", "test")}
+    chooser, sampler = random.Random(seed), random.Random(seed + 1)
+    sample, seen, first_of_value, train_rows = [], 0, {}, 0
+    salt = str(seed).encode()
+    started = last_report = time.monotonic()
+    try:
+        for row in splits["train"]:
+            seen += 1
+            held_out = _carved_split(row[0], carved, salt) if carved else None
+            if held_out:
+                heldout[held_out].append(row)
+                continue
+            writers[chooser.randrange(num_shards)].write(_serialize(columns, row))
+            train_rows += 1
+            if len(sample) < sample_rows:  # reservoir sampling: every row kept with the same chance
+                sample.append(row)
+            else:
+                slot = sampler.randrange(train_rows)
+                if slot < sample_rows:
+                    sample[slot] = row
+            if len(first_of_value) < MAX_COVERED_VALUES:
+                first_of_value.setdefault(row[-1], row)
+            if time.monotonic() - last_report > PROGRESS_SECONDS:
+                last_report = time.monotonic()
+                share = f" (about {min(seen / estimated_rows, 1):.0%})" if estimated_rows else ""
+                print(f"prepare: {seen:,} rows read{share}, {seen / (last_report - started):,.0f} rows/s",
+                      flush=True)
+    finally:
+        for writer in writers:
+            writer.close()
+    if not train_rows:
+        raise errors.SeqTemplatesError("No training rows were read; check the file and its columns.")
+    sampled_values = {row[-1] for row in sample}
+    sample += [row for value, row in first_of_value.items() if value not in sampled_values]
+    manifest = {"format": FORMAT, "version": VERSION, "columns": list(columns), "seed": seed,
+                "splits": {"train": {"rows": train_rows, "shards": shard_names}},
+                "sample": {"file": "sample-train.tfrecord", "rows": len(sample), "of_rows": train_rows,
+                           "how": f"reservoir sampling seeded {seed + 1}, plus the first row of each value of "
+                                  f"'{columns[-1]}' the reservoir missed"}}
+    ranges, bound = {}, 0.0
+    for name, fraction in carved.items():
+        ranges[name], bound = f"[{bound:.4g}, {bound + fraction:.4g})", bound + fraction
+    for name in ("validation", "test"):
+        rows_of_split = heldout[name] if name in carved else list(splits.get(name) or [])
+        if not rows_of_split:
+            raise errors.SeqTemplatesError(
+                f"The {name} split is empty; give data.{name}_path or a data.{name}_fraction above 0.")
+        _write_records(_join(output, f"{name}-00000-of-00001.tfrecord"), columns, rows_of_split)
+        manifest["splits"][name] = {"rows": len(rows_of_split), "shards": [f"{name}-00000-of-00001.tfrecord"],
+                                    "how": (f"carved: rows whose seeded hash of '{columns[0]}' falls in {ranges[name]}"
+                                            if name in carved else "its own file")}
+    _write_records(_join(output, "sample-train.tfrecord"), columns, sample)
+    elapsed = time.monotonic() - started
+    print(f"prepare: {train_rows:,} training rows in {num_shards} shards, validation "
+          f"{manifest['splits']['validation']['rows']:,}, test {manifest['splits']['test']['rows']:,}, sample "
+          f"{len(sample):,}; {seen:,} rows read in {elapsed:.0f} s ({seen / max(elapsed, 1e-9):,.0f} rows/s).",
+          flush=True)
+    return manifest
+
+
+def measure(path, chunk_bytes=1 << 22):
+    """``(bytes, lines)`` of a source file (lines: an upper bound of its rows), read in chunks."""
+    from seq_templates.data import readers
+
+    size, lines = 0, 0
+    with readers.open_binary(path) as handle:
+        while chunk := handle.read(chunk_bytes):
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+    return size, lines + 1
+
+
+def _carved_split(key, carved, salt):
+    """The held-out split a row with this key goes to (``carved`` fractions, one after the other), or None."""
+    draw, bound = _hash_fraction(key, salt), 0.0
+    for name, fraction in carved.items():
+        bound += fraction
+        if draw < bound:
+            return name
+    return None
+
+
+def _hash_fraction(key, salt):
+    """A number in [0, 1) from a seeded hash of ``key``: the same key, the same number."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, key=salt).digest()
+    return int.from_bytes(digest, "big") / 2 ** 64
+
+
+def _serialize(columns, row):
+    import tensorflow as tf
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        for name, value in zip(columns, row)})).SerializeToString()
+
+
+def _write_records(path, columns, rows_to_write):
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(path) as writer:
+        for row in rows_to_write:
+            writer.write(_serialize(columns, row))
+
+
+def _read_columns(files, names):
+    """Every record of ``files`` as columns (lists of str), in file order."""
+    import tensorflow as tf
+
+    values = [[] for _ in names]
+    features = {name: tf.io.FixedLenFeature([], tf.string) for name in names}
+    for batch in tf.data.TFRecordDataset(files).batch(4096):
+        parsed = tf.io.parse_example(batch, features)
+        for column, name in zip(values, names):
+            column.extend(value.decode("utf-8") for value in parsed[name].numpy())
+    return tuple(values)
+
+
+def _join(folder, name):
+    return f"{folder.rstrip('/')}/{name}"

@@ -1,0 +1,175 @@
+"""``seq-templates prepare``: data larger than memory as sharded TFRecords that ``train`` streams.
+
+Through the CLI (prepare, then train on the prepared folder, then the export), the prepared
+folder's files and ``prepared.json``, and the streaming readers beside the in-memory ones.
+"""
+
+import json
+import random
+
+import pytest
+import tensorflow as tf
+
+from seq_templates.data import prepared
+from seq_templates.data import readers
+from seq_templates.preprocessing import bucketing
+
+POSITIVE = "good great wonderful fine superb lovely".split()
+NEGATIVE = "bad awful terrible poor boring dull".split()
+FILLER = "the movie was a film plot acting and it really".split()
+
+
+def write_reviews(path, rows, seed=0, sorted_by_label=True, rare_label_rows=3):
+    """A CSV of generated (text, label) rows, sorted by label (the hard case for a streamed shuffle)."""
+    generator = random.Random(seed)
+    examples = []
+    for index in range(rows):
+        label = "pos" if index % 2 else "neg"
+        words = [generator.choice(FILLER) for _ in range(generator.randint(3, 10))]
+        words.insert(generator.randint(0, len(words)), generator.choice(POSITIVE if label == "pos" else NEGATIVE))
+        examples.append((" ".join(words) + f" n{index}", label))
+    examples += [(f"a neutral remark number {index}", "neutral") for index in range(rare_label_rows)]
+    if sorted_by_label:
+        examples.sort(key=lambda example: example[1])
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("\ufefftext,label\r\n")  # a byte-order mark and CRLF line ends, as files come
+        for text, label in examples:
+            handle.write(f'"{text}",{label}\r\n')
+    return examples
+
+
+def test_prepare_then_train_streams_every_row_and_exports(tmp_path, cli_in_process):
+    source = tmp_path / "reviews.csv"
+    examples = write_reviews(source, 3000)
+    output = tmp_path / "prepared"
+    result = cli_in_process("prepare", "sentiment", "--data", source, "--output", output, "--shard-mb", "0.03",
+                            "--sample-rows", "500")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((output / "prepared.json").read_text())
+    counts = {name: split["rows"] for name, split in manifest["splits"].items()}
+    assert sum(counts.values()) == len(examples)
+    assert len(manifest["splits"]["train"]["shards"]) >= 4  # 3,000 rows of ~50 bytes at 0.03 MB a shard
+    # every row is in exactly one split; the sample is of training rows and holds the rare label
+    split_texts = {name: set(prepared._read_columns([str(output / shard) for shard in split["shards"]],
+                                                    manifest["columns"])[0])
+                   for name, split in manifest["splits"].items()}
+    assert set.union(*split_texts.values()) == {text for text, _ in examples}
+    assert sum(map(len, split_texts.values())) == len(examples)
+    sample_texts, sample_labels = prepared._read_columns([str(output / "sample-train.tfrecord")],
+                                                         manifest["columns"])
+    assert set(sample_texts) <= split_texts["train"]
+    assert "neutral" in sample_labels or not any(text.startswith("a neutral") for text in split_texts["train"])
+
+    # the shards are mixed: each holds both labels although the file is sorted by label
+    for shard in manifest["splits"]["train"]["shards"]:
+        _, shard_labels = prepared._read_columns([str(output / shard)], manifest["columns"])
+        assert {"pos", "neg"} <= set(shard_labels)
+
+    run = tmp_path / "run"
+    result = cli_in_process("train", "sentiment", "--data", output, "--output-dir", run,
+                            "--set", "train.epochs=2", "--set", "train.auto_settings=false",
+                            "--set", "train.learning_rate=0.01", "--set", "model.units=8",
+                            "--set", "model.embedding_dim=8", "--set", "train.batch_size=64")
+    assert result.returncode == 0, result.stderr
+    assert f"{counts['train']:,} training rows" in result.stdout
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["accuracy"]) == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"]["accuracy"] > 0.9  # the label word decides; the stream trained on it
+    assert metrics["num_examples"] == counts["test"]
+    answer = cli_in_process("predict", run, "a wonderful superb film")
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout.splitlines()[0])["label"] == "pos"
+
+
+def test_streamed_split_yields_every_training_row_each_epoch(tmp_path):
+    source = tmp_path / "reviews.csv"
+    write_reviews(source, 700, rare_label_rows=0)
+    output = tmp_path / "prepared"
+    size, lines = prepared.measure(str(source))
+    prepared.prepare(str(output), ("text", "label"), {"train": readers.stream_text_classification(str(source))},
+                     estimated_rows=lines, fractions={"test": 0.1, "validation": 0.1}, source_bytes=size,
+                     shard_megabytes=0.01, sample_rows=50, task="sentiment")
+    splits = prepared.load(str(output), "sentiment")
+    train = splits["train"]
+    assert isinstance(train, prepared.PreparedSplit) and len(train[0]) == 50 and train.rows > 500
+    assert prepared.rows(train) == train.rows and prepared.rows(splits["test"]) == len(splits["test"][0])
+    dataset = bucketing.sequence_dataset(
+        prepared.examples(train), lambda batch: ({"chars": tf.strings.unicode_decode(batch[0], "UTF-8")}, batch[1]),
+        batch_size=32, boundaries=[], shuffle=True, seed=1)
+    for _ in range(2):  # each epoch reads all the shards, in a new order
+        labels = [label for _, batch_labels in dataset for label in batch_labels.numpy()]
+        assert len(labels) == train.rows
+
+
+def test_held_out_splits_are_capped_and_keep_repeats_together(tmp_path):
+    rows = [(f"text {index % 400}", "pos" if index % 2 else "neg") for index in range(4000)]  # each text 10 times
+    output = tmp_path / "prepared"
+    manifest = prepared.prepare(str(output), ("text", "label"), {"train": iter(rows)}, estimated_rows=len(rows),
+                                fractions={"test": 0.2, "validation": 0.2}, max_heldout_rows=200, sample_rows=10)
+    texts = {name: set(prepared._read_columns([str(output / shard) for shard in split["shards"]], ["text", "label"])[0])
+             for name, split in manifest["splits"].items()}
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["validation"]
+    assert 100 <= manifest["splits"]["test"]["rows"] <= 400  # about 200: 200 / 4,000 of the rows, whole repeats
+
+
+def test_prepare_writes_through_tf_io_gfile_paths():
+    output = "ram://seq_templates_prepared_test"
+    rows = [(f"row {index}", str(index % 3)) for index in range(300)]
+    prepared.prepare(output, ("text", "label"), {"train": iter(rows)}, estimated_rows=300,
+                     fractions={"test": 0.1, "validation": 0.1}, task="sentiment")
+    assert prepared.is_prepared(output)
+    splits = prepared.load(output, "sentiment")
+    assert splits["train"].rows + len(splits["validation"][0]) + len(splits["test"][0]) == 300
+    tf.io.gfile.rmtree(output)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("text,label\nfine,pos\n\"broken,pos\n", "reviews.csv:3: malformed row"),
+    ("text,label\nfine,pos\nno label here,\n", "reviews.csv:3:2: empty label"),
+    (b"text,label\nfine,pos\nb\xffd,neg\n", "reviews.csv:3:2: byte 0xff is not valid utf-8"),
+])
+def test_bad_rows_stop_prepare_with_one_line_and_nothing_written(tmp_path, cli_in_process, content, expected):
+    source = tmp_path / "reviews.csv"
+    (source.write_bytes if isinstance(content, bytes) else source.write_text)(content)
+    output = tmp_path / "prepared"
+    result = cli_in_process("prepare", "sentiment", "--data", source, "--output", output)
+    assert result.returncode == 2
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not output.exists()
+
+
+def test_prepare_refuses_a_used_folder_and_other_templates(tmp_path, cli_in_process):
+    source = tmp_path / "reviews.csv"
+    write_reviews(source, 200)
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    result = cli_in_process("prepare", "sentiment", "--data", source, "--output", used)
+    assert result.returncode == 2 and "already holds files" in result.stderr
+    assert (used / "keep.txt").read_text() == "mine"
+    result = cli_in_process("prepare", "ner", "--data", source, "--output", tmp_path / "ner")
+    assert result.returncode == 2 and "does not read prepared data" in result.stderr
+
+    output = tmp_path / "prepared"
+    assert cli_in_process("prepare", "sentiment", "--data", source, "--output", output).returncode == 0
+    result = cli_in_process("train", "ner", "--data", output, "--output-dir", tmp_path / "run")
+    assert result.returncode == 2 and "prepared dataset" in result.stderr
+    result = cli_in_process("train", "sentiment", "--data", output, "--output-dir", tmp_path / "run",
+                            "--set", "data.max_train_samples=10")
+    assert result.returncode == 2 and "data.max_train_samples" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name, content", [
+    ("a.csv", "\ufefftext,label\r\n\"a, b\nc\",pos\r\nhi,neg\nlast,pos"),
+    ("a.tsv", "text\tlabel\r\nsay \"hi\"\tpos\n\nx\tneg\n"),
+    ("a.jsonl", "{\"text\": \"x\", \"label\": 1}\r\n\n{\"text\": \"y\", \"label\": \"neg\"}"),
+])
+def test_streaming_reader_reads_what_the_in_memory_reader_reads(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8"))
+    in_memory = list(zip(*readers.read_text_classification(path)))
+    assert list(readers.stream_text_classification(str(path))) == in_memory
+    lines = list(readers.stream_lines(str(path), chunk_bytes=3))  # lines whole across chunk boundaries
+    assert "".join(lines) == content.removeprefix("\ufeff")
