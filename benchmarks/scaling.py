@@ -2,8 +2,9 @@
 
 One function per part of the issue's measurements, each returning a dict of figures:
 
-- (a) a generated CSV of >= 5 GB through ``prepare`` and ``train``: peak RSS, throughput beside the
-  in-memory path (added with ``seq-templates prepare``; see the marked region below);
+- (a) :func:`prepared_training_part`: a generated CSV of ``--csv-gb`` GB (5) through ``prepare`` and
+  ``train`` (peak RSS of each), and training samples/s streamed from a prepared folder beside the
+  in-memory path on a file that fits;
 - (b) :func:`workers_part`: 1 vs 2 local workers (``seq-templates launch``), training samples/s;
 - (c) :func:`predict_file_part`: ``seq-templates predict RUN --input-file F --output-file G`` on
   ``--sentences`` generated sentences (1 M by default) against a quick sentiment run: sentences/s
@@ -69,19 +70,23 @@ def write_sentences(path, count, seed=0):
     return path
 
 
-def measure(command):
+def measure(command, stdout_path=None):
     """Runs ``command``; returns ``(seconds, peak RSS in MB, stderr)`` of that process alone.
+
+    ``stdout_path``: a file that gets the command's standard output (else it is dropped).
 
     Raises:
         RuntimeError: The command failed.
     """
     with tempfile.TemporaryFile(mode="w+") as errors:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPOSITORY, env=ENVIRONMENT, stdout=subprocess.DEVNULL,
-                                   stderr=errors)
+        output = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL
+        process = subprocess.Popen(command, cwd=REPOSITORY, env=ENVIRONMENT, stdout=output, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage, not every child's
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
+        if stdout_path:
+            output.close()
         errors.seek(0)
         stderr = errors.read()
     if process.returncode != 0:
@@ -93,8 +98,114 @@ def count_lines(paths):
     return sum(sum(1 for _ in open(path, encoding="utf-8")) for path in paths)
 
 
-# region (a) data larger than memory: prepare + train from a generated CSV of >= 5 GB (with `prepare`)
-# A function `prepared_training_part(arguments, work_dir) -> dict` goes here, registered in PARTS as "a".
+# region (a) data larger than memory: prepare + train from a generated CSV of >= 5 GB
+# The same fixed settings for every training here (auto settings off), so the paths differ only in how rows
+# arrive: the in-memory path tokenizes once and caches; a prepared split is read and tokenized every epoch.
+PREPARED_OVERRIDES = ["train.auto_settings=false", "model.units=32", "model.embedding_dim=32", "train.batch_size=64",
+                      "data.max_length=64", "data.max_tokens=20000", "train.bucket_boundaries=[]",
+                      "train.early_stopping_patience=0", "train.restore_best_weights=false",
+                      "train.tensorboard=false", "train.verbose=2", "train.backup_every_steps=0"]
+
+
+def write_reviews_csv(path, gigabytes=None, rows=None, seed=0, pool=50_000):
+    """A CSV of generated reviews (four generated sentences, three of the review's label), streamed out.
+
+    Stops after ``rows`` rows or once the file holds ``gigabytes``; returns the rows written.
+    """
+    sys.path.insert(0, str(REPOSITORY))
+    from seq_templates.data import synthetic
+
+    generator = random.Random(seed)
+    sentences = {"positive": [], "negative": []}
+    while min(map(len, sentences.values())) < pool:
+        text, label = synthetic.sentiment_example(generator)
+        sentences[label].append(text)
+    labels, written, size = ("positive", "negative"), 0, 0
+    limit = int(gigabytes * 2 ** 30) if gigabytes else None
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("text,label\n")
+        while (rows is None or written < rows) and (limit is None or size < limit):
+            block = []
+            for _ in range(10_000 if rows is None else min(10_000, rows - written)):
+                label = labels[generator.getrandbits(1)]
+                other = labels[1 - labels.index(label)]
+                parts = generator.choices(sentences[label], k=3) + generator.choices(sentences[other], k=1)
+                generator.shuffle(parts)
+                block.append(f'"{" . ".join(parts)} .",{label}\n')
+            text = "".join(block)
+            handle.write(text)
+            size += len(text.encode("utf-8"))
+            written += len(block)
+    return written
+
+
+def epoch_samples_per_second(output, batch_size, skip_first=True):
+    """Training samples/s from Keras's epoch lines: the batch over the median time per step."""
+    steps = [float(value) / (1000.0 if unit == "ms" else 1.0) for _, value, unit in EPOCH_LINE.findall(output)]
+    if skip_first:
+        steps = steps[1:]
+    if not steps:
+        raise RuntimeError(f"no epoch lines in the output: {output[-2000:]}")
+    return round(batch_size / sorted(steps)[len(steps) // 2])
+
+
+def train_command(data, output, overrides):
+    return [sys.executable, "-m", "seq_templates.cli", "train", "sentiment", "--data", str(data), "--output-dir",
+            str(output), *sum((["--set", item] for item in PREPARED_OVERRIDES + overrides), [])]
+
+
+def prepare_command(data, output):
+    return [sys.executable, "-m", "seq_templates.cli", "prepare", "sentiment", "--data", str(data), "--output",
+            str(output), "--set", "data.validation_fraction=0.05", "--set", "data.test_fraction=0.05"]
+
+
+def prepared_training_part(arguments, work_dir):
+    """(a) ``prepare`` + ``train`` on a generated CSV of ``--csv-gb`` GB; streamed vs in memory on one that fits.
+
+    1. The big file: ``prepare`` (seconds, peak RSS), then ``train`` from the folder for
+       ``--prepared-minutes`` of training (the first epoch, cut by the budget; samples/s from its
+       epoch line; peak RSS of the whole run, evaluation and export included).
+    2. A ``--fit-rows`` file of the same kind, three epochs each: ``train --data FILE`` (in memory)
+       and ``prepare`` + ``train --data FOLDER`` (streamed); samples/s over the epochs after the first.
+    """
+    results = {"settings": " ".join(PREPARED_OVERRIDES)}
+    big = work_dir / "big.csv"
+    started = time.perf_counter()
+    rows = write_reviews_csv(big, gigabytes=arguments.csv_gb)
+    results["big_file"] = {"rows": rows, "gigabytes": round(big.stat().st_size / 2 ** 30, 2),
+                           "generate_seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps({"a": results}), flush=True)
+    seconds, peak, _ = measure(prepare_command(big, work_dir / "big-prepared"))
+    results["prepare"] = {"seconds": round(seconds, 1), "rows_per_second": round(rows / seconds),
+                          "peak_rss_mb": round(peak)}
+    big.unlink()  # the shards hold the rows now; the disk is needed for the rest
+    print(json.dumps({"a": results}), flush=True)
+    command = train_command(work_dir / "big-prepared", work_dir / "big-run",
+                            ["train.epochs=1", f"train.max_minutes={arguments.prepared_minutes}"])
+    seconds, peak, _ = measure(command, stdout_path=work_dir / "big-run.log")
+    output = (work_dir / "big-run.log").read_text()
+    metrics = json.loads((work_dir / "big-run" / "metrics.json").read_text())
+    results["train_prepared_big"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak),
+                                     "test_accuracy": round(metrics["model"]["accuracy"], 4),
+                                     "test_rows": metrics["num_examples"],
+                                     "samples_per_second": epoch_samples_per_second(output, 64, skip_first=False)}
+    import shutil
+    shutil.rmtree(work_dir / "big-prepared")
+    print(json.dumps({"a": results}), flush=True)
+
+    small = work_dir / "fits.csv"
+    write_reviews_csv(small, rows=arguments.fit_rows, seed=1)
+    measure(prepare_command(small, work_dir / "fits-prepared"))
+    rates = {}
+    for name, data in (("in_memory", small), ("prepared", work_dir / "fits-prepared")):
+        finished = subprocess.run(train_command(data, work_dir / f"run-fits-{name}", ["train.epochs=3"]),
+                                  cwd=REPOSITORY, env=ENVIRONMENT, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"training on {data} exited {finished.returncode}: {finished.stderr[-2000:]}")
+        rates[name] = epoch_samples_per_second(finished.stdout, 64)
+    results["fits_in_memory"] = {"rows": arguments.fit_rows, "samples_per_second": rates,
+                                 "ratio": round(rates["prepared"] / rates["in_memory"], 2)}
+    return results
 # endregion
 
 
@@ -179,8 +290,8 @@ def beam_part(arguments, work_dir):
             "peak_rss_mb_on_100_sentences": round(small_rss)}
 
 
-PARTS = {"b": workers_part, "c": predict_file_part, "d": beam_part}
-TITLES = {"b": "(b) 1 vs 2 local workers",
+PARTS = {"a": prepared_training_part, "b": workers_part, "c": predict_file_part, "d": beam_part}
+TITLES = {"a": "(a) data larger than memory", "b": "(b) 1 vs 2 local workers",
           "c": "(c) `predict --input-file --output-file`", "d": "(d) Beam RunInference, DirectRunner"}
 
 
@@ -190,6 +301,23 @@ def format_section(command, results, run_description, sentences):
              f"`{command}` on {datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs "
              f"(load average {os.getloadavg()[0]:.1f} at the end; other processes share the cores); "
              f"Python {platform.python_version()}.", ""]
+    if "a" in results:
+        part = results["a"]
+        big, prepare, trained, fits = (part["big_file"], part["prepare"], part["train_prepared_big"],
+                                       part["fits_in_memory"])
+        lines += [f"Data larger than memory, sentiment ({part['settings']}): a generated CSV of "
+                  f"{big['gigabytes']} GB ({big['rows']:,} reviews of four sentences):", "",
+                  "| step | seconds | peak RSS | figures |", "|---|---|---|---|",
+                  f"| `seq-templates prepare` (5 % validation, 5 % test, capped at about 50,000 rows each) | "
+                  f"{prepare['seconds']} | {prepare['peak_rss_mb']:,} MB | {prepare['rows_per_second']:,} rows/s |",
+                  f"| `train --data PREPARED` (the first epoch, cut by the budget; evaluation, TF-IDF baseline "
+                  f"and export included) | {trained['seconds']} | {trained['peak_rss_mb']:,} MB | "
+                  f"{trained['samples_per_second']:,} training samples/s; test accuracy {trained['test_accuracy']} "
+                  f"on {trained['test_rows']:,} rows |", "",
+                  f"Streamed against in memory on a file that fits ({fits['rows']:,} rows of the same kind, 3 "
+                  f"epochs each, the median epoch after the first): in memory "
+                  f"{fits['samples_per_second']['in_memory']:,} samples/s, prepared and streamed "
+                  f"{fits['samples_per_second']['prepared']:,} samples/s: ratio **{fits['ratio']}**.", ""]
     if "b" in results:
         workers = results["b"]
         lines += [f"Training, sentiment ({workers['settings']}), `train.batch_size` the global batch:", "",
@@ -231,6 +359,10 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=512, help="inputs per call of the export")
     parser.add_argument("--output", default=str(REPOSITORY / "docs" / "benchmarks.md"))
     parser.add_argument("--write", action="store_true", help="write the section into --output")
+    parser.add_argument("--csv-gb", type=float, default=5.0, help="(a) the generated CSV's size in GB")
+    parser.add_argument("--prepared-minutes", type=float, default=4.0,
+                        help="(a) training minutes on the prepared big file (the first epoch, cut)")
+    parser.add_argument("--fit-rows", type=int, default=100_000, help="(a) rows of the file that fits in memory")
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="scaling-benchmark-") as folder:
         work_dir = pathlib.Path(folder)
