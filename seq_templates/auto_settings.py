@@ -26,6 +26,8 @@ batch size             16 under 2 k examples, else the smallest of 32, 64 and 12
 EMA of the weights     off under 300 steps per epoch, else momentum 1 - 1/steps
 learning rate          encoder-decoders only: 0.002 after a linear warm-up over the first epoch
                        (at most 1,000 steps; without it, fast rates kept one at the unigram level)
+classifier stack       from 300 k training tokens: 2 GRU layers, embeddings 64, dropout 0.3,
+                       learning rate 0.004 (:func:`classifier_stack`; below, one layer)
 bucket boundaries      the 5 %, 10 %, ..., 95 %, 99 % quantiles of training lengths
 budget                 ``train.max_minutes`` 15, epochs up to 200 or 10 patiences (the budget
                        or early stopping ends them), patience about 1,500 steps (5 to 100 epochs)
@@ -51,6 +53,7 @@ MAX_VOCABULARY = 50_000
 PATIENCE_STEPS = 1500  # early stopping waits about this many steps (in whole epochs, 5 to 100)
 ENCODER_DECODER_RATE = 0.002  # after WARMUP_STEPS: twice Adam's default
 WARMUP_STEPS = 1000
+STACK_TOKENS = 300_000  # from here a classifier stacks two layers (SST-2: 567 k; aclimdb 5.8 M)
 EPOCHS_IN_BUDGET = 5  # the widest width whose epochs fit this many times into train.max_minutes
 # An epoch's validation pass and callbacks, on top of its timed training steps: none, because the timed
 # steps meet each batch shape for the first time (each new shape costs), which outweighs them: spa_eng's
@@ -378,6 +381,26 @@ def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), 
             *(dropout(dropout_key, num_tokens, dropout_steps, what) if dropout_key else []),
             *batch_size(rows, what="training windows" if "values" in what else "training examples"),
             schedule(rows)]
+
+
+def classifier_stack(num_tokens, width_keys=("model.units", "model.embedding_dim"), what="training tokens"):
+    """A sequence classifier's recurrent stack, by training tokens: :func:`recurrent_sizes`'s keys to size.
+
+    From :data:`STACK_TOKENS` training tokens, two stacked GRU layers over 64-wide embeddings, with
+    dropout 0.3 and a learning rate of 0.004 (chosen on SST-2, checked on aclimdb: docs/benchmarks.md).
+    Below, one layer as :func:`recurrent_sizes` sizes it.
+
+    Returns:
+        ``(choices, width_keys, dropout_key)``: the stack's choices, and the keys left to
+        :func:`recurrent_sizes` (the embedding is no longer a width key once stacked).
+    """
+    if num_tokens < STACK_TOKENS:
+        return [], width_keys, "model.dropout_rate"
+    reason = f"{amount(num_tokens)} {what}: from {amount(STACK_TOKENS)}, a 2-layer GRU stack"
+    return ([Choice("model.num_layers", 2, reason), Choice("model.cell", "gru", reason),
+             Choice("model.embedding_dim", 64, reason), Choice("model.dropout_rate", 0.3, reason),
+             Choice("train.learning_rate", 0.004, reason)],
+            tuple(key for key in width_keys if key != "model.embedding_dim"), None)
 
 
 def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, width_keys,

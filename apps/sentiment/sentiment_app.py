@@ -109,13 +109,12 @@ def load_raw_data(data_config):
     return splits
 
 
-def stream_examples(data, path):
-    """Region 1 for data larger than memory (`seq-templates prepare`): one row at a time."""
+PREPARED_COLUMNS = ("text", "label")  # the first keys held-out rows; the sample has every label
+
+
+def stream_examples(data, path):  # `seq-templates prepare`: data larger than memory, row by row
     return readers.stream_text_classification(path, data.text_column, data.label_column,
                                               data.format, data.has_header, data.encoding)
-
-
-PREPARED_COLUMNS = ("text", "label")  # the first keys held-out rows; the sample has every label
 # endregion
 
 
@@ -127,10 +126,12 @@ def auto_settings(config):
     tokens = auto.standardized_tokens(train[0], data_config.standardize, data_config.level)
     lengths = np.array([len(text_tokens) for text_tokens in tokens])
     max_length = int(min(400, max(16, np.percentile(lengths, 99))))
+    lengths, rows = np.minimum(lengths, max_length), prepared.rows(train)
+    stack, widths, dropout = auto.classifier_stack(lengths.sum() * rows / len(lengths))
     return [*auto.vocabulary("data.max_tokens", auto.token_counts(tokens)),
             auto.Choice("data.max_length", max_length, "99 % of training texts are shorter "
                         "(at least 16, at most 400: longer texts train on their start)"),
-            *auto.recurrent_sizes(np.minimum(lengths, max_length), rows=prepared.rows(train))]
+            *stack, *auto.recurrent_sizes(lengths, widths, dropout, rows=rows)]
 
 
 def build_preprocessing(config, train_split):
@@ -176,8 +177,7 @@ def make_dataset(split, preprocessing, config, shuffle=False):
                        label_lookup(batch[1])),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,
         seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size,
-        augment=(text.token_dropout_augmenter(config["data"].token_dropout_rate)
-                 if shuffle else None),
+        augment=shuffle and text.token_dropout_augmenter(config["data"].token_dropout_rate) or None,
         length_function=lambda features: tf.shape(features["token_ids"])[0])
 # endregion
 
