@@ -38,7 +38,7 @@ MANIFEST = "prepared.json"
 SAMPLE_ROWS = 100_000  # the training rows vocabularies and auto settings read
 MAX_HELDOUT_ROWS = 50_000  # about: each carved held-out split, so it fits in memory for evaluation
 SHARD_MEGABYTES = 64  # of source text per training shard
-MAX_COVERED_VALUES = 1_000  # the sample holds a row of every value of the last column (a label) up to this many
+MAX_COVERED_VALUES = 1_000  # the sample holds a row of each value of the last column, if it has no more
 PROGRESS_SECONDS = 10.0
 _ANNOUNCED = set()
 
@@ -145,8 +145,8 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
     Args:
         output: The folder to create (local or ``gs://...``); it must not exist or be empty.
         columns: The column names of each row, e.g. ``("text", "label")``. The first keys the
-            held-out hash; the sample holds a row of every value of the last (up to
-            :data:`MAX_COVERED_VALUES` values).
+            held-out hash; the sample holds a row of every value of the last when it has at
+            most :data:`MAX_COVERED_VALUES` values (a label; free text gets no such rows).
         splits: ``{"train": rows, "validation": rows, "test": rows}``: iterables of tuples of
             str; ``train`` is the source the missing held-out splits are carved from.
         estimated_rows: About how many rows ``splits["train"]`` holds (an upper bound: its
@@ -218,8 +218,10 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
                 slot = sampler.randrange(train_rows)
                 if slot < sample_rows:
                     sample[slot] = row
-            if len(first_of_value) < MAX_COVERED_VALUES:
+            if first_of_value is not None:  # a column of few values is a label: the sample holds each
                 first_of_value.setdefault(row[-1], row)
+                if len(first_of_value) > MAX_COVERED_VALUES:  # free text, not labels: no coverage
+                    first_of_value = None
             if time.monotonic() - last_report > PROGRESS_SECONDS:
                 last_report = time.monotonic()
                 share = f" (about {min(seen / estimated_rows, 1):.0%})" if estimated_rows else ""
@@ -231,12 +233,13 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
     if not train_rows:
         raise errors.SeqTemplatesError("No training rows were read; check the file and its columns.")
     sampled_values = {row[-1] for row in sample}
-    sample += [row for value, row in first_of_value.items() if value not in sampled_values]
+    sample += [row for value, row in (first_of_value or {}).items() if value not in sampled_values]
     manifest = {"format": FORMAT, "version": VERSION, "columns": list(columns), "seed": seed,
                 "splits": {"train": {"rows": train_rows, "shards": shard_names}},
                 "sample": {"file": "sample-train.tfrecord", "rows": len(sample), "of_rows": train_rows,
-                           "how": f"reservoir sampling seeded {seed + 1}, plus the first row of each value of "
-                                  f"'{columns[-1]}' the reservoir missed"}}
+                           "how": f"reservoir sampling seeded {seed + 1}" + (
+                               f", plus the first row of each value of '{columns[-1]}' the reservoir missed"
+                               if first_of_value is not None else "")}}
     ranges, bound = {}, 0.0
     for name, fraction in carved.items():
         ranges[name], bound = f"[{bound:.4g}, {bound + fraction:.4g})", bound + fraction

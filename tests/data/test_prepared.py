@@ -173,3 +173,16 @@ def test_streaming_reader_reads_what_the_in_memory_reader_reads(tmp_path, name, 
     assert list(readers.stream_text_classification(str(path))) == in_memory
     lines = list(readers.stream_lines(str(path), chunk_bytes=3))  # lines whole across chunk boundaries
     assert "".join(lines) == content.removeprefix("\ufeff")
+
+
+def test_the_sample_covers_every_label_but_not_free_text(tmp_path):
+    labelled = [(f"common {index}", "common") for index in range(3000)] + [("the one rare row", "rare")]
+    held_out = {"validation": [("a", "common")], "test": [("b", "common")]}
+    prepared.prepare(str(tmp_path / "labels"), ("text", "label"), {"train": iter(labelled), **held_out},
+                     sample_rows=20)
+    texts, label_values = prepared.load(str(tmp_path / "labels"), None)["train"]
+    assert len(texts) == 21 and "rare" in label_values  # the reservoir (20) and the rare label's row
+    pairs = [(f"source {index}", f"target {index}") for index in range(3000)]  # a free-text last column
+    prepared.prepare(str(tmp_path / "pairs"), ("source", "target"), {"train": iter(pairs), **held_out},
+                     sample_rows=20)
+    assert len(prepared.load(str(tmp_path / "pairs"), None)["train"][0]) == 20
