@@ -81,7 +81,7 @@ def build_parser(prog, description):
 def config_path(value, configs_folder):
     """Returns ``value`` as a config file path: an existing path, else ``configs_folder/value.yaml``.
 
-    A bare name such as ``sst2`` finds the app's own ``configs/sst2.yaml``, which
+    A bare name such as ``conll2003`` finds the app's own ``configs/conll2003.yaml``, which
     also works after ``pip install .``, where the bundled apps live inside the package.
     """
     path = pathlib.Path(value)

@@ -80,7 +80,7 @@ def test_new_copies_an_app_that_trains_from_its_own_file(tmp_path, tiny_sentimen
     created = cli_in_process("new", "sentiment", tmp_path / "my_app")
     assert created.returncode == 0, created.stderr
     app_file = tmp_path / "my_app" / "sentiment_app.py"
-    assert app_file.is_file() and (tmp_path / "my_app" / "configs" / "sst2.yaml").is_file()
+    assert app_file.is_file() and (tmp_path / "my_app" / "configs" / "default.yaml").is_file()
     again = cli_in_process("new", "sentiment", tmp_path / "my_app")
     _assert_one_line_error(again, "not empty")
     (tmp_path / "a_file.txt").write_text("mine")

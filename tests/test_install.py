@@ -15,7 +15,7 @@ def test_non_editable_install_finds_apps_and_recipes(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     assert (target / "seq_templates" / "apps" / "sentiment" / "sentiment_app.py").is_file()
-    assert (target / "seq_templates" / "apps" / "sentiment" / "configs" / "sst2.yaml").is_file()
+    assert (target / "seq_templates" / "apps" / "ner" / "configs" / "conll2003.yaml").is_file()
     assert (target / "seq_templates" / "dataset_recipes" / "sst2.yaml").is_file()
     listed = subprocess.run([sys.executable, "-m", "seq_templates.cli", "list"], capture_output=True,
                             text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)},

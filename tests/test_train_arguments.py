@@ -7,10 +7,10 @@ from seq_templates import errors
 from seq_templates import train_arguments
 
 
-def _parse(tmp_path, *argv, configs_folder=None):
-    sections = apps_loader.load_app("sentiment").CONFIG_SECTIONS
+def _parse(tmp_path, *argv, configs_folder=None, task="sentiment"):
+    sections = apps_loader.load_app(task).CONFIG_SECTIONS
     return train_arguments.parse([*map(str, argv), "--output-dir", str(tmp_path / "run")], sections,
-                                 "sentiment", configs_folder=configs_folder).config
+                                 task, configs_folder=configs_folder).config
 
 
 def _configs_folder(tmp_path, **files):
@@ -32,10 +32,10 @@ def test_config_by_name_path_and_precedence(tmp_path):
     assert config["train"].epochs == 5 and config["model"].units == 16
 
 
-def test_bundled_sst2_config_is_found_by_name(tmp_path):
-    folder = apps_loader.template_folder("sentiment") / "configs"
-    config = _parse(tmp_path, "--config", "sst2", configs_folder=folder)
-    assert config["data"].dataset == "sst2" and config["data"].char_features
+def test_bundled_preset_is_found_by_name(tmp_path):
+    folder = apps_loader.template_folder("ner") / "configs"
+    config = _parse(tmp_path, "--config", "conll2003", configs_folder=folder, task="ner")
+    assert config["data"].dataset == "conll2003" and config["model"].char_features
 
 
 def test_unknown_config_name_lists_the_available_ones(tmp_path):
@@ -59,11 +59,17 @@ def test_dataset_preset_sits_under_config_files_and_set(tmp_path):
     assert config["data"].dataset == "untuned" and config["train"].epochs != 3
 
 
-def test_dataset_sst2_trains_with_the_bundled_sst2_settings(tmp_path):
+def test_dataset_with_a_bundled_preset_trains_with_it(tmp_path):
+    folder = apps_loader.template_folder("ner") / "configs"
+    with_preset = _parse(tmp_path, "--dataset", "conll2003", configs_folder=folder, task="ner")
+    by_name = _parse(tmp_path, "--config", "conll2003", configs_folder=folder, task="ner")
+    assert with_preset == by_name and with_preset["model"].char_features
+
+
+def test_sst2_has_no_preset_since_the_auto_settings_beat_it(tmp_path):
     folder = apps_loader.template_folder("sentiment") / "configs"
-    with_preset = _parse(tmp_path, "--dataset", "sst2", configs_folder=folder)
-    by_name = _parse(tmp_path, "--config", "sst2", configs_folder=folder)
-    assert with_preset == by_name and with_preset["data"].char_features
+    config = _parse(tmp_path, "--dataset", "sst2", configs_folder=folder)
+    assert config["train"].auto_settings and not config["data"].char_features
 
 
 def test_data_section_must_extend_the_base_data_config(tmp_path):
