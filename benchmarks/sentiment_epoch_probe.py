@@ -2,7 +2,8 @@
 
 A diagnostic beside ``benchmarks/sentiment.py``: it trains exactly what
 ``seq-templates train sentiment --dataset sst2 --config benchmarks/sst2_reference.yaml`` trains
-(the template's preset until stop 36: same settings, seed and weight averaging restarted each epoch) for ``--epochs`` epochs and scores the
+(the template's preset until stop 36: same settings, seed and weight averaging restarted each
+epoch) for ``--epochs`` epochs and scores the
 GLUE dev split through the serving function after each one, so epoch 6 gives the
 benchmark's figure and the others show how much it moves from epoch to epoch.
 
