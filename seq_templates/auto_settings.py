@@ -374,8 +374,7 @@ def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), 
         rows: The training examples when ``lengths`` are a sample's (a prepared split): the
             token count is scaled up to them. None: ``lengths`` are every example's.
     """
-    rows = rows or len(lengths)
-    num_tokens = int(np.sum(lengths) * rows / max(len(lengths), 1))
+    rows, num_tokens = rows or len(lengths), split_tokens(lengths, rows)
     return [*(bucket_boundaries(lengths, length_key) if length_key else []),
             *widths(width_keys, num_tokens, width_steps, what, within_budget=True),
             *(dropout(dropout_key, num_tokens, dropout_steps, what) if dropout_key else []),
@@ -383,17 +382,30 @@ def recurrent_sizes(lengths, width_keys=("model.units", "model.embedding_dim"), 
             schedule(rows)]
 
 
-def classifier_stack(num_tokens, width_keys=("model.units", "model.embedding_dim"), what="training tokens"):
+def split_tokens(lengths, rows=None):
+    """The tokens of a training split from its examples' ``lengths``, scaled up to ``rows`` examples
+    when the lengths are a sample's (a prepared split; None: every example's)."""
+    return int(np.sum(lengths) * (rows or len(lengths)) / max(len(lengths), 1))
+
+
+def classifier_stack(lengths, rows=None, width_keys=("model.units", "model.embedding_dim"),
+                     what="training tokens"):
     """A sequence classifier's recurrent stack, by training tokens: :func:`recurrent_sizes`'s keys to size.
 
     From :data:`STACK_TOKENS` training tokens, two stacked GRU layers over 64-wide embeddings, with
     dropout 0.3 and a learning rate of 0.004 (chosen on SST-2, checked on aclimdb: docs/benchmarks.md).
     Below, one layer as :func:`recurrent_sizes` sizes it.
 
+    Args:
+        lengths, rows: As in :func:`recurrent_sizes`.
+        width_keys: The width keys the app would give :func:`recurrent_sizes`.
+        what: What ``lengths`` count, for the reasons.
+
     Returns:
         ``(choices, width_keys, dropout_key)``: the stack's choices, and the keys left to
         :func:`recurrent_sizes` (the embedding is no longer a width key once stacked).
     """
+    num_tokens = split_tokens(lengths, rows)
     if num_tokens < STACK_TOKENS:
         return [], width_keys, "model.dropout_rate"
     reason = f"{amount(num_tokens)} {what}: from {amount(STACK_TOKENS)}, a 2-layer GRU stack"

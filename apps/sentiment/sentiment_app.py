@@ -127,7 +127,7 @@ def auto_settings(config):
     lengths = np.array([len(text_tokens) for text_tokens in tokens])
     max_length = int(min(400, max(16, np.percentile(lengths, 99))))
     lengths, rows = np.minimum(lengths, max_length), prepared.rows(train)
-    stack, widths, dropout = auto.classifier_stack(lengths.sum() * rows / len(lengths))
+    stack, widths, dropout = auto.classifier_stack(lengths, rows)
     return [*auto.vocabulary("data.max_tokens", auto.token_counts(tokens)),
             auto.Choice("data.max_length", max_length, "99 % of training texts are shorter "
                         "(at least 16, at most 400: longer texts train on their start)"),
@@ -177,7 +177,7 @@ def make_dataset(split, preprocessing, config, shuffle=False):
                        label_lookup(batch[1])),
         config["train"].batch_size, config["train"].bucket_boundaries, shuffle=shuffle,
         seed=config["train"].seed, shuffle_buffer_size=config["train"].shuffle_buffer_size,
-        augment=shuffle and text.token_dropout_augmenter(config["data"].token_dropout_rate) or None,
+        augment=text.token_dropout_augmenter(config["data"].token_dropout_rate if shuffle else 0),
         length_function=lambda features: tf.shape(features["token_ids"])[0])
 # endregion
 

@@ -92,7 +92,7 @@ def examples(split, seed=None):
                                                                      reshuffle_each_iteration=True)
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(split.shards), 16),
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    features = {name: tf.io.FixedLenFeature([], tf.string) for name in names}
+    features = _feature_spec(names)
     return records.batch(1024).map(
         lambda batch: tuple(tf.io.parse_example(batch, features)[name] for name in names),
         num_parallel_calls=tf.data.AUTOTUNE).unbatch()
@@ -124,9 +124,9 @@ def load(path, task):
     names = manifest["columns"]
     splits = {}
     for name in ("validation", "test"):
-        splits[name] = _read_columns([_join(path, shard) for shard in manifest["splits"][name]["shards"]], names)
+        splits[name] = read_columns([_join(path, shard) for shard in manifest["splits"][name]["shards"]], names)
     train = manifest["splits"]["train"]
-    sample = _read_columns([_join(path, manifest["sample"]["file"])], names)
+    sample = read_columns([_join(path, manifest["sample"]["file"])], names)
     splits["train"] = PreparedSplit(sample, [_join(path, shard) for shard in train["shards"]], train["rows"],
                                     names)
     if path not in _ANNOUNCED:  # once per process (auto settings read the folder before training does)
@@ -167,10 +167,16 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
     import tensorflow as tf
 
     output = str(output).rstrip("/")
+    if tf.io.gfile.exists(output) and not tf.io.gfile.isdir(output):
+        raise errors.SeqTemplatesError(f"'{output}' is a file; give --output a new folder.")
     if tf.io.gfile.exists(output) and tf.io.gfile.listdir(output):
         raise errors.SeqTemplatesError(f"'{output}' already holds files; give --output a new folder or remove it.")
     created = not tf.io.gfile.exists(output)
-    tf.io.gfile.makedirs(output)
+    try:
+        tf.io.gfile.makedirs(output)
+    except tf.errors.OpError as error:
+        raise errors.SeqTemplatesError(f"Cannot create '{output}' ({error.message}); give --output a folder "
+                                       "you can write.") from None
     try:
         manifest = _write(output, tuple(columns), splits, estimated_rows, fractions or {}, seed, sample_rows,
                           max_heldout_rows, shard_megabytes, source_bytes)
@@ -178,14 +184,24 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
         with tf.io.gfile.GFile(_join(output, MANIFEST + ".partial"), "w") as handle:
             handle.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         tf.io.gfile.rename(_join(output, MANIFEST + ".partial"), _join(output, MANIFEST), overwrite=True)
+    except tf.errors.OpError as error:  # the file system refused a write (space, permission, ...)
+        _remove_written(output, created)
+        raise errors.SeqTemplatesError(f"Writing '{output}' failed ({error.message}); nothing was kept.") from None
     except BaseException:
-        if created:
-            tf.io.gfile.rmtree(output)
-        else:
-            for name in tf.io.gfile.listdir(output):
-                tf.io.gfile.remove(_join(output, name))
+        _remove_written(output, created)
         raise
     return manifest
+
+
+def _remove_written(output, created):
+    """Removes what :func:`prepare` wrote: the folder it created, or the files it put in an empty one."""
+    import tensorflow as tf
+
+    if created:
+        tf.io.gfile.rmtree(output)
+    else:
+        for name in tf.io.gfile.listdir(output):
+            tf.io.gfile.remove(_join(output, name))
 
 
 def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows, max_heldout_rows,
@@ -305,17 +321,23 @@ def _write_records(path, columns, rows_to_write):
             writer.write(_serialize(columns, row))
 
 
-def _read_columns(files, names):
-    """Every record of ``files`` as columns (lists of str), in file order."""
+def read_columns(files, names):
+    """Every record of ``files`` (shards of a prepared folder) as columns (lists of str), in file order."""
     import tensorflow as tf
 
     values = [[] for _ in names]
-    features = {name: tf.io.FixedLenFeature([], tf.string) for name in names}
     for batch in tf.data.TFRecordDataset(files).batch(4096):
-        parsed = tf.io.parse_example(batch, features)
+        parsed = tf.io.parse_example(batch, _feature_spec(names))
         for column, name in zip(values, names):
             column.extend(value.decode("utf-8") for value in parsed[name].numpy())
     return tuple(values)
+
+
+def _feature_spec(names):
+    """How ``tf.io.parse_example`` reads a record: one string per column."""
+    import tensorflow as tf
+
+    return {name: tf.io.FixedLenFeature([], tf.string) for name in names}
 
 
 def _join(folder, name):

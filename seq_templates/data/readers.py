@@ -87,28 +87,13 @@ def read_lines(path, encoding="utf-8", setting_prefix="data."):
         SeqTemplatesError: The file is missing, is a folder, or holds bytes that
             are not valid in ``encoding``.
     """
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise errors.SeqTemplatesError(f"File '{path}' does not exist; check the path.")
-    if path.is_dir():
-        raise errors.SeqTemplatesError(f"'{path}' is a folder; expected a data file.")
-    raw = path.read_bytes()
+    _check_encoding(encoding, setting_prefix)
+    with open_binary(path) as handle:
+        raw = handle.read()
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
-        line_start = raw.rfind(b"\n", 0, error.start) + 1
-        line_number = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - line_start + 1
-        raise errors.SeqTemplatesError(
-            f"{path}:{line_number}:{column}: byte 0x{raw[error.start]:02x} is not valid "
-            f"{encoding}; re-save the file as {encoding} or set {setting_prefix}encoding to its "
-            "encoding (e.g. latin-1)."
-        ) from None
-    except LookupError:
-        raise errors.SeqTemplatesError(
-            f"Unknown encoding '{encoding}' in {setting_prefix}encoding; use a Python codec name "
-            "such as utf-8 or latin-1."
-        ) from None
+        raise _bad_bytes(path, raw, error, encoding, setting_prefix) from None
     return text[1:] if text.startswith(BYTE_ORDER_MARK) else text
 
 
@@ -131,12 +116,7 @@ def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 <
     Raises:
         SeqTemplatesError: The file is missing or a folder, bad bytes, an unknown encoding.
     """
-    try:
-        "".encode(encoding)
-    except LookupError:
-        raise errors.SeqTemplatesError(
-            f"Unknown encoding '{encoding}' in {setting_prefix}encoding; use a Python codec name "
-            "such as utf-8 or latin-1.") from None
+    _check_encoding(encoding, setting_prefix)
     line_number, pending, first = 1, b"", True
     with open_binary(path) as handle:
         while True:
@@ -152,12 +132,7 @@ def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 <
             try:
                 text = block.decode(encoding)
             except UnicodeDecodeError as error:
-                line_start = block.rfind(b"\n", 0, error.start) + 1
-                bad_line = line_number + block.count(b"\n", 0, error.start)
-                raise errors.SeqTemplatesError(
-                    f"{path}:{bad_line}:{error.start - line_start + 1}: "
-                    f"byte 0x{block[error.start]:02x} is not valid {encoding}; re-save the file as {encoding} "
-                    f"or set {setting_prefix}encoding to its encoding (e.g. latin-1).") from None
+                raise _bad_bytes(path, block, error, encoding, setting_prefix, line_number) from None
             if first and text.startswith(BYTE_ORDER_MARK):
                 text = text[1:]
             first = False
@@ -165,6 +140,26 @@ def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 <
             yield from io.StringIO(text, newline="")
             if not chunk:
                 return
+
+
+def _check_encoding(encoding, setting_prefix):
+    """Raises the one-line error for an encoding Python does not know."""
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise errors.SeqTemplatesError(
+            f"Unknown encoding '{encoding}' in {setting_prefix}encoding; use a Python codec name "
+            "such as utf-8 or latin-1.") from None
+
+
+def _bad_bytes(path, raw, error, encoding, setting_prefix, first_line=1):
+    """The one-line error for bytes of ``raw`` (starting at line ``first_line``) invalid in ``encoding``."""
+    line_start = raw.rfind(b"\n", 0, error.start) + 1
+    line_number = first_line + raw.count(b"\n", 0, error.start)
+    return errors.SeqTemplatesError(
+        f"{path}:{line_number}:{error.start - line_start + 1}: byte 0x{raw[error.start]:02x} is not valid "
+        f"{encoding}; re-save the file as {encoding} or set {setting_prefix}encoding to its encoding "
+        "(e.g. latin-1).")
 
 
 def open_binary(path):

@@ -50,19 +50,19 @@ def test_prepare_then_train_streams_every_row_and_exports(tmp_path, cli_in_proce
     assert sum(counts.values()) == len(examples)
     assert len(manifest["splits"]["train"]["shards"]) >= 4  # 3,000 rows of ~50 bytes at 0.03 MB a shard
     # every row is in exactly one split; the sample is of training rows and holds the rare label
-    split_texts = {name: set(prepared._read_columns([str(output / shard) for shard in split["shards"]],
+    split_texts = {name: set(prepared.read_columns([str(output / shard) for shard in split["shards"]],
                                                     manifest["columns"])[0])
                    for name, split in manifest["splits"].items()}
     assert set.union(*split_texts.values()) == {text for text, _ in examples}
     assert sum(map(len, split_texts.values())) == len(examples)
-    sample_texts, sample_labels = prepared._read_columns([str(output / "sample-train.tfrecord")],
+    sample_texts, sample_labels = prepared.read_columns([str(output / "sample-train.tfrecord")],
                                                          manifest["columns"])
     assert set(sample_texts) <= split_texts["train"]
     assert "neutral" in sample_labels or not any(text.startswith("a neutral") for text in split_texts["train"])
 
     # the shards are mixed: each holds both labels although the file is sorted by label
     for shard in manifest["splits"]["train"]["shards"]:
-        _, shard_labels = prepared._read_columns([str(output / shard)], manifest["columns"])
+        _, shard_labels = prepared.read_columns([str(output / shard)], manifest["columns"])
         assert {"pos", "neg"} <= set(shard_labels)
 
     run = tmp_path / "run"
@@ -107,7 +107,7 @@ def test_held_out_splits_are_capped_and_keep_repeats_together(tmp_path):
     output = tmp_path / "prepared"
     manifest = prepared.prepare(str(output), ("text", "label"), {"train": iter(rows)}, estimated_rows=len(rows),
                                 fractions={"test": 0.2, "validation": 0.2}, max_heldout_rows=200, sample_rows=10)
-    texts = {name: set(prepared._read_columns([str(output / shard) for shard in split["shards"]], ["text", "label"])[0])
+    texts = {name: set(prepared.read_columns([str(output / shard) for shard in split["shards"]], ["text", "label"])[0])
              for name, split in manifest["splits"].items()}
     assert not texts["train"] & texts["test"] and not texts["train"] & texts["validation"]
     assert 100 <= manifest["splits"]["test"]["rows"] <= 400  # about 200: 200 / 4,000 of the rows, whole repeats
@@ -148,6 +148,12 @@ def test_prepare_refuses_a_used_folder_and_other_templates(tmp_path, cli_in_proc
     result = cli_in_process("prepare", "sentiment", "--data", source, "--output", used)
     assert result.returncode == 2 and "already holds files" in result.stderr
     assert (used / "keep.txt").read_text() == "mine"
+    result = cli_in_process("prepare", "sentiment", "--data", source, "--output", used / "keep.txt")
+    assert result.returncode == 2 and "is a file" in result.stderr
+    assert (used / "keep.txt").read_text() == "mine"
+    result = cli_in_process("prepare", "sentiment", "--data", source, "--output", "/proc/no_folder_here")
+    assert result.returncode == 2 and "Cannot create" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     result = cli_in_process("prepare", "ner", "--data", source, "--output", tmp_path / "ner")
     assert result.returncode == 2 and "does not read prepared data" in result.stderr
 
