@@ -123,7 +123,7 @@ def _command_prepare(arguments):
     app = apps_loader.load_app(arguments.task)
     if not hasattr(app, "stream_examples"):
         raise errors.SeqTemplatesError(
-            f"The {app.TASK} template does not read prepared data yet (sentiment does); train it on the file itself.")
+            f"The {app.TASK} template does not read prepared data yet (sentiment and ner do); train it on the file itself.")
     if arguments.sample_rows < 1 or arguments.max_heldout_rows < 1 or arguments.shard_mb <= 0:
         raise errors.SeqTemplatesError("prepare expects --sample-rows >= 1, --max-heldout-rows >= 1 and "
                                        f"--shard-mb > 0, received {arguments.sample_rows}, "

@@ -19,6 +19,7 @@ from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
 from seq_templates.data import loading
+from seq_templates.data import prepared
 from seq_templates.data import readers
 from seq_templates.data import registry
 from seq_templates.evaluation import plots
@@ -85,12 +86,20 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfi
 
 
 # region 1. load
-def read_split(path, data_config, options, tag_scheme=None):
+def read_split(path, data_config, options=None, tag_scheme=None):
     """Reads one CoNLL file, checking (or repairing) its tags: ``(token_lists, tag_lists)``."""
-    token_lists, tag_lists, lines = readers.read_conll(path, return_line_numbers=True, **options)
-    return token_lists, tag_schemes.check_and_convert(  # stops at a broken tag, with its line
-        path, token_lists, tag_lists, lines, tag_scheme or data_config.tag_scheme,
-        data_config.output_scheme, data_config.repair_tags, setting_prefix="data.")
+    return tuple(map(list, zip(*stream_examples(data_config, path, options, tag_scheme))))
+
+
+PREPARED_COLUMNS = ("tokens", "tags")  # `prepare`: lists; the first keys held-out rows
+
+
+def stream_examples(data, path, options=None, tag_scheme=None):  # one sentence at a time
+    options = options or {name: getattr(data, name) for name in readers.CONLL_OPTIONS}
+    for tokens, tags, lines in readers.stream_conll(path, **options):  # stops at a broken tag
+        yield tokens, tag_schemes.check_and_convert(path, [tokens], [tags], [lines], tag_scheme
+                                                    or data.tag_scheme, data.output_scheme,
+                                                    data.repair_tags, "data.")[0]
 
 
 def load_raw_data(data_config):
@@ -105,10 +114,9 @@ def load_raw_data(data_config):
         return {split: tuple(sum((part[column] for part in parts), []) for column in (0, 1))
                 for split, parts in files.items()}, dataset.recipe
 
-    options = {"token_column": data_config.token_column, "tag_column": data_config.tag_column,
-               "separator": data_config.separator, "encoding": data_config.encoding}
     splits, _ = loading.load_splits(  # local files are shuffled before validation/test are carved
-        data_config, lambda path: read_split(path, data_config, options), read_dataset=read_dataset)
+        data_config, lambda path: read_split(path, data_config), read_dataset=read_dataset,
+        prepared_task=TASK)  # or a `prepare`d folder (its training split: a sample of every tag)
     tag_schemes.check_known_tags(splits, "data.tag_column")  # validation and test tags are in train
     return splits
 # endregion
@@ -117,8 +125,8 @@ def load_raw_data(data_config):
 # region 2. preprocess
 def auto_settings(config):
     """Real data: sizes from the training split (seq_templates/auto_settings.py; the README)."""
-    sentences = load_raw_data(config["data"])["train"][0]  # lists of words
-    return auto.recurrent_sizes([len(tokens) for tokens in sentences])
+    train = load_raw_data(config["data"])["train"]  # lists of words (prepared: a sample)
+    return auto.recurrent_sizes([len(tokens) for tokens in train[0]], rows=prepared.rows(train))
 
 
 def build_preprocessing(config, train_split):
@@ -156,7 +164,7 @@ def make_dataset(split, preprocessing, config, shuffle=False):
 
     train_config, rate = config["train"], config["data"].token_dropout_rate
     return bucketing.sequence_dataset(
-        tuple(tagging.ragged_sentences(column) for column in split), transform,
+        prepared.examples(split, train_config.seed), transform,  # in memory, or streamed shards
         train_config.batch_size, train_config.bucket_boundaries, shuffle=shuffle,
         seed=train_config.seed, shuffle_buffer_size=train_config.shuffle_buffer_size,
         augment=text.token_dropout_augmenter(rate) if shuffle else None,

@@ -9,7 +9,9 @@ A prepared folder (a local path or a ``gs://``-style one: every file goes throug
     test-00000-of-00001.tfrecord
     sample-train.tfrecord                  the seeded sample of training rows (reservoir sampling)
 
-Each record is a ``tf.train.Example`` with one bytes feature per column (``text``, ``label``).
+Each record is a ``tf.train.Example`` with one bytes feature per column (``text``, ``label``); a
+column whose values are lists of strings (a sentence's ``tokens`` and ``tags``) keeps each list as
+the feature's values, and reads back as lists (ragged tensors when streamed).
 :func:`prepare` reads the source once, one row at a time (``readers.stream_text_classification``):
 a row goes to test or validation by a seeded hash of its first column, so identical inputs
 share a split, as the in-memory carving keeps repeats together; with ``data.validation_path`` or
@@ -50,11 +52,13 @@ class PreparedSplit(tuple):
         shards: The TFRecord files of every row.
         rows: The number of rows in the shards.
         column_names: The feature names of each record, in column order.
+        list_columns: The names of the columns whose values are lists of strings.
     """
 
-    def __new__(cls, columns, shards, rows, column_names):
+    def __new__(cls, columns, shards, rows, column_names, list_columns=()):
         split = super().__new__(cls, columns)
         split.shards, split.rows, split.column_names = list(shards), int(rows), tuple(column_names)
+        split.list_columns = tuple(list_columns)
         return split
 
 
@@ -79,23 +83,32 @@ def examples(split, seed=None):
             shard by data) read the same stream.
 
     Returns:
-        A tuple of ``tf.string`` tensors, or for a prepared split a ``tf.data.Dataset`` of
-        such tuples read lazily from its shards (shard order shuffled each epoch, 16 shards
-        interleaved at a time).
+        A tuple of ``tf.string`` tensors (a column of lists: a ragged ``(rows, None)`` one), or
+        for a prepared split a ``tf.data.Dataset`` of such tuples' rows read lazily from its
+        shards (shard order shuffled each epoch, 16 shards interleaved at a time).
     """
     import tensorflow as tf
 
     if not isinstance(split, PreparedSplit):
-        return tuple(tf.constant(column, dtype=tf.string) for column in split)
+        return tuple(_ragged(column) if column and isinstance(column[0], (list, tuple))
+                     else tf.constant(column, dtype=tf.string) for column in split)
     names = split.column_names
     files = tf.data.Dataset.from_tensor_slices(split.shards).shuffle(len(split.shards), seed=seed,
                                                                      reshuffle_each_iteration=True)
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(split.shards), 16),
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    features = _feature_spec(names)
+    features = _feature_spec(names, split.list_columns)
     return records.batch(1024).map(
         lambda batch: tuple(tf.io.parse_example(batch, features)[name] for name in names),
         num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def _ragged(lists):
+    """Lists of strings as a ragged ``(rows, None)`` string tensor, from one flat constant (fast)."""
+    import tensorflow as tf
+
+    flat = tf.constant([item for items in lists for item in items], tf.string)
+    return tf.RaggedTensor.from_row_lengths(flat, [len(items) for items in lists])
 
 
 def load(path, task):
@@ -121,14 +134,15 @@ def load(path, task):
         raise errors.SeqTemplatesError(
             f"{path} was prepared for the {manifest['task']} template, not {task}; train "
             f"{manifest['task']} on it, or prepare the source again with `seq-templates prepare {task}`.")
-    names = manifest["columns"]
+    names, list_columns = manifest["columns"], manifest.get("list_columns", [])
     splits = {}
     for name in ("validation", "test"):
-        splits[name] = read_columns([_join(path, shard) for shard in manifest["splits"][name]["shards"]], names)
+        splits[name] = read_columns([_join(path, shard) for shard in manifest["splits"][name]["shards"]], names,
+                                    list_columns)
     train = manifest["splits"]["train"]
-    sample = read_columns([_join(path, manifest["sample"]["file"])], names)
+    sample = read_columns([_join(path, manifest["sample"]["file"])], names, list_columns)
     splits["train"] = PreparedSplit(sample, [_join(path, shard) for shard in train["shards"]], train["rows"],
-                                    names)
+                                    names, list_columns)
     if path not in _ANNOUNCED:  # once per process (auto settings read the folder before training does)
         _ANNOUNCED.add(path)
         print(f"Data: the prepared dataset {path}: {train['rows']:,} training rows in {len(train['shards'])} "
@@ -146,9 +160,11 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
         output: The folder to create (local or ``gs://...``); it must not exist or be empty.
         columns: The column names of each row, e.g. ``("text", "label")``. The first keys the
             held-out hash; the sample holds a row of every value of the last when it has at
-            most :data:`MAX_COVERED_VALUES` values (a label; free text gets no such rows).
-        splits: ``{"train": rows, "validation": rows, "test": rows}``: iterables of tuples of
-            str; ``train`` is the source the missing held-out splits are carved from.
+            most :data:`MAX_COVERED_VALUES` values (a label, or each tag of a list of tags;
+            free text gets no such rows).
+        splits: ``{"train": rows, "validation": rows, "test": rows}``: iterables of tuples
+            whose values are str or (in the same columns in every row) lists of str; ``train``
+            is the source the missing held-out splits are carved from.
         estimated_rows: About how many rows ``splits["train"]`` holds (an upper bound: its
             lines), for the carved fractions' cap and the progress line.
         fractions: ``{"validation": f, "test": f}`` carved from train for splits not given.
@@ -216,13 +232,15 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
     writers = [tf.io.TFRecordWriter(_join(output, name)) for name in shard_names]
     heldout = {name: [] for name in ("validation", "test")}
     chooser, sampler = random.Random(seed), random.Random(seed + 1)
-    sample, seen, first_of_value, train_rows = [], 0, {}, 0
+    sample, seen, first_of_value, train_rows, list_columns = [], 0, {}, 0, None
     salt = str(seed).encode()
     started = last_report = time.monotonic()
     try:
         for row in splits["train"]:
             seen += 1
-            held_out = _carved_split(row[0], carved, salt) if carved else None
+            if list_columns is None:  # the first row says which columns hold lists
+                list_columns = [name for name, value in zip(columns, row) if isinstance(value, (list, tuple))]
+            held_out = _carved_split(_key(row[0]), carved, salt) if carved else None
             if held_out:
                 heldout[held_out].append(row)
                 continue
@@ -235,7 +253,8 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
                 if slot < sample_rows:
                     sample[slot] = row
             if first_of_value is not None:  # a column of few values is a label: the sample holds each
-                first_of_value.setdefault(row[-1], row)
+                for value in _values(row[-1]):
+                    first_of_value.setdefault(value, row)
                 if len(first_of_value) > MAX_COVERED_VALUES:  # free text, not labels: no coverage
                     first_of_value = None
             if time.monotonic() - last_report > PROGRESS_SECONDS:
@@ -248,9 +267,13 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
             writer.close()
     if not train_rows:
         raise errors.SeqTemplatesError("No training rows were read; check the file and its columns.")
-    sampled_values = {row[-1] for row in sample}
-    sample += [row for value, row in (first_of_value or {}).items() if value not in sampled_values]
-    manifest = {"format": FORMAT, "version": VERSION, "columns": list(columns), "seed": seed,
+    sampled_values = {value for row in sample for value in _values(row[-1])}
+    for value, row in (first_of_value or {}).items():
+        if value not in sampled_values:
+            sample.append(row)
+            sampled_values.update(_values(row[-1]))
+    manifest = {"format": FORMAT, "version": VERSION, "columns": list(columns), "list_columns": list_columns,
+                "seed": seed,
                 "splits": {"train": {"rows": train_rows, "shards": shard_names}},
                 "sample": {"file": "sample-train.tfrecord", "rows": len(sample), "of_rows": train_rows,
                            "how": f"reservoir sampling seeded {seed + 1}" + (
@@ -299,6 +322,16 @@ def _carved_split(key, carved, salt):
     return None
 
 
+def _key(value):
+    """The held-out hash's key of a first column's value (a list: its items joined)."""
+    return "\x1f".join(value) if isinstance(value, (list, tuple)) else value
+
+
+def _values(value):
+    """The values a cell holds: a list's items, or the value itself."""
+    return value if isinstance(value, (list, tuple)) else (value,)
+
+
 def _hash_fraction(key, salt):
     """A number in [0, 1) from a seeded hash of ``key``: the same key, the same number."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, key=salt).digest()
@@ -309,7 +342,7 @@ def _serialize(columns, row):
     import tensorflow as tf
 
     return tf.train.Example(features=tf.train.Features(feature={
-        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+        name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item.encode("utf-8") for item in _values(value)]))
         for name, value in zip(columns, row)})).SerializeToString()
 
 
@@ -321,23 +354,31 @@ def _write_records(path, columns, rows_to_write):
             writer.write(_serialize(columns, row))
 
 
-def read_columns(files, names):
-    """Every record of ``files`` (shards of a prepared folder) as columns (lists of str), in file order."""
+def read_columns(files, names, list_columns=()):
+    """Every record of ``files`` (shards of a prepared folder) as columns, in file order.
+
+    Returns:
+        A tuple of lists, one per name: of str, or of lists of str for ``list_columns``.
+    """
     import tensorflow as tf
 
     values = [[] for _ in names]
     for batch in tf.data.TFRecordDataset(files).batch(4096):
-        parsed = tf.io.parse_example(batch, _feature_spec(names))
+        parsed = tf.io.parse_example(batch, _feature_spec(names, list_columns))
         for column, name in zip(values, names):
-            column.extend(value.decode("utf-8") for value in parsed[name].numpy())
+            if name in list_columns:
+                column.extend([item.decode("utf-8") for item in items] for items in parsed[name].to_list())
+            else:
+                column.extend(value.decode("utf-8") for value in parsed[name].numpy())
     return tuple(values)
 
 
-def _feature_spec(names):
-    """How ``tf.io.parse_example`` reads a record: one string per column."""
+def _feature_spec(names, list_columns=()):
+    """How ``tf.io.parse_example`` reads a record: one string per column, a ragged row of a list column."""
     import tensorflow as tf
 
-    return {name: tf.io.FixedLenFeature([], tf.string) for name in names}
+    return {name: tf.io.RaggedFeature(tf.string) if name in list_columns else tf.io.FixedLenFeature([], tf.string)
+            for name in names}
 
 
 def _join(folder, name):

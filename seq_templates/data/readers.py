@@ -65,6 +65,10 @@ def infer_format(path, setting_prefix="data."):
         if suffix in FORMATS_BY_SUFFIX:
             return FORMATS_BY_SUFFIX[suffix]
     known = ", ".join(f".{suffix}" for suffix in FORMATS_BY_SUFFIX)
+    if (pathlib.Path(path) / "prepared.json").is_file():
+        raise errors.SeqTemplatesError(
+            f"'{path}' is a prepared dataset (seq-templates prepare), which this template does not read; "
+            "give it the data file itself.")
     raise errors.SeqTemplatesError(
         f"Cannot tell the format of '{path}' from its extension; expected one of {known}, "
         f"or set {setting_prefix}format."
@@ -530,6 +534,29 @@ def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="ut
             separator, or a file with no sentences.
     """
     path = pathlib.Path(path)
+    indexes = _conll_indexes(token_column, tag_column, separator, setting_prefix)
+    text = read_lines(path, encoding, setting_prefix)
+    sentences = list(conll_sentences(_split_lines(text), path, indexes, separator, setting_prefix))
+    columns = tuple(list(column) for column in zip(*sentences)) or ([], [], [])
+    return columns if return_line_numbers else columns[:2]
+
+
+CONLL_OPTIONS = ("token_column", "tag_column", "separator", "encoding")  # what a CoNLL file's reader takes
+
+
+def stream_conll(path, token_column=0, tag_column=-1, separator=None, encoding="utf-8", setting_prefix="data."):
+    """Yields the ``(tokens, tags, line_numbers)`` sentences of :func:`read_conll`, one at a time.
+
+    For files larger than memory (``seq-templates prepare``): the same format, checks and
+    messages, read through :func:`stream_lines` (local or ``gs://``-style paths).
+    """
+    indexes = _conll_indexes(token_column, tag_column, separator, setting_prefix)
+    lines = (line.rstrip("\r\n") for line in stream_lines(path, encoding, setting_prefix))
+    yield from conll_sentences(lines, path, indexes, separator, setting_prefix)
+
+
+def _conll_indexes(token_column, tag_column, separator, setting_prefix):
+    """``{"token": index, "tag": index}``, the settings checked first."""
     if separator not in CONLL_SEPARATORS:
         raise errors.SeqTemplatesError(
             f"{setting_prefix}separator expects none (any whitespace), '\\t' or ' ', received "
@@ -543,16 +570,24 @@ def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="ut
                 f"from the end), received {column!r}."
             )
         indexes[role] = _parse_index(column)
-    text = read_lines(path, encoding, setting_prefix)
-    token_lists, tag_lists, line_number_lists = [], [], []
+    return indexes
+
+
+def conll_sentences(lines, path, indexes, separator=None, setting_prefix="data."):
+    """Yields ``(tokens, tags, line_numbers)`` per sentence of CoNLL lines (without line ends).
+
+    Raises:
+        SeqTemplatesError: A row whose column count differs from the first row's, a column
+            index beyond the row, or no sentence at all (when the lines end).
+    """
     tokens, tags, line_numbers = [], [], []
     expected_columns = first_line = None
-    for line_number, line in enumerate(_split_lines(text), start=1):
+    found = False
+    for line_number, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("-DOCSTART-"):
             if tokens:
-                token_lists.append(tokens)
-                tag_lists.append(tags)
-                line_number_lists.append(line_numbers)
+                found = True
+                yield tokens, tags, line_numbers
                 tokens, tags, line_numbers = [], [], []
             continue
         if separator is None:
@@ -577,17 +612,13 @@ def read_conll(path, token_column=0, tag_column=-1, separator=None, encoding="ut
         tags.append(fields[indexes["tag"]])
         line_numbers.append(line_number)
     if tokens:
-        token_lists.append(tokens)
-        tag_lists.append(tags)
-        line_number_lists.append(line_numbers)
-    if not token_lists:
+        found = True
+        yield tokens, tags, line_numbers
+    if not found:
         raise errors.SeqTemplatesError(
             f"{path}: no sentences found; expected one token per line with its tag in another "
             "column and a blank line between sentences."
         )
-    if return_line_numbers:
-        return token_lists, tag_lists, line_number_lists
-    return token_lists, tag_lists
 # endregion
 
 

@@ -87,9 +87,9 @@ def sequence_dataset(examples, transform, batch_size, boundaries, shuffle=False,
         dataset = tf.data.Dataset.from_tensor_slices((examples,))
         buffer_size = shuffle_buffer_size or max(int(dataset.cardinality()), 1)
     length_function = length_function or (lambda features: tf.shape(tf.nest.flatten(features)[0])[0])
-    dataset = dataset.batch(transform_batch_size).map(
-        transform, num_parallel_calls=tf.data.AUTOTUNE
-    ).unbatch().map(densify_example)
+    # Streamed rows of different lengths (a sentence's tokens) batch as ragged tensors, as sliced ones do.
+    batched = dataset.ragged_batch(transform_batch_size) if streamed else dataset.batch(transform_batch_size)
+    dataset = batched.map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch().map(densify_example)
     if not streamed:
         dataset = dataset.cache()
     if shuffle:

@@ -154,12 +154,17 @@ def test_prepare_refuses_a_used_folder_and_other_templates(tmp_path, cli_in_proc
     result = cli_in_process("prepare", "sentiment", "--data", source, "--output", "/proc/no_folder_here")
     assert result.returncode == 2 and "Cannot create" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    result = cli_in_process("prepare", "ner", "--data", source, "--output", tmp_path / "ner")
+    result = cli_in_process("prepare", "forecasting", "--data", source, "--output", tmp_path / "series")
     assert result.returncode == 2 and "does not read prepared data" in result.stderr
+    result = cli_in_process("prepare", "ner", "--data", source, "--output", tmp_path / "ner")
+    assert result.returncode == 2 and "reviews.csv:2: expected 1 columns" in result.stderr
+    assert not (tmp_path / "ner").exists()
 
     output = tmp_path / "prepared"
     assert cli_in_process("prepare", "sentiment", "--data", source, "--output", output).returncode == 0
     result = cli_in_process("train", "ner", "--data", output, "--output-dir", tmp_path / "run")
+    assert result.returncode == 2 and "was prepared for the sentiment template, not ner" in result.stderr
+    result = cli_in_process("train", "forecasting", "--data", output, "--output-dir", tmp_path / "run")
     assert result.returncode == 2 and "prepared dataset" in result.stderr
     result = cli_in_process("train", "sentiment", "--data", output, "--output-dir", tmp_path / "run",
                             "--set", "data.max_train_samples=10")
@@ -192,3 +197,61 @@ def test_the_sample_covers_every_label_but_not_free_text(tmp_path):
     prepared.prepare(str(tmp_path / "pairs"), ("source", "target"), {"train": iter(pairs), **held_out},
                      sample_rows=20)
     assert len(prepared.load(str(tmp_path / "pairs"), None)["train"][0]) == 20
+
+
+PEOPLE = "Anna Boris Chen Dana Emil Farah".split()
+PLACES = "Paris Lima Oslo Cairo Quito Perth".split()
+
+
+def write_conll(path, sentences, seed=0, rare_tag_sentences=2):
+    """A CoNLL file (BOM, CRLF, -DOCSTART-) of generated sentences: a person and a place each."""
+    generator = random.Random(seed)
+    rows = []
+    for index in range(sentences):
+        person, place = generator.choice(PEOPLE), generator.choice(PLACES)
+        rows.append([(person, "B-PER"), ("went", "O"), ("to", "O"), (place, "B-LOC"), (f"n{index}", "O")])
+    rows += [[("the", "O"), ("Nobel", "B-MISC"), ("prize", "I-MISC"), (f"m{index}", "O")]
+             for index in range(rare_tag_sentences)]
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("\ufeff-DOCSTART- O\r\n\r\n")
+        for sentence in rows:
+            handle.write("".join(f"{token} {tag}\r\n" for token, tag in sentence) + "\r\n\r\n")
+    return rows
+
+
+def test_ner_prepares_sentences_as_lists_and_trains_from_them(tmp_path, cli_in_process):
+    source = tmp_path / "train.conll"
+    sentences = write_conll(source, 1500)
+    assert list(zip(*readers.read_conll(source))) == [
+        (tokens, tags) for tokens, tags, _ in readers.stream_conll(str(source))]
+    output = tmp_path / "prepared"
+    result = cli_in_process("prepare", "ner", "--data", source, "--output", output, "--shard-mb", "0.01",
+                            "--sample-rows", "100")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((output / "prepared.json").read_text())
+    assert manifest["columns"] == ["tokens", "tags"] and manifest["list_columns"] == ["tokens", "tags"]
+    assert len(manifest["splits"]["train"]["shards"]) >= 4
+    read = {name: prepared.read_columns([str(output / shard) for shard in split["shards"]], manifest["columns"],
+                                        manifest["list_columns"])
+            for name, split in manifest["splits"].items()}
+    written = sorted((" ".join(tokens), " ".join(tags)) for columns in read.values()
+                     for tokens, tags in zip(*columns))
+    assert written == sorted((" ".join(token for token, _ in sentence), " ".join(tag for _, tag in sentence))
+                             for sentence in sentences)  # every sentence once, tokens and tags aligned
+    sample_tokens, sample_tags = prepared.read_columns([str(output / "sample-train.tfrecord")],
+                                                       manifest["columns"], manifest["list_columns"])
+    in_train = any("I-MISC" in tags for tags in read["train"][1])
+    assert not in_train or any("I-MISC" in tags for tags in sample_tags)  # the sample holds every tag
+
+    run = tmp_path / "run"
+    result = cli_in_process("train", "ner", "--data", output, "--output-dir", run, "--set", "train.epochs=3",
+                            "--set", "train.auto_settings=false", "--set", "model.units=16",
+                            "--set", "model.char_features=false", "--set", "train.learning_rate=0.01",
+                            "--set", "data.repair_tags=true")
+    assert result.returncode == 0, result.stderr
+    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"]["micro"]["f1"] > 0.9  # names and places from their words, learnt from the stream
+    answer = cli_in_process("predict", run, "Chen went to Oslo today")
+    assert answer.returncode == 0, answer.stderr
+    assert "PER" in answer.stdout and "LOC" in answer.stdout
