@@ -416,7 +416,7 @@ def classifier_stack(lengths, rows=None, width_keys=("model.units", "model.embed
 
 
 def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, width_keys,
-                   dropout_key="model.dropout_rate", dropout_steps=DROPOUT_STEPS, target_reserved=4):
+                   dropout_key="model.dropout_rate", dropout_steps=DROPOUT_STEPS, target_reserved=4, rows=None):
     """The rules of an encoder-decoder's training pairs: words, two vocabularies, :func:`recurrent_sizes`.
 
     Args:
@@ -426,6 +426,8 @@ def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, wi
         vocabulary_keys: ``(source key, target key)`` sized by :func:`vocabulary`.
         width_keys, dropout_key, dropout_steps: As :func:`recurrent_sizes` takes them.
         target_reserved: Ids the target vocabulary keeps (padding, OOV, start, end).
+        rows: The training pairs when ``sources`` and ``targets`` are a sample's (a prepared
+            split); None: they are every pair.
 
     Returns:
         The choices; a pair's length is the longer side (the target with its start token).
@@ -437,8 +439,8 @@ def sentence_pairs(sources, targets, level_key, standardize, vocabulary_keys, wi
     return [Choice(level_key, "word", words), *(Choice(key, mode, words) for key, mode in standardize.items()),
             *vocabulary(vocabulary_keys[0], token_counts(source_words)),
             *vocabulary(vocabulary_keys[1], token_counts(target_words), reserved=target_reserved),
-            *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps),
-            *encoder_decoder_learning_rate(len(lengths))]
+            *recurrent_sizes(lengths, width_keys, dropout_key, dropout_steps=dropout_steps, rows=rows),
+            *encoder_decoder_learning_rate(rows or len(lengths))]
 
 
 def encoder_decoder_learning_rate(num_examples, rate=ENCODER_DECODER_RATE, warmup=WARMUP_STEPS):

@@ -24,6 +24,7 @@ from seq_templates import errors
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 TENSORFLOW_VERBS = ("train", "tune", "prepare", "evaluate", "predict", "export", "serve")
+PREPARED_TEMPLATES = ("sentiment", "ner", "translation")  # the bundled apps with stream_examples
 
 
 def _import_tensorflow_quietly():
@@ -123,7 +124,8 @@ def _command_prepare(arguments):
     app = apps_loader.load_app(arguments.task)
     if not hasattr(app, "stream_examples"):
         raise errors.SeqTemplatesError(
-            f"The {app.TASK} template does not read prepared data yet (sentiment and ner do); train it on the file itself.")
+            f"The {app.TASK} template does not read prepared data yet ({', '.join(PREPARED_TEMPLATES)} do); "
+            "train it on the file itself.")
     if arguments.sample_rows < 1 or arguments.max_heldout_rows < 1 or arguments.shard_mb <= 0:
         raise errors.SeqTemplatesError("prepare expects --sample-rows >= 1, --max-heldout-rows >= 1 and "
                                        f"--shard-mb > 0, received {arguments.sample_rows}, "

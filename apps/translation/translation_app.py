@@ -2,8 +2,8 @@
 
 ``python translation_app.py [--dataset spa_eng]`` or ``seq-templates train translation``: load
 pairs -> preprocess (vocabularies with start/end tokens) -> build a (Bi)RNN encoder-decoder with
-attention -> train (teacher forcing) -> evaluate (BLEU and chrF beside copying the source) ->
-export (raw strings in, translations out; beam search in the graph) -> check the export."""
+attention -> train (teacher forcing) -> evaluate (BLEU, chrF beside copying the source) -> export
+(raw strings in, translations out; beam search in the graph) -> check the export."""
 
 import dataclasses
 import pathlib
@@ -20,6 +20,7 @@ from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
 from seq_templates.data import loading
+from seq_templates.data import prepared
 from seq_templates.data import readers
 from seq_templates.evaluation import translation as translation_metrics
 from seq_templates.layers import attention_decoder
@@ -33,6 +34,7 @@ START, END = "[start]", "[end]"
 HEADLINE = ("bleu", "max", "model.bleu", ("baseline.bleu",))  # test BLEU beside copying the source
 DETOKENIZE_RULES = tokenizer.DETOKENIZE_RULES  # word-level output -> readable text ("don't")
 STANDARDIZE, POSITIVE = {"choices": text.STANDARDIZE_CHOICES}, {"minimum": 1}
+PREPARED_COLUMNS = ("source", "target")  # `seq-templates prepare` (stream_examples); source keys
 
 
 @dataclasses.dataclass
@@ -86,27 +88,29 @@ CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfi
 # region 1. load
 def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": (sources, targets)}`` as lists of raw strings."""
-
     def clean(pair):  # in the chosen direction, pairs within data.max_words, repeats dropped
         return readers.clean_pairs(*(pair[::-1] if data_config.reverse_direction else pair),
-                                   max_words=data_config.max_words,
-                                   deduplicate=data_config.deduplicate)
-
-    splits, _ = loading.load_splits(data_config, lambda path: readers.read_parallel_tsv(
+                                   data_config.max_words, data_config.deduplicate)
+    return loading.load_splits(data_config, lambda path: readers.read_parallel_tsv(
         path, data_config.source_column, data_config.target_column, data_config.encoding),
         transform=clean, cleaning=f"pairs over data.max_words={data_config.max_words} words "
         "dropped, and repeats with data.deduplicate", left_empty="No training pairs of at most "
         f"{data_config.max_words} words are left (repeats dropped when data.deduplicate); raise "
-        "data.max_words or check the data.")
-    return splits  # missing splits were carved after a seeded shuffle
+        "data.max_words or check the data.", prepared_task=TASK)[0]  # or a `prepare`d folder
+
+
+def stream_examples(data, path):  # `prepare`: cleaned as above but repeats kept (in one split)
+    return readers.stream_parallel_tsv(path, data.source_column, data.target_column, data.encoding,
+                                       data.reverse_direction, data.max_words)
 # endregion
 
 
 # region 2. preprocess
 def auto_settings(config):
     """Real data: word level and sizes from the training pairs (seq_templates/auto_settings.py)."""
+    train = load_raw_data(config["data"])["train"]  # a prepared split: its seeded sample
     return auto.sentence_pairs(
-        *load_raw_data(config["data"])["train"], level_key="data.level",
+        *train, rows=prepared.rows(train), level_key="data.level",
         standardize={"data.source_standardize": "tokenize_and_lower",
                      "data.target_standardize": "tokenize"},  # output keeps its case: "Tom", "I"
         vocabulary_keys=("data.source_max_tokens", "data.target_max_tokens"),
@@ -145,14 +149,13 @@ def featurize(preprocessing, config, sources, targets=None):
 
 def make_dataset(split, preprocessing, config, shuffle=False):
     """``(features, next-token ids, weights)`` batches bucketed by length; padding weighs 0."""
-
     def transform(batch):
         target_output_ids = preprocessing["target_lookup"](target_tokens(config, batch[1]))[:, 1:]
         return (featurize(preprocessing, config, batch[0], batch[1]), target_output_ids,
                 tf.ones_like(target_output_ids, dtype=tf.float32))
 
     return bucketing.sequence_dataset(
-        (tf.constant(split[0]), tf.constant(split[1])), transform, config["train"].batch_size,
+        prepared.examples(split, config["train"].seed), transform, config["train"].batch_size,
         config["train"].bucket_boundaries, shuffle=shuffle, seed=config["train"].seed,
         shuffle_buffer_size=config["train"].shuffle_buffer_size,
         length_function=lambda features: tf.maximum(tf.shape(features["source_ids"])[0],
@@ -255,7 +258,6 @@ def build_serving(model, preprocessing, config):
     def source_tokens(source):  # as the vectorizer splits them: the attention map's columns
         tokens = text.split_tokens(source, data_config.level, data_config.source_standardize)
         return text.truncate_and_fill(tokens, filler="")
-
     source_spec = tf.TensorSpec([None], tf.string, name="source")
 
     @tf.function(input_signature=[source_spec, tf.TensorSpec([], tf.int32, name="beam_width"),
@@ -274,7 +276,6 @@ def build_serving(model, preprocessing, config):
     if network.attention:  # decodes as serving_default, then re-reads the output for the weights
         endpoints["attention"] = network.attention_signature(
             source_spec, source_ids, source_tokens, separator, rewrites, defaults)
-
     archive = export.new_archive([model, *preprocessing.values()], endpoints)
     return archive, endpoints, {"serving.json": {"defaults": {"translate": defaults}}}
 

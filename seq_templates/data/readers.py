@@ -661,6 +661,31 @@ def read_parallel_tsv(path, source_column=0, target_column=1, encoding="utf-8",
     return values["source"], values["target"]
 
 
+def stream_parallel_tsv(path, source_column=0, target_column=1, encoding="utf-8", reverse=False, max_words=None,
+                        setting_prefix="data."):
+    """Yields the ``(source, target)`` pairs of :func:`read_parallel_tsv`, cleaned, one at a time.
+
+    For files larger than memory (``seq-templates prepare``): the same format, checks and
+    messages, read through :func:`stream_lines` (local or ``gs://``-style paths); each pair
+    turned around when ``reverse``, and dropped over ``max_words`` as :func:`clean_pairs`
+    drops it. Repeats are kept (remembering every pair would not fit in memory).
+
+    Raises:
+        SeqTemplatesError: As :func:`read_parallel_tsv`, when the row at fault is reached.
+    """
+    found = False
+    for row in column_rows(stream_lines(path, encoding, setting_prefix), path,
+                           {"source": source_column, "target": target_column}, delimiter="\t",
+                           has_header=False, quoting=False, required_values=("source", "target"),
+                           setting_prefix=setting_prefix):
+        found = True
+        pair = (row["target"], row["source"]) if reverse else (row["source"], row["target"])
+        if max_words is None or max(len(pair[0].split()), len(pair[1].split())) <= max_words:
+            yield pair
+    if not found:
+        raise errors.SeqTemplatesError(f"{path}: no sentence pairs found; expected lines 'source<TAB>target'.")
+
+
 def clean_pairs(sources, targets, max_words=None, deduplicate=True):
     """Drops sentence pairs that are too long and repeats of an identical pair, keeping the order.
 

@@ -255,3 +255,40 @@ def test_ner_prepares_sentences_as_lists_and_trains_from_them(tmp_path, cli_in_p
     answer = cli_in_process("predict", run, "Chen went to Oslo today")
     assert answer.returncode == 0, answer.stderr
     assert "PER" in answer.stdout and "LOC" in answer.stdout
+
+
+def test_translation_prepares_cleaned_pairs_and_trains_from_them(tmp_path, cli_in_process):
+    source = tmp_path / "pairs.txt"
+    generator = random.Random(0)
+    numbers = "one two three four five six seven eight nine".split()
+    numeros = "uno dos tres cuatro cinco seis siete ocho nueve".split()
+    lines = []
+    for index in range(900):
+        picked = [generator.randrange(9) for _ in range(generator.randint(1, 3))]
+        lines.append(f"{' '.join(numbers[i] for i in picked)}\t{' '.join(numeros[i] for i in picked)}"
+                     f"\tCC-BY 2.0 (France) Attribution: tatoeba.org #{index}")
+    lines.append("this pair is far too long to keep at all\tx")  # over data.max_words=5
+    source.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    in_memory = list(zip(*readers.read_parallel_tsv(source)))
+    streamed = list(readers.stream_parallel_tsv(str(source), reverse=True, max_words=5))
+    assert streamed == [(target, source_text) for source_text, target in in_memory[:-1]]
+
+    output = tmp_path / "prepared"
+    result = cli_in_process("prepare", "translation", "--data", source, "--output", output,
+                            "--set", "data.max_words=5", "--shard-mb", "0.01")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((output / "prepared.json").read_text())
+    assert manifest["columns"] == ["source", "target"] and manifest["list_columns"] == []
+    assert sum(split["rows"] for split in manifest["splits"].values()) == 900  # the long pair dropped
+    run = tmp_path / "run"
+    result = cli_in_process("train", "translation", "--data", output, "--output-dir", run,
+                            "--set", "train.epochs=1", "--set", "train.auto_settings=false",
+                            "--set", "model.units=16", "--set", "model.embedding_dim=8",
+                            "--set", "model.attention_units=16")
+    assert result.returncode == 0, result.stderr
+    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_examples"] == manifest["splits"]["test"]["rows"]
+    answer = cli_in_process("predict", run, "two three")
+    assert answer.returncode == 0, answer.stderr
+    assert "translation" in json.loads(answer.stdout.splitlines()[0])
