@@ -24,7 +24,7 @@ from seq_templates import errors
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 TENSORFLOW_VERBS = ("train", "tune", "prepare", "evaluate", "predict", "export", "serve")
-PREPARED_TEMPLATES = ("sentiment", "ner", "translation")  # the bundled apps with stream_examples
+PREPARED_TEMPLATES = ("sentiment", "ner", "translation", "text_generation")  # the bundled apps with stream_examples
 
 
 def _import_tensorflow_quietly():
@@ -126,6 +126,11 @@ def _command_prepare(arguments):
         raise errors.SeqTemplatesError(
             f"The {app.TASK} template does not read prepared data yet ({', '.join(PREPARED_TEMPLATES)} do); "
             "train it on the file itself.")
+    limits = {"sample_rows": prepared.SAMPLE_ROWS, "max_heldout_rows": prepared.MAX_HELDOUT_ROWS,
+              **getattr(app, "PREPARED_LIMITS", {})}  # an app's own defaults (text: pieces, not rows)
+    for name in ("sample_rows", "max_heldout_rows"):
+        if getattr(arguments, name) is None:
+            setattr(arguments, name, limits[name])
     if arguments.sample_rows < 1 or arguments.max_heldout_rows < 1 or arguments.shard_mb <= 0:
         raise errors.SeqTemplatesError("prepare expects --sample-rows >= 1, --max-heldout-rows >= 1 and "
                                        f"--shard-mb > 0, received {arguments.sample_rows}, "
@@ -143,7 +148,8 @@ def _command_prepare(arguments):
     print(f"prepare: reading {data_config.path} ({size / 2 ** 20:,.1f} MB, about {lines:,} lines) into "
           f"{arguments.output}", flush=True)
     prepared.prepare(
-        arguments.output, app.PREPARED_COLUMNS, splits, estimated_rows=lines,
+        arguments.output, app.PREPARED_COLUMNS, splits,
+        estimated_rows=-(-size // limits["row_bytes"]) if "row_bytes" in limits else lines,  # rows: lines, or pieces
         fractions={"test": data_config.test_fraction, "validation": data_config.validation_fraction},
         seed=data_config.split_seed, sample_rows=arguments.sample_rows, max_heldout_rows=arguments.max_heldout_rows,
         shard_megabytes=arguments.shard_mb, source_bytes=size, task=app.TASK,
@@ -440,16 +446,20 @@ def build_parser():
                     "of training rows for vocabularies and auto settings, prepared.json last. Then `seq-templates "
                     "train TASK --data OUTPUT` streams the training rows.")
     prepare.add_argument("task", metavar="TASK|APP.py")
-    prepare.add_argument("--data", metavar="PATH", required=True, help="the data file (CSV/TSV/JSONL for sentiment)")
+    prepare.add_argument("--data", metavar="PATH", required=True,
+                         help="the data file (sentiment: CSV/TSV/JSONL; ner: CoNLL; translation: source<TAB>target; "
+                              "text_generation: plain text)")
     prepare.add_argument("--output", metavar="DIR", required=True, help="a new folder (local or gs://...)")
     prepare.add_argument("--config", metavar="FILE", action="append", default=[],
                          help="a config file whose data section says how to read the file; repeatable")
     prepare.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
                          help="a data setting (data.text_column=review, data.validation_fraction=0.01); repeatable")
-    prepare.add_argument("--sample-rows", type=int, default=100_000,
-                         help="training rows kept as the seeded sample vocabularies are adapted on (default 100000)")
-    prepare.add_argument("--max-heldout-rows", type=int, default=50_000,
-                         help="about the most rows a carved validation or test split takes (default 50000)")
+    prepare.add_argument("--sample-rows", type=int, default=None,
+                         help="training rows kept as the seeded sample vocabularies are adapted on (default 100000; "
+                              "text_generation: 1000 pieces of about 4 KB)")
+    prepare.add_argument("--max-heldout-rows", type=int, default=None,
+                         help="about the most rows a carved validation or test split takes (default 50000; "
+                              "text_generation: 100 pieces)")
     prepare.add_argument("--shard-mb", type=float, default=64.0,
                          help="megabytes of source text per training shard (default 64)")
 

@@ -387,6 +387,11 @@ def _check_value(value, field_type, metadata, name, source):
         raise errors.SeqTemplatesError(
             f"{source}: '{name}' expects {what} below {below}, received {value!r}."
         )
+    interval = metadata.get("interval")  # (low, high): low < value <= high
+    if interval is not None and not all(interval[0] < item <= interval[1] for item in items):
+        raise errors.SeqTemplatesError(
+            f"{source}: '{name}' expects a value in ({interval[0]:g}, {interval[1]:g}], received {value!r}."
+        )
     if metadata.get("increasing") and any(later <= earlier for earlier, later in zip(items, items[1:])):
         raise errors.SeqTemplatesError(
             f"{source}: '{name}' expects strictly increasing values, received {value!r}; "

@@ -3,8 +3,7 @@
 ``python text_generation_app.py [--dataset tiny_shakespeare] [--data book.txt]`` or ``seq-templates
 train text_generation``: load (split by position) -> preprocess (a token lookup) -> build (embedding
 -> stacked RNN -> next-token logits) -> train (windows, or truncated BPTT) -> evaluate (beside an
-add-k n-gram; samples) -> export (generation inside the graph) -> check (same seed, same text).
-"""
+add-k n-gram; samples) -> export (generation inside the graph) -> check (same seed, same text)."""
 
 import dataclasses
 import pathlib
@@ -17,11 +16,11 @@ import tensorflow as tf
 from seq_templates import auto_settings as auto
 from seq_templates import cli
 from seq_templates import config as config_module
-from seq_templates import errors
 from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
 from seq_templates.data import loading
+from seq_templates.data import prepared
 from seq_templates.data import readers
 from seq_templates.evaluation import language_model as lm_metrics
 from seq_templates.layers import recurrent
@@ -34,6 +33,8 @@ SAMPLE_TEMPERATURES = (0.0, 0.5, 0.8, 1.0)
 HEADLINE = ("loss", "min", "model.loss", ("baseline.loss",))  # nats/token beside the n-gram's
 WIDTHS = {"char": ((300_000, 256), (None, 512)), "word": auto.WIDTH_STEPS}  # units by train tokens
 SAMPLING_SETTINGS = ("max_length", "temperature", "top_k", "top_p", "seed")  # model.*: the defaults
+PREPARED_COLUMNS = ("text",)  # `seq-templates prepare` (stream_examples): ~4 KB pieces of the text
+PREPARED_LIMITS = {"sample_rows": 1000, "max_heldout_rows": 100, "row_bytes": 4096}  # 4 MB, 400 KB
 
 
 @dataclasses.dataclass
@@ -65,14 +66,12 @@ class ModelConfig:
     max_length: int = dataclasses.field(default=200, metadata={"minimum": 1})  # tokens generated
     temperature: float = dataclasses.field(default=0.8, metadata={"minimum": 0.0})  # 0: greedy
     top_k: int = dataclasses.field(default=0, metadata={"minimum": 0})  # 0: off
-    top_p: float = 1.0  # in (0, 1]; 1: off
+    top_p: float = dataclasses.field(default=1.0, metadata={"interval": (0.0, 1.0)})  # 1: off
     seed: int = 0  # serving_default's sampling seed
 
 
 @dataclasses.dataclass
-class TrainConfig(config_module.TrainConfig):
-    """Shared training options plus the two ways to cut the corpus."""
-
+class TrainConfig(config_module.TrainConfig):  # the shared options, two ways to cut the corpus
     epochs: int = dataclasses.field(default=20, metadata={"minimum": 1})
     learning_rate: float = dataclasses.field(default=0.003, metadata={"minimum": 0.0})
     stateful: bool = False  # truncated BPTT: batch_size streams, state carried chunk to chunk
@@ -81,29 +80,25 @@ class TrainConfig(config_module.TrainConfig):
 CONFIG_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def check_settings(config):
-    """Rejects sampling settings that config types cannot (top_p outside (0, 1])."""
-    if not 0.0 < config["model"].top_p <= 1.0:
-        raise errors.SeqTemplatesError(
-            f"Expected model.top_p in (0, 1] (1 = off), received {config['model'].top_p}.")
-
-
 # region 1. load
 def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": str}``, contiguous blocks of the corpus."""
-    splits, recipe = loading.load_splits(
+    splits, _ = loading.load_splits(
         data_config, lambda path: readers.read_plain_text(path, data_config.encoding),
         default_strategy="position",  # data.max_train_samples: the first characters of train
-        transform=loading.without_gutenberg_boilerplate(data_config.keep_boilerplate))
-    if recipe is not None and recipe.get("format") != "text":
-        raise errors.SeqTemplatesError(
-            f"Dataset '{data_config.dataset}' is not plain text (format {recipe.get('format')}); "
-            "choose a text dataset or --data FILE.txt.")
+        transform=loading.without_gutenberg_boilerplate(data_config.keep_boilerplate),
+        prepared_task=TASK, formats=("text",))  # or a `prepare`d folder: train streamed
     for name, split in splits.items():  # words counted roughly (the tokenizer splits further)
-        count = len(split) if data_config.tokenization == "char" else len(split.split())
+        corpus = language_model.corpus_text(split)
+        count = len(corpus) if data_config.tokenization == "char" else len(corpus.split())
         language_model.check_length(count, data_config.sequence_length + 1,
                                     "one sequence of data.sequence_length + 1 tokens", name)
+        splits[name] = split if name == "train" else corpus
     return splits
+
+
+def stream_examples(data, path):  # `prepare`: pieces of the text (a Gutenberg header is kept)
+    return readers.stream_text_pieces(path, data.encoding, PREPARED_LIMITS["row_bytes"])
 # endregion
 
 
@@ -111,8 +106,9 @@ def load_raw_data(data_config):
 def auto_settings(config):
     """Real data: sizes from the training text (seq_templates/auto_settings.py; the README)."""
     data_config = config["data"]
-    count = len(language_model.corpus_tokens(load_raw_data(data_config)["train"],
-                                             data_config.tokenization, data_config.standardize))
+    train = load_raw_data(data_config)["train"]  # a prepared split: its sample's count, scaled up
+    count = language_model.corpus_token_count(train, data_config.tokenization,
+                                              data_config.standardize)
     windows = count // data_config.sequence_length  # training windows of sequence_length tokens
     return auto.recurrent_sizes([data_config.sequence_length] * windows,
                                 ("model.units",), width_steps=WIDTHS[data_config.tokenization],
@@ -124,8 +120,8 @@ def build_preprocessing(config, train_split):
     data_config = config["data"]
     lookup = keras.layers.StringLookup(max_tokens=data_config.max_tokens, mask_token="",
                                        name="token_lookup")
-    lookup.adapt(language_model.corpus_tokens(train_split, data_config.tokenization,
-                                              data_config.standardize))
+    lookup.adapt(language_model.corpus_tokens(language_model.corpus_text(train_split),
+                                              data_config.tokenization, data_config.standardize))
     return {"token_lookup": lookup}
 
 
@@ -137,16 +133,14 @@ def featurize(preprocessing, config, texts):
 
 
 def make_dataset(split, preprocessing, config, shuffle=False):
-    """``({"token_ids"}, next ids)``: shuffled windows, or streams in order (``train.stateful``)."""
+    """``({"token_ids"}, next ids)``: shuffled windows, or streams in order (``train.stateful``);
+    a prepared split's pieces are read, tokenized and windowed each epoch."""
     data_config, train_config = config["data"], config["train"]
-    tokens = language_model.corpus_tokens(split, data_config.tokenization, data_config.standardize)
-    ids = preprocessing["token_lookup"](tf.constant(tokens)).numpy()
-    if train_config.stateful:
-        return language_model.stream_dataset(ids, data_config.sequence_length,
-                                             train_config.batch_size)
-    return language_model.window_dataset(ids, data_config.sequence_length, train_config.batch_size,
-                                         data_config.window_stride, shuffle=shuffle,
-                                         seed=train_config.seed)
+    return language_model.corpus_dataset(
+        split if isinstance(split, str) else prepared.examples(split, train_config.seed),
+        preprocessing["token_lookup"], data_config.tokenization, data_config.standardize,
+        data_config.sequence_length, train_config.batch_size, data_config.window_stride,
+        train_config.stateful, shuffle, train_config.seed)
 # endregion
 
 

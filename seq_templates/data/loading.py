@@ -20,7 +20,7 @@ SPLIT_PATH_SETTINGS = {"validation": "validation_path", "test": "test_path"}
 
 
 def load_splits(data_config, read_file, read_dataset=None, default_strategy="shuffle", transform=None,
-                left_empty=None, cleaning=None, prepared_task=None):
+                left_empty=None, cleaning=None, prepared_task=None, formats=None):
     """Reads the configured data and returns every split, carved and capped.
 
     Args:
@@ -41,6 +41,8 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
         prepared_task: The template whose prepared folders (``seq-templates prepare``) the app
             reads as ``data.path``: its splits come back as :func:`prepared.load` reads them
             (the training split streamed). None: the app reads no prepared data.
+        formats: The recipe formats the app reads (e.g. ``("text",)``); a dataset in
+            another is refused. None: any.
 
     Returns:
         ``(splits, recipe)``: ``{"train"|"validation"|"test": split}`` and the dataset's
@@ -59,6 +61,10 @@ def load_splits(data_config, read_file, read_dataset=None, default_strategy="shu
         recipe, strategy = None, default_strategy
     elif data_config.dataset:
         splits, recipe = (read_dataset or registry.read)(data_config.dataset)
+        if formats is not None and recipe.get("format") not in formats:
+            raise errors.SeqTemplatesError(
+                f"Dataset '{data_config.dataset}' is in the {recipe.get('format')} format, which this template "
+                f"does not read (it reads {', '.join(formats)}); choose another dataset or --data FILE.")
         strategy = data_splits.strategy_for_recipe(recipe, default_strategy)
     else:
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")

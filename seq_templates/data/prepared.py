@@ -41,6 +41,7 @@ SAMPLE_ROWS = 100_000  # the training rows vocabularies and auto settings read
 MAX_HELDOUT_ROWS = 50_000  # about: each carved held-out split, so it fits in memory for evaluation
 SHARD_MEGABYTES = 64  # of source text per training shard
 MAX_COVERED_VALUES = 1_000  # the sample holds a row of each value of the last column, if it has no more
+MAX_LABEL_CHARACTERS = 100  # ... and none longer (a longer value is text, not a label)
 PROGRESS_SECONDS = 10.0
 _ANNOUNCED = set()
 
@@ -160,8 +161,8 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
         output: The folder to create (local or ``gs://...``); it must not exist or be empty.
         columns: The column names of each row, e.g. ``("text", "label")``. The first keys the
             held-out hash; the sample holds a row of every value of the last when it has at
-            most :data:`MAX_COVERED_VALUES` values (a label, or each tag of a list of tags;
-            free text gets no such rows).
+            most :data:`MAX_COVERED_VALUES` values of at most :data:`MAX_LABEL_CHARACTERS`
+            characters (a label, or each tag of a list of tags; free text gets no such rows).
         splits: ``{"train": rows, "validation": rows, "test": rows}``: iterables of tuples
             whose values are str or (in the same columns in every row) lists of str; ``train``
             is the source the missing held-out splits are carved from.
@@ -255,7 +256,8 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
             if first_of_value is not None:  # a column of few values is a label: the sample holds each
                 for value in _values(row[-1]):
                     first_of_value.setdefault(value, row)
-                if len(first_of_value) > MAX_COVERED_VALUES:  # free text, not labels: no coverage
+                if len(first_of_value) > MAX_COVERED_VALUES or any(  # free text, not labels: no coverage
+                        len(value) > MAX_LABEL_CHARACTERS for value in _values(row[-1])):
                     first_of_value = None
             if time.monotonic() - last_report > PROGRESS_SECONDS:
                 last_report = time.monotonic()

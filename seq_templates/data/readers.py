@@ -739,6 +739,32 @@ def read_plain_text(path, encoding="utf-8", setting_prefix="data."):
     return text
 
 
+def stream_text_pieces(path, encoding="utf-8", piece_characters=4096, setting_prefix="data."):
+    """Yields a text file as ``(piece,)`` rows of about ``piece_characters`` characters, each ending at a line end.
+
+    For corpora larger than memory (``seq-templates prepare``): read through :func:`stream_lines`
+    (local or ``gs://``-style paths), line ends turned into ``\\n`` as :func:`read_plain_text`
+    turns them; a line longer than a piece is a piece of its own.
+
+    Raises:
+        SeqTemplatesError: As :func:`read_plain_text` (a file with no text: when its end is reached).
+    """
+    piece, size, found = [], 0, False
+    for line in stream_lines(path, encoding, setting_prefix):
+        line = line.rstrip("\r\n") + "\n" if line.endswith(("\r", "\n")) else line
+        piece.append(line)
+        size += len(line)
+        found = found or bool(line.strip())
+        if size >= piece_characters:
+            yield ("".join(piece),)
+            piece, size = [], 0
+    if piece:
+        yield ("".join(piece),)
+    if not found:
+        raise errors.SeqTemplatesError(
+            f"{path}: the file is empty or holds only whitespace; give a file with text to learn from.")
+
+
 # The lines that open and close a Project Gutenberg book's own text: "*** START OF THE PROJECT
 # GUTENBERG EBOOK TITLE ***" (older files: "THIS PROJECT", "ETEXT", or the header's last line
 # "*END*THE SMALL PRINT! ...") and "*** END OF THE PROJECT GUTENBERG EBOOK TITLE ***", which older

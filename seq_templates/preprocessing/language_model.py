@@ -11,6 +11,11 @@ shifted by one (the next token):
   continues the same text and a ``stateful=True`` recurrent layer carries its
   state from one chunk to the next. :class:`ResetStatesEachEpoch` zeroes the
   state when an epoch (or an evaluation pass) starts.
+
+:func:`corpus_dataset` picks one for a split; a prepared split (``seq-templates prepare``: pieces
+of the corpus, shuffled into shards) is read, tokenized and windowed each epoch by
+:func:`streamed_window_dataset`, never whole in memory. :func:`corpus_text` is a split's text
+(a prepared split's: its sample's pieces) for vocabularies and auto settings.
 """
 
 import keras
@@ -133,6 +138,83 @@ def stream_dataset(token_ids, sequence_length, batch_size, input_name="token_ids
                  "train.batch_size streams of data.sequence_length tokens (train.stateful)")
     inputs, targets = stream_arrays(token_ids, sequence_length, batch_size)
     return tf.data.Dataset.from_tensor_slices(({input_name: inputs}, targets)).prefetch(tf.data.AUTOTUNE)
+
+
+def corpus_text(split):
+    """A split's text: a string as it is; a prepared split's pieces (its sample's) joined.
+
+    Each piece ends where a line ends (:func:`seq_templates.data.readers.stream_text_pieces`), so
+    joining them with nothing keeps their lines.
+    """
+    return split if isinstance(split, str) else "".join(split[0])
+
+
+def corpus_token_count(split, level, standardize_mode="tokenize_and_lower"):
+    """The tokens of a split's text: counted, or for a prepared split counted in its sample and
+    scaled up by its pieces over the sample's."""
+    count = len(corpus_tokens(corpus_text(split), level, standardize_mode))
+    if isinstance(split, str):
+        return count
+    return int(count * getattr(split, "rows", len(split[0])) / max(len(split[0]), 1))
+
+
+def corpus_dataset(corpus, lookup, level, standardize_mode, sequence_length, batch_size, stride=None,
+                   stateful=False, shuffle=False, seed=None):
+    """A split's training batches ``({"token_ids"}, next ids)``, in memory or streamed.
+
+    Args:
+        corpus: The split's text, or a ``tf.data.Dataset`` of ``(piece,)`` strings (a
+            prepared split, ``prepared.examples``).
+        lookup: The adapted token ``StringLookup``.
+        level, standardize_mode: As :func:`split_tokens` takes them.
+        sequence_length, batch_size, stride, shuffle, seed: As :func:`window_dataset` takes them.
+        stateful: :func:`stream_dataset` (truncated BPTT) instead of windows.
+
+    Raises:
+        SeqTemplatesError: A streamed corpus with ``stateful`` (its pieces come in no order), or
+            a corpus too short.
+    """
+    if isinstance(corpus, str):
+        ids = lookup(tf.constant(corpus_tokens(corpus, level, standardize_mode))).numpy()
+        if stateful:
+            return stream_dataset(ids, sequence_length, batch_size)
+        return window_dataset(ids, sequence_length, batch_size, stride, shuffle=shuffle, seed=seed)
+    if stateful:
+        raise errors.SeqTemplatesError(
+            "train.stateful reads the corpus in order, which a prepared dataset's shuffled pieces do not keep; "
+            "set train.stateful=false, or train on the text file itself.")
+    return streamed_window_dataset(corpus.map(lambda piece: piece), lambda texts: lookup(
+        split_tokens(texts, level, standardize_mode)), sequence_length, batch_size, stride, shuffle, seed)
+
+
+def streamed_window_dataset(pieces, to_ids, sequence_length, batch_size, stride=None, shuffle=False, seed=None,
+                            pieces_per_batch=64, shuffle_windows=16_384, input_name="token_ids"):
+    """:func:`window_dataset`'s windows, cut from each piece of a streamed corpus as it is read.
+
+    Each piece gives every window of ``sequence_length + 1`` ids that it holds whole, starting
+    ``stride`` apart (windows across two pieces are not cut); a buffer of ``shuffle_windows``
+    windows shuffles them.
+
+    Args:
+        pieces: A ``tf.data.Dataset`` of scalar strings.
+        to_ids: Strings ``[batch]`` -> ragged ids ``[batch, (tokens)]``.
+        sequence_length, batch_size, stride, shuffle, seed, input_name: As in :func:`window_dataset`.
+        pieces_per_batch: Pieces tokenized together.
+        shuffle_windows: The shuffle buffer, in windows.
+    """
+    length, stride = sequence_length + 1, stride or sequence_length
+
+    def windows(texts):  # every whole window of each piece, as rows of one tensor
+        ids = to_ids(texts)
+        starts = tf.ragged.range(tf.zeros_like(ids.row_lengths()), ids.row_lengths() - length + 1, stride)
+        starts = (starts + tf.expand_dims(ids.row_starts(), 1)).flat_values
+        return tf.gather(ids.flat_values, starts[:, None] + tf.range(length, dtype=starts.dtype)[None, :])
+
+    dataset = pieces.batch(pieces_per_batch).map(windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_windows, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).map(
+        lambda window: ({input_name: window[:, :-1]}, window[:, 1:])).prefetch(tf.data.AUTOTUNE)
 
 
 def check_length(num_tokens, needed, what, split_name="a"):

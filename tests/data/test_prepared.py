@@ -292,3 +292,50 @@ def test_translation_prepares_cleaned_pairs_and_trains_from_them(tmp_path, cli_i
     answer = cli_in_process("predict", run, "two three")
     assert answer.returncode == 0, answer.stderr
     assert "translation" in json.loads(answer.stdout.splitlines()[0])
+
+
+def test_streamed_windows_are_the_in_memory_windows_of_each_piece():
+    from seq_templates.preprocessing import language_model
+
+    ids = tf.data.Dataset.from_tensor_slices(tf.constant(["abcdefghij\n", "klm\n", "nopqrstuvw\n"]))
+    lookup = tf.keras.layers.StringLookup(vocabulary=list("abcdefghijklmnopqrstuvw\n"), mask_token="")
+    dataset = language_model.corpus_dataset(ids.map(lambda piece: (piece,)), lookup, "char", "none",
+                                            sequence_length=4, batch_size=100, stride=3)
+    (inputs, targets), = [(batch["token_ids"].numpy(), batch_targets.numpy()) for batch, batch_targets in dataset]
+    expected = []
+    for piece in ("abcdefghij\n", "klm\n", "nopqrstuvw\n"):  # "klm\n" is shorter than a window of 5
+        piece_ids = lookup(tf.strings.unicode_split(piece, "UTF-8")).numpy()
+        piece_inputs, _ = language_model.window_arrays(piece_ids, 4, 3)
+        expected.extend(piece_inputs.tolist())
+    assert inputs.tolist() == expected and targets[:, :-1].tolist() == inputs[:, 1:].tolist()
+    with pytest.raises(Exception, match="train.stateful"):
+        language_model.corpus_dataset(ids, lookup, "char", "none", 4, 2, stateful=True)
+
+
+def test_text_generation_prepares_pieces_and_trains_from_them(tmp_path, cli_in_process):
+    source = tmp_path / "corpus.txt"
+    generator = random.Random(0)
+    words = "the cat sat on a mat and then it ran to the door".split()
+    lines = [" ".join(generator.choice(words) for _ in range(generator.randint(4, 12))) for _ in range(3000)]
+    source.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    pieces = [piece for piece, in readers.stream_text_pieces(str(source), piece_characters=1000)]
+    assert "".join(pieces) == readers.read_plain_text(source) and all(piece.endswith("\n") for piece in pieces)
+    output = tmp_path / "prepared"
+    result = cli_in_process("prepare", "text_generation", "--data", source, "--output", output,
+                            "--shard-mb", "0.02", "--set", "data.validation_fraction=0.1",
+                            "--set", "data.test_fraction=0.1", "--sample-rows", "10")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((output / "prepared.json").read_text())
+    assert manifest["sample"]["rows"] == 10  # free text: no piece added for coverage
+    assert len(manifest["splits"]["train"]["shards"]) >= 4
+    run = tmp_path / "run"
+    result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", run,
+                            "--set", "train.epochs=2", "--set", "train.auto_settings=false",
+                            "--set", "model.units=32", "--set", "data.sequence_length=40")
+    assert result.returncode == 0, result.stderr
+    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"]["loss"] < metrics["baseline"]["loss"] + 0.5  # it learnt from the stream
+    result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", tmp_path / "stateful",
+                            "--set", "train.stateful=true", "--set", "train.auto_settings=false")
+    assert result.returncode == 2 and "train.stateful" in result.stderr
