@@ -169,6 +169,27 @@ def prepared_training_part(arguments, work_dir):
        and ``prepare`` + ``train --data FOLDER`` (streamed); samples/s over the epochs after the first.
     """
     results = {"settings": " ".join(PREPARED_OVERRIDES)}
+    if arguments.csv_gb > 0:  # 0: only the file that fits
+        results.update(big_file_part(arguments, work_dir))
+
+    small = work_dir / "fits.csv"
+    write_reviews_csv(small, rows=arguments.fit_rows, seed=1)
+    measure(prepare_command(small, work_dir / "fits-prepared"))
+    rates = {}
+    for name, data in (("in_memory", small), ("prepared", work_dir / "fits-prepared")):
+        finished = subprocess.run(train_command(data, work_dir / f"run-fits-{name}", ["train.epochs=3"]),
+                                  cwd=REPOSITORY, env=ENVIRONMENT, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"training on {data} exited {finished.returncode}: {finished.stderr[-2000:]}")
+        rates[name] = epoch_samples_per_second(finished.stdout, 64)
+    results["fits_in_memory"] = {"rows": arguments.fit_rows, "samples_per_second": rates,
+                                 "ratio": round(rates["prepared"] / rates["in_memory"], 2)}
+    return results
+
+
+def big_file_part(arguments, work_dir):
+    """(a) step 1 of :func:`prepared_training_part`: the ``--csv-gb`` GB file through ``prepare`` and ``train``."""
+    results = {}
     big = work_dir / "big.csv"
     started = time.perf_counter()
     rows = write_reviews_csv(big, gigabytes=arguments.csv_gb)
@@ -192,19 +213,6 @@ def prepared_training_part(arguments, work_dir):
     import shutil
     shutil.rmtree(work_dir / "big-prepared")
     print(json.dumps({"a": results}), flush=True)
-
-    small = work_dir / "fits.csv"
-    write_reviews_csv(small, rows=arguments.fit_rows, seed=1)
-    measure(prepare_command(small, work_dir / "fits-prepared"))
-    rates = {}
-    for name, data in (("in_memory", small), ("prepared", work_dir / "fits-prepared")):
-        finished = subprocess.run(train_command(data, work_dir / f"run-fits-{name}", ["train.epochs=3"]),
-                                  cwd=REPOSITORY, env=ENVIRONMENT, capture_output=True, text=True)
-        if finished.returncode != 0:
-            raise RuntimeError(f"training on {data} exited {finished.returncode}: {finished.stderr[-2000:]}")
-        rates[name] = epoch_samples_per_second(finished.stdout, 64)
-    results["fits_in_memory"] = {"rows": arguments.fit_rows, "samples_per_second": rates,
-                                 "ratio": round(rates["prepared"] / rates["in_memory"], 2)}
     return results
 # endregion
 

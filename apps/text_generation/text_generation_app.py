@@ -134,7 +134,7 @@ def featurize(preprocessing, config, texts):
 
 def make_dataset(split, preprocessing, config, shuffle=False):
     """``({"token_ids"}, next ids)``: shuffled windows, or streams in order (``train.stateful``);
-    a prepared split's pieces are read, tokenized and windowed each epoch."""
+    a prepared split's pieces are windowed in the first epoch, then read from a file cache."""
     data_config, train_config = config["data"], config["train"]
     return language_model.corpus_dataset(
         split if isinstance(split, str) else prepared.examples(split, train_config.seed),

@@ -13,8 +13,8 @@ shifted by one (the next token):
   state when an epoch (or an evaluation pass) starts.
 
 :func:`corpus_dataset` picks one for a split; a prepared split (``seq-templates prepare``: pieces
-of the corpus, shuffled into shards) is read, tokenized and windowed each epoch by
-:func:`streamed_window_dataset`, never whole in memory. :func:`corpus_text` is a split's text
+of the corpus, shuffled into shards) is read, tokenized and windowed in its first epoch by
+:func:`streamed_window_dataset` into a file cache, never whole in memory. :func:`corpus_text` is a split's text
 (a prepared split's: its sample's pieces) for vocabularies and auto settings.
 """
 
@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from seq_templates import errors
+from seq_templates.preprocessing import bucketing
 from seq_templates.preprocessing import text
 
 LEVELS = ("char", "word")
@@ -192,7 +193,8 @@ def streamed_window_dataset(pieces, to_ids, sequence_length, batch_size, stride=
     """:func:`window_dataset`'s windows, cut from each piece of a streamed corpus as it is read.
 
     Each piece gives every window of ``sequence_length + 1`` ids that it holds whole, starting
-    ``stride`` apart (windows across two pieces are not cut); a buffer of ``shuffle_windows``
+    ``stride`` apart (windows across two pieces are not cut); they are kept in a file cache
+    (``bucketing.file_cache``) for the later epochs, and a buffer of ``shuffle_windows``
     windows shuffles them.
 
     Args:
@@ -210,7 +212,8 @@ def streamed_window_dataset(pieces, to_ids, sequence_length, batch_size, stride=
         starts = (starts + tf.expand_dims(ids.row_starts(), 1)).flat_values
         return tf.gather(ids.flat_values, starts[:, None] + tf.range(length, dtype=starts.dtype)[None, :])
 
-    dataset = pieces.batch(pieces_per_batch).map(windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    dataset = bucketing.file_cache(  # cut in the first epoch, read from the file after it
+        pieces.batch(pieces_per_batch).map(windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch())
     if shuffle:
         dataset = dataset.shuffle(shuffle_windows, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).map(

@@ -339,3 +339,14 @@ def test_text_generation_prepares_pieces_and_trains_from_them(tmp_path, cli_in_p
     result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", tmp_path / "stateful",
                             "--set", "train.stateful=true", "--set", "train.auto_settings=false")
     assert result.returncode == 2 and "train.stateful" in result.stderr
+
+
+def test_prepare_names_every_template_that_streams_and_only_those():
+    from seq_templates import apps_loader
+    from seq_templates import cli
+
+    streaming = {task for task in apps_loader.list_templates()
+                 if hasattr(apps_loader.load_app(task), "stream_examples")}
+    assert streaming == set(cli.PREPARED_TEMPLATES)
+    for task in streaming:  # each names its columns for the records
+        assert apps_loader.load_app(task).PREPARED_COLUMNS
