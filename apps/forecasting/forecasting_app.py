@@ -211,12 +211,12 @@ def build_model(config, preprocessing):
 
 # region 4. train
 def training_callbacks(preprocessing, config, raw_data):
-    """``val_forecast_mae`` after each epoch: validation MAE in the series' units (the monitor)."""
+    """``val_forecast_mae`` after each epoch: validation MAE in the series' units (the monitor),
+    at the scale of the network's correction to its baseline that forecasts validation best."""
     validation = raw_data["validation"]
-    return [training.signature_score(
+    return [forecasting_layers.shrinkage_score(
         "val_forecast_mae", lambda model: build_serving(model, preprocessing, config)[1][
-            "serving_default"], validation.inputs,
-        lambda outputs: forecasting.mae(validation.future, outputs["forecast"]))]
+            "serving_default"], validation.inputs, validation.future, forecasting.mae)]
 # endregion
 
 

@@ -10,6 +10,10 @@
   the model's named inputs, the per-step side features and the whole network of one
   ``architecture`` from a normalized window;
   :func:`check_network_settings` refuses settings that do not go together.
+* :class:`ShrunkCorrection` and :func:`shrinkage_score`: a point forecast is the baseline plus
+  ``scale`` times the network's correction; training learns the correction at scale 1, and after
+  each epoch the scale (0, 0.25, ..., 1) that forecasts the validation origins best is kept, so a
+  network that cannot beat its baseline on a short series falls back toward it, in the export too.
 * :class:`PinballLoss`: the quantile loss, registered with
   ``package="seq_templates"``, so ``model.keras`` reloads in any process that ran ``import seq_templates``.
 * :func:`forecast_outputs`: a normalized forecast back in the series' units, as the
@@ -24,10 +28,14 @@ Everything else is built-in Keras layers (``Cropping1D``, ``Concatenate``,
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from seq_templates import errors
+from seq_templates import training
 from seq_templates.layers import recurrent
+
+SHRINK_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the correction scales tried on validation
 
 
 def baseline_path(normalized_targets, residual_to, width, horizon, season_length=1):
@@ -263,10 +271,82 @@ def forecast_network(normalized, side, architecture, horizon, num_quantiles, cel
         encoded = recurrent.recurrent_stack(features, *encoder, name="encoder")
         output = forecast_head(encoded, horizon, num_targets, num_quantiles)
     base = baseline_path(normalized, residual_to, width, horizon, season_length)
-    if base is not None:
-        base = keras.layers.Reshape((-1, num_targets, 1))(base) if num_quantiles else base
+    if base is not None and num_quantiles:  # every quantile corrects the same baseline
+        base = keras.layers.Reshape((-1, num_targets, 1))(base)
         output = keras.layers.Add(name="corrected_forecast")([output, base])
+    elif base is not None:
+        output = ShrunkCorrection(name="corrected_forecast")([output, base])
     return float32_output(output)
+
+
+@keras.saving.register_keras_serializable(package="seq_templates")
+class ShrunkCorrection(keras.layers.Layer):
+    """``baseline + scale * correction``: ``scale`` is 1 in training and a kept, non-trainable weight otherwise.
+
+    Training always learns the full correction (a scale of 0 would stop its gradient);
+    :func:`shrinkage_score` sets the scale that inference (validation, evaluation, the
+    export) uses. The scale is one of the model's weights, so early stopping's best
+    weights, checkpoints and ``model.keras`` keep it with the epoch it was chosen for.
+
+    Call arguments:
+        inputs: ``[correction, baseline]`` of one shape.
+        training: Whether the call trains (the scale is then 1).
+    """
+
+    def build(self, input_shapes):
+        self.scale = self.add_weight(name="correction_scale", shape=(), initializer="ones",
+                                     trainable=False)
+
+    def call(self, inputs, training=None):
+        correction, base = inputs
+        if training:
+            return base + correction
+        return base + keras.ops.cast(self.scale, correction.dtype) * correction
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+def shrinkage_score(name, build_signature, inputs, future, score, scales=SHRINK_SCALES):
+    """A validation score that first sets the model's :class:`ShrunkCorrection` scale on validation.
+
+    After each epoch the signature forecasts the validation windows at scale 1 (the
+    network's whole correction) and, once, at scale 0 (the baseline alone); a forecast is
+    linear in the scale, so each of ``scales`` is scored from those two, the best is kept in
+    the model and its score is logged (``train.monitor`` follows it). A model without the
+    layer (quantiles, no residual, the autoregressive step model) is scored as it is.
+
+    Args:
+        name: The logged name, e.g. ``val_forecast_mae``.
+        build_signature: ``model -> tf.function`` (the app's serving signature).
+        inputs: ``{input name: values}`` of the validation windows.
+        future: Their true futures, in the series' units.
+        score: ``(future, forecast) -> float``, lower is better (e.g. MAE).
+        scales: The scales tried.
+    """
+    from seq_templates import export
+
+    predictors, baselines = {}, {}
+
+    def score_model(model):
+        if model not in predictors:
+            predictors[model] = export.batch_predictor(build_signature(model), batch_size=256)
+        predict = predictors[model]
+        layer = next((layer for layer in model.layers if isinstance(layer, ShrunkCorrection)), None)
+        if layer is None:
+            return score(future, predict(inputs)["forecast"])
+        layer.scale.assign(1.0)
+        corrected = np.asarray(predict(inputs)["forecast"], dtype=np.float64)
+        if model not in baselines:
+            layer.scale.assign(0.0)
+            baselines[model] = np.asarray(predict(inputs)["forecast"], dtype=np.float64)
+        base = baselines[model]
+        scored = [(score(future, base + scale * (corrected - base)), -scale) for scale in scales]
+        value, negative_scale = min(scored)  # ties go to the larger scale
+        layer.scale.assign(-negative_scale)
+        return value
+
+    return training.ValidationScore(name, score_model)
 
 
 def float32_output(output):

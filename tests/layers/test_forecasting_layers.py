@@ -109,3 +109,29 @@ def test_forecast_network_of_every_architecture_with_side_features():
         output = forecasting.forecast_network(window, side, architecture, 4, quantiles, "gru", 4,
                                               residual_to="last_value")
         assert tuple(output.shape) == shape, architecture
+
+
+def test_shrinkage_keeps_the_scale_that_forecasts_validation_best_and_trains_at_scale_one():
+    window = keras.Input(shape=(4, 1), name="targets")
+    correction = keras.layers.Reshape((2, 1))(keras.layers.Dense(2, kernel_initializer="ones",
+                                                                 name="head")(keras.layers.Flatten()(window)))
+    base = forecasting.baseline_path(window, "last_value", 4, 2)
+    model = keras.Model({"targets": window}, forecasting.ShrunkCorrection(name="corrected_forecast")(
+        [correction, base]))
+    layer = model.get_layer("corrected_forecast")
+    inputs = {"targets": np.arange(12, dtype="float32").reshape(3, 4, 1)}
+    signature = tf.function(lambda targets: {"forecast": model(targets)},
+                            input_signature=[tf.TensorSpec([None, 4, 1], tf.float32, name="targets")])
+    last = inputs["targets"][:, -1:, :].repeat(2, axis=1)
+    correction_values = inputs["targets"].sum(axis=(1, 2))[:, None, None].repeat(2, axis=1)
+    for truth, scale in ((last, 0.0), (last + correction_values, 1.0), (last + 0.5 * correction_values, 0.5)):
+        score = forecasting.shrinkage_score("val_forecast_mae", lambda unused_model: signature, inputs, truth,
+                                            lambda actual, forecast: float(np.mean(np.abs(actual - forecast))))
+        score.set_model(model)
+        logs = {}
+        score.on_epoch_end(0, logs)
+        assert float(layer.scale.numpy()) == scale and logs["val_forecast_mae"] == pytest.approx(0.0, abs=1e-4)
+    layer.scale.assign(0.0)
+    trained = model(inputs["targets"], training=True).numpy()  # training always learns the whole correction
+    np.testing.assert_allclose(trained, last + correction_values, rtol=1e-5)
+    np.testing.assert_allclose(model(inputs["targets"]).numpy(), last, rtol=1e-5)

@@ -72,6 +72,20 @@ def test_pinball_loss(tmp_path):
         keras.layers.Identity(), [(4,)], [window], build, truth, forecasting.PinballLoss(quantiles), tmp_path)
 
 
+def test_shrunk_correction(tmp_path):
+    window = np.random.default_rng(7).normal(size=(8, 4)).astype("float32")
+    layer = forecasting.ShrunkCorrection(name="corrected_forecast")
+
+    def build(inputs, shrunk):
+        correction = keras.layers.Dense(3)(inputs[0])
+        output = shrunk([correction, keras.layers.Dense(3, trainable=False)(inputs[0])])
+        shrunk.scale.assign(0.25)  # a chosen scale, which the reloaded model must keep
+        return output
+
+    keras_object_test_case.run_layer_test(layer, [(4,)], [window], build, np.zeros((8, 3), "float32"), "mse",
+                                          tmp_path)
+
+
 REGISTERED_IN_A_FRESH_PROCESS = """
 import sys
 {imports}
@@ -93,7 +107,7 @@ def test_import_seq_templates_registers_every_keras_object_in_any_import_order()
             declared.add(".".join(path.relative_to(keras_object_test_case.REPOSITORY).with_suffix("").parts))
     assert declared == set(seq_templates.KERAS_OBJECT_MODULES)  # a new module must be listed there
     expected = "['seq_templates>CRF', 'seq_templates>CRFLoss', 'seq_templates>PinballLoss', " \
-               "'seq_templates>WordCharacterRNN']"
+               "'seq_templates>ShrunkCorrection', 'seq_templates>WordCharacterRNN']"
     # TensorFlow first looks keras up without importing it (the order that broke a first hook); the
     # contract tests load model.keras after `import seq_templates` alone, and with keras imported first.
     for imports in ("import seq_templates\nimport tensorflow", "import tensorflow\nimport keras\nimport seq_templates"):
