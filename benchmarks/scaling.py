@@ -12,7 +12,10 @@ One function per part of the issue's measurements, each returning a dict of figu
   the first batch to the last line), and the peak RSS of the process (its ``ru_maxrss``, from
   ``os.wait4``), with the output's line count checked;
 - (d) :func:`beam_part`: ``python -m seq_templates.beam`` (RunInference) on the DirectRunner on the
-  same file, the same figures, when apache-beam is installed (else the reason it was skipped).
+  same file, the same figures, when apache-beam is installed (else the reason it was skipped);
+- (e) :func:`other_templates_part`: ner, translation and text_generation through ``prepare`` and
+  ``train`` on generated files of ``--other-gb`` GB each (CoNLL, source<TAB>target, plain text):
+  seconds and peak RSS of each step, training samples/s and the test headline.
 
 Usage:
     flock /tmp/seq_cpu.lock python benchmarks/scaling.py [--parts b c d] [--run RUN] [--sentences 1000000]
@@ -217,6 +220,81 @@ def big_file_part(arguments, work_dir):
 # endregion
 
 
+# region (e) the other templates through prepare + train, each on a generated file of --other-gb GB
+OTHER_OVERRIDES = {  # fixed small settings, auto settings off: the figures are the data path's
+    "ner": ["model.units=32", "model.char_features=false", "train.batch_size=64"],
+    "translation": ["model.units=32", "model.embedding_dim=32", "model.attention_units=32", "data.level=word",
+                    "train.batch_size=64"],
+    "text_generation": ["model.units=64", "data.sequence_length=64", "train.batch_size=64"],
+}
+HEADLINES = {"ner": ("entity F1", lambda metrics: metrics["model"]["micro"]["f1"]),
+             "translation": ("BLEU", lambda metrics: metrics["model"]["bleu"]),
+             "text_generation": ("loss (nats/char)", lambda metrics: metrics["model"]["loss"])}
+
+
+def write_generated(path, task, gigabytes, seed=0, pool=20_000):
+    """A file of ``gigabytes`` GB for ``task``: lines drawn from a pool of generated examples; returns its examples."""
+    sys.path.insert(0, str(REPOSITORY))
+    from seq_templates.data import synthetic
+
+    generator = random.Random(seed)
+    if task == "ner":
+        sentences = [synthetic.ner_sentence(generator) for _ in range(pool)]
+        examples = ["".join(f"{token} {tag}\n" for token, tag in zip(*sentence)) + "\n" for sentence in sentences]
+    elif task == "translation":
+        examples = ["{}\t{}\n".format(*synthetic.date_example(generator)) for _ in range(pool)]
+    else:
+        examples = [synthetic.play_text(num_speeches=20, seed=index) + "\n" for index in range(pool // 20)]
+    limit, size, written = int(gigabytes * 2 ** 30), 0, 0
+    with open(path, "w", encoding="utf-8") as handle:
+        while size < limit:
+            block = "".join(generator.choices(examples, k=10_000))
+            handle.write(block)
+            size += len(block.encode("utf-8"))
+            written += 10_000
+    return written
+
+
+def other_templates_part(arguments, work_dir):
+    """(e) ``prepare`` then ``train`` (one epoch cut by ``--prepared-minutes``) for each of ``--other-tasks``."""
+    results = {}
+    extensions = {"ner": "conll", "translation": "tsv", "text_generation": "txt"}
+    for task in arguments.other_tasks:
+        source = work_dir / f"{task}.{extensions[task]}"
+        started = time.perf_counter()
+        examples = write_generated(source, task, arguments.other_gb)
+        result = {"gigabytes": round(source.stat().st_size / 2 ** 30, 2), "examples": examples,
+                  "generate_seconds": round(time.perf_counter() - started, 1)}
+        folder = work_dir / f"{task}-prepared"
+        seconds, peak, _ = measure([sys.executable, "-m", "seq_templates.cli", "prepare", task, "--data", str(source),
+                                    "--output", str(folder), "--set", "data.validation_fraction=0.05",
+                                    "--set", "data.test_fraction=0.05"])
+        manifest = json.loads((folder / "prepared.json").read_text())
+        result["prepare"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak),
+                             "rows": {name: split["rows"] for name, split in manifest["splits"].items()}}
+        source.unlink()
+        run = work_dir / f"{task}-run"
+        overrides = ["train.auto_settings=false", "train.epochs=1", f"train.max_minutes={arguments.prepared_minutes}",
+                     "train.tensorboard=false", "train.verbose=2", "train.backup_every_steps=0",
+                     *OTHER_OVERRIDES[task]]
+        seconds, peak, _ = measure([sys.executable, "-m", "seq_templates.cli", "train", task, "--data", str(folder),
+                                    "--output-dir", str(run), *sum((["--set", item] for item in overrides), [])],
+                                   stdout_path=work_dir / f"{task}-run.log")
+        output = (work_dir / f"{task}-run.log").read_text()
+        name, headline = HEADLINES[task]
+        metrics = json.loads((run / "metrics.json").read_text())
+        result["train"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak), "settings": " ".join(overrides),
+                           "samples_per_second": epoch_samples_per_second(output, 64, skip_first=False),
+                           "test": f"{name} {headline(metrics):.4g}"}
+        import shutil
+        shutil.rmtree(folder)
+        shutil.rmtree(run)
+        results[task] = result
+        print(json.dumps({"e": {task: result}}), flush=True)
+    return results
+# endregion
+
+
 # region (b) 1 vs 2 local workers: samples/s (on 2 cores this measures overhead, not speed-up)
 WORKERS_OVERRIDES = ["data.max_train_samples=4000", "model.units=32", "model.embedding_dim=32", "train.batch_size=64",
                      "train.epochs=4", "train.bucket_boundaries=[]", "train.early_stopping_patience=0",
@@ -298,9 +376,11 @@ def beam_part(arguments, work_dir):
             "peak_rss_mb_on_100_sentences": round(small_rss)}
 
 
-PARTS = {"a": prepared_training_part, "b": workers_part, "c": predict_file_part, "d": beam_part}
+PARTS = {"a": prepared_training_part, "b": workers_part, "c": predict_file_part, "d": beam_part,
+         "e": other_templates_part}
 TITLES = {"a": "(a) data larger than memory", "b": "(b) 1 vs 2 local workers",
-          "c": "(c) `predict --input-file --output-file`", "d": "(d) Beam RunInference, DirectRunner"}
+          "c": "(c) `predict --input-file --output-file`", "d": "(d) Beam RunInference, DirectRunner",
+          "e": "(e) the other templates through prepare"}
 
 
 def format_section(command, results, run_description, sentences):
@@ -309,10 +389,9 @@ def format_section(command, results, run_description, sentences):
              f"`{command}` on {datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} CPUs "
              f"(load average {os.getloadavg()[0]:.1f} at the end; other processes share the cores); "
              f"Python {platform.python_version()}.", ""]
-    if "a" in results:
+    if "a" in results and "big_file" in results["a"]:
         part = results["a"]
-        big, prepare, trained, fits = (part["big_file"], part["prepare"], part["train_prepared_big"],
-                                       part["fits_in_memory"])
+        big, prepare, trained = part["big_file"], part["prepare"], part["train_prepared_big"]
         lines += [f"Data larger than memory, sentiment ({part['settings']}): a generated CSV of "
                   f"{big['gigabytes']} GB ({big['rows']:,} reviews of four sentences):", "",
                   "| step | seconds | peak RSS | figures |", "|---|---|---|---|",
@@ -321,11 +400,24 @@ def format_section(command, results, run_description, sentences):
                   f"| `train --data PREPARED` (the first epoch, cut by the budget; evaluation, TF-IDF baseline "
                   f"and export included) | {trained['seconds']} | {trained['peak_rss_mb']:,} MB | "
                   f"{trained['samples_per_second']:,} training samples/s; test accuracy {trained['test_accuracy']} "
-                  f"on {trained['test_rows']:,} rows |", "",
-                  f"Streamed against in memory on a file that fits ({fits['rows']:,} rows of the same kind, 3 "
+                  f"on {trained['test_rows']:,} rows |", ""]
+    if "a" in results:
+        fits = results["a"]["fits_in_memory"]
+        lines += [f"Streamed against in memory on a file that fits ({fits['rows']:,} rows of the same kind, 3 "
                   f"epochs each, the median epoch after the first): in memory "
                   f"{fits['samples_per_second']['in_memory']:,} samples/s, prepared and streamed "
                   f"{fits['samples_per_second']['prepared']:,} samples/s: ratio **{fits['ratio']}**.", ""]
+    if "e" in results:
+        lines += ["The other templates, each on a generated file (one epoch of training, cut by the budget; "
+                  "evaluation and export included):", "",
+                  "| template | file | prepare: seconds, peak RSS | train: seconds, peak RSS | samples/s | test |",
+                  "|---|---|---|---|---|---|"]
+        for task, result in results["e"].items():
+            lines.append(f"| {task} | {result['gigabytes']} GB, {result['examples']:,} examples | "
+                         f"{result['prepare']['seconds']} s, {result['prepare']['peak_rss_mb']:,} MB | "
+                         f"{result['train']['seconds']} s, {result['train']['peak_rss_mb']:,} MB | "
+                         f"{result['train']['samples_per_second']:,} | {result['train']['test']} |")
+        lines.append("")
     if "b" in results:
         workers = results["b"]
         lines += [f"Training, sentiment ({workers['settings']}), `train.batch_size` the global batch:", "",
@@ -367,10 +459,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=512, help="inputs per call of the export")
     parser.add_argument("--output", default=str(REPOSITORY / "docs" / "benchmarks.md"))
     parser.add_argument("--write", action="store_true", help="write the section into --output")
-    parser.add_argument("--csv-gb", type=float, default=5.0, help="(a) the generated CSV's size in GB")
+    parser.add_argument("--csv-gb", type=float, default=5.0,
+                        help="(a) the generated CSV's size in GB (0: only the file that fits)")
     parser.add_argument("--prepared-minutes", type=float, default=4.0,
                         help="(a) training minutes on the prepared big file (the first epoch, cut)")
     parser.add_argument("--fit-rows", type=int, default=100_000, help="(a) rows of the file that fits in memory")
+    parser.add_argument("--other-gb", type=float, default=2.0, help="(e) each generated file's size in GB")
+    parser.add_argument("--other-tasks", nargs="+", default=["ner", "translation", "text_generation"],
+                        choices=["ner", "translation", "text_generation"], help="(e) the templates")
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="scaling-benchmark-") as folder:
         work_dir = pathlib.Path(folder)

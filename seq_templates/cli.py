@@ -459,7 +459,7 @@ def build_parser():
                               "text_generation: 1000 pieces of about 4 KB)")
     prepare.add_argument("--max-heldout-rows", type=int, default=None,
                          help="about the most rows a carved validation or test split takes (default 50000; "
-                              "text_generation: 100 pieces)")
+                              "translation: 5000 pairs; text_generation: 100 pieces)")
     prepare.add_argument("--shard-mb", type=float, default=64.0,
                          help="megabytes of source text per training shard (default 64)")
 

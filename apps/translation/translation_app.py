@@ -35,6 +35,7 @@ HEADLINE = ("bleu", "max", "model.bleu", ("baseline.bleu",))  # test BLEU beside
 DETOKENIZE_RULES = tokenizer.DETOKENIZE_RULES  # word-level output -> readable text ("don't")
 STANDARDIZE, POSITIVE = {"choices": text.STANDARDIZE_CHOICES}, {"minimum": 1}
 PREPARED_COLUMNS = ("source", "target")  # `seq-templates prepare` (stream_examples); source keys
+PREPARED_LIMITS = {"max_heldout_rows": 5000}  # pairs: beam-decoding 50,000 test pairs takes long
 
 
 @dataclasses.dataclass
@@ -224,9 +225,8 @@ def evaluate(predictors, raw_data, config, output_dir):
     if "attention" in predictors:
         translation_metrics.attention_maps(predictors["attention"]({"source": sources[:4]}),
                                            sources[:4], pathlib.Path(output_dir) / "plots")
-    return {"split": "test", "num_examples": len(sources),
-            "decoding": {"beam_width": config["model"].beam_width,
-                         "length_penalty": config["model"].length_penalty},
+    return {"split": "test", "num_examples": len(sources), "decoding": {
+                name: getattr(config["model"], name) for name in ("beam_width", "length_penalty")},
             "model": translation_metrics.translation_metrics(references, outputs),
             "baseline": translation_metrics.copy_source_baseline(sources, references),
             "samples": samples[:5]}
