@@ -120,8 +120,8 @@ def build_preprocessing(config, train_split):
     data_config = config["data"]
     lookup = keras.layers.StringLookup(max_tokens=data_config.max_tokens, mask_token="",
                                        name="token_lookup")
-    lookup.adapt(language_model.corpus_tokens(language_model.corpus_text(train_split),
-                                              data_config.tokenization, data_config.standardize))
+    lookup.adapt(language_model.corpus_tokens(train_split, data_config.tokenization,
+                                              data_config.standardize))  # prepared: its sample
     return {"token_lookup": lookup}
 
 

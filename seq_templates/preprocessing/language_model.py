@@ -49,7 +49,11 @@ def split_tokens(texts, level, standardize_mode="tokenize_and_lower"):
 
 
 def corpus_tokens(corpus, level, standardize_mode="tokenize_and_lower", lines_per_batch=4096):
-    """Returns a corpus string's tokens as a NumPy array of ``bytes`` (word level: line by line)."""
+    """Returns a corpus string's tokens as a NumPy array of ``bytes`` (word level: line by line).
+
+    ``corpus`` may be a prepared split: its sample's text (:func:`corpus_text`) is read.
+    """
+    corpus = corpus_text(corpus)
     if level == "char":
         return split_tokens(tf.constant([corpus]), level).flat_values.numpy()
     lines = corpus.split("\n")
