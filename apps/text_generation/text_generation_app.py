@@ -89,11 +89,12 @@ def load_raw_data(data_config):
         transform=loading.without_gutenberg_boilerplate(data_config.keep_boilerplate),
         prepared_task=TASK, formats=("text",))  # or a `prepare`d folder: train streamed
     for name, split in splits.items():  # words counted roughly (the tokenizer splits further)
-        corpus = language_model.corpus_text(split)
-        count = len(corpus) if data_config.tokenization == "char" else len(corpus.split())
+        texts = split[0] if hasattr(split, "shards") else [language_model.corpus_text(split)]
+        count = max(len(text) if data_config.tokenization == "char" else len(text.split())
+                    for text in texts)  # prepared training pieces: a window stays in one piece
         language_model.check_length(count, data_config.sequence_length + 1,
                                     "one sequence of data.sequence_length + 1 tokens", name)
-        splits[name] = split if name == "train" else corpus
+        splits[name] = split if name == "train" else language_model.corpus_text(split)
     return splits
 
 

@@ -86,7 +86,9 @@ def examples(split, seed=None):
     Returns:
         A tuple of ``tf.string`` tensors (a column of lists: a ragged ``(rows, None)`` one), or
         for a prepared split a ``tf.data.Dataset`` of such tuples' rows read lazily from its
-        shards (shard order shuffled each epoch, 16 shards interleaved at a time).
+        shards (16 interleaved at a time, in one seeded order: the training pipeline caches the
+        first pass in a file and shuffles rows each epoch, so every pass, in a resumed process
+        too, must give the same rows in the same order).
     """
     import tensorflow as tf
 
@@ -95,7 +97,7 @@ def examples(split, seed=None):
                      else tf.constant(column, dtype=tf.string) for column in split)
     names = split.column_names
     files = tf.data.Dataset.from_tensor_slices(split.shards).shuffle(len(split.shards), seed=seed,
-                                                                     reshuffle_each_iteration=True)
+                                                                     reshuffle_each_iteration=False)
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(split.shards), 16),
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     features = _feature_spec(names, split.list_columns)

@@ -20,6 +20,7 @@ recipe file. Every reader removes a UTF-8 byte-order mark and accepts CRLF line
 ends and a missing final newline.
 """
 
+import codecs
 import csv
 import io
 import json
@@ -121,6 +122,9 @@ def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 <
         SeqTemplatesError: The file is missing or a folder, bad bytes, an unknown encoding.
     """
     _check_encoding(encoding, setting_prefix)
+    if "\n\n".encode(encoding) != "\n".encode(encoding) + b"\n":  # UTF-16, UTF-32: decode, then cut
+        yield from _stream_wide_lines(path, encoding, setting_prefix, chunk_bytes)
+        return
     line_number, pending, first = 1, b"", True
     with open_binary(path) as handle:
         while True:
@@ -128,7 +132,7 @@ def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 <
             data = pending + chunk
             if not chunk and not data:
                 return
-            end = len(data) if not chunk else data.rfind(b"\n") + 1  # whole lines only, but at the end
+            end = len(data) if not chunk else _last_line_end(data, b"\n", b"\r")  # whole lines only
             if end == 0:
                 pending = data
                 continue
@@ -142,6 +146,37 @@ def stream_lines(path, encoding="utf-8", setting_prefix="data.", chunk_bytes=1 <
             first = False
             line_number += block.count(b"\n")
             yield from io.StringIO(text, newline="")
+            if not chunk:
+                return
+
+
+def _last_line_end(data, line_feed, carriage_return):
+    """Where the whole lines of ``data`` end: after its last LF, or after a CR that is not its last
+    character (a CR at the very end may be the first half of a CRLF)."""
+    return max(data.rfind(line_feed), data.rfind(carriage_return, 0, len(data) - 1)) + 1
+
+
+def _stream_wide_lines(path, encoding, setting_prefix, chunk_bytes):
+    """:func:`stream_lines` for encodings in which a line end is not the byte 0x0A (UTF-16, UTF-32)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line_number, pending, first = 1, "", True
+    with open_binary(path) as handle:
+        while True:
+            chunk = handle.read(chunk_bytes)
+            try:
+                text = pending + decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:  # the line: those before it in this chunk counted
+                before = pending + bytes(error.object[:error.start]).decode(encoding, "replace")
+                raise errors.SeqTemplatesError(
+                    f"{path}:{line_number + before.count(chr(10))}: bytes not valid in {encoding} ({error.reason}); "
+                    f"re-save the file as {encoding} or set {setting_prefix}encoding to its encoding.") from None
+            if first and text.startswith(BYTE_ORDER_MARK):
+                text = text[1:]
+            first = False
+            end = len(text) if not chunk else _last_line_end(text, "\n", "\r")
+            block, pending = text[:end], text[end:]
+            line_number += block.count("\n")
+            yield from io.StringIO(block, newline="")
             if not chunk:
                 return
 

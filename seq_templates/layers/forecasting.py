@@ -32,7 +32,6 @@ import numpy as np
 import tensorflow as tf
 
 from seq_templates import errors
-from seq_templates import training
 from seq_templates.layers import recurrent
 
 SHRINK_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the correction scales tried on validation
@@ -301,7 +300,8 @@ class ShrunkCorrection(keras.layers.Layer):
         correction, base = inputs
         if training:
             return base + correction
-        return base + keras.ops.cast(self.scale, correction.dtype) * correction
+        scale = keras.ops.cast(self.scale, correction.dtype)  # 0: the baseline, even past a NaN correction
+        return keras.ops.where(scale == 0, base, base + scale * correction)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
@@ -325,6 +325,7 @@ def shrinkage_score(name, build_signature, inputs, future, score, scales=SHRINK_
         scales: The scales tried.
     """
     from seq_templates import export
+    from seq_templates import training  # not at import: it loads matplotlib for its plots
 
     predictors, baselines = {}, {}
 

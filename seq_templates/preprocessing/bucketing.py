@@ -13,6 +13,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import weakref
 
 import tensorflow as tf
 
@@ -41,15 +42,20 @@ def bucket_by_length(dataset, batch_size, boundaries, length_function):
 
 
 def file_cache(dataset, prefix="seq_templates_stream_cache_"):
-    """``dataset.cache`` in a new folder of the temporary directory (``TMPDIR``), removed when the process exits.
+    """``dataset.cache`` in a new folder of the temporary directory (``TMPDIR``).
 
     The first full pass writes it and every later pass reads it; a pass that stops early
     (a timing run, a time budget) leaves nothing behind, as ``tf.data`` discards a partial
-    cache. It takes the transformed rows' size on disk (token ids: about 8 bytes a token).
+    cache. The folder goes when the returned dataset (and every dataset built on it) is
+    garbage-collected, or when the process exits; a killed process leaves it behind. It
+    takes the transformed rows' size on disk: 8 bytes per id (a word: one; with character
+    features, one per character more; a text window: ``sequence_length + 1`` per window).
     """
     folder = tempfile.mkdtemp(prefix=prefix)
+    cached = dataset.cache(os.path.join(folder, "rows"))
+    weakref.finalize(cached, shutil.rmtree, folder, ignore_errors=True)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return dataset.cache(os.path.join(folder, "rows"))
+    return cached
 
 
 def _densify(value):

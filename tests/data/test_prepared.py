@@ -6,6 +6,7 @@ folder's files and ``prepared.json``, and the streaming readers beside the in-me
 
 import json
 import random
+import tempfile
 
 import pytest
 import tensorflow as tf
@@ -340,6 +341,9 @@ def test_text_generation_prepares_pieces_and_trains_from_them(tmp_path, cli_in_p
     result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", tmp_path / "stateful",
                             "--set", "train.stateful=true", "--set", "train.auto_settings=false")
     assert result.returncode == 2 and "train.stateful" in result.stderr
+    result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", tmp_path / "long",
+                            "--set", "data.sequence_length=2000", "--set", "train.auto_settings=false")
+    assert result.returncode == 2 and "data.sequence_length" in result.stderr  # longer than any ~1 KB piece
 
 
 def test_prepare_names_every_template_that_streams_and_only_those():
@@ -351,3 +355,36 @@ def test_prepare_names_every_template_that_streams_and_only_those():
     assert streaming == set(cli.PREPARED_TEMPLATES)
     for task in streaming:  # each names its columns for the records
         assert apps_loader.load_app(task).PREPARED_COLUMNS
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-le", "latin-1"])
+@pytest.mark.parametrize("chunk_bytes", [1, 3, 64])
+def test_stream_lines_keeps_every_line_end_across_chunks_in_any_encoding(tmp_path, encoding, chunk_bytes):
+    content = "l1\rl2\r\nl3\r\rl4\nl\u00e9\r"
+    path = tmp_path / "lines.txt"
+    path.write_bytes(content.encode(encoding))
+    lines = list(readers.stream_lines(str(path), encoding=encoding, chunk_bytes=chunk_bytes))
+    assert lines == ["l1\r", "l2\r\n", "l3\r", "\r", "l4\n", "l\u00e9\r"]
+
+
+def test_conll_reads_alike_streamed_and_whole_in_utf16(tmp_path):
+    path = tmp_path / "tags.conll"
+    path.write_bytes("EU B-ORG\nrejects O\n\nGerman B-MISC\ncall O\n".encode("utf-16"))
+    assert list(zip(*readers.read_conll(path, encoding="utf-16"))) == [
+        (tokens, tags) for tokens, tags, _ in readers.stream_conll(str(path), encoding="utf-16")]
+    path.write_bytes("ok O\nfine O\n".encode("utf-16-le") + b"\x00\xd8\x41\x00")
+    with pytest.raises(Exception, match=r"tags.conll:3: bytes not valid in utf-16-le"):
+        list(readers.stream_conll(str(path), encoding="utf-16-le"))
+
+
+def test_a_file_cache_goes_with_its_dataset(tmp_path, monkeypatch):
+    import gc
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes the cache's folder
+    dataset = bucketing.file_cache(tf.data.Dataset.range(5).map(lambda value: value * 2))
+    assert list(dataset.as_numpy_iterator()) == [0, 2, 4, 6, 8] == list(dataset.as_numpy_iterator())
+    folders = list(tmp_path.glob("seq_templates_stream_cache_*"))
+    assert len(folders) == 1 and any(folders[0].iterdir())  # written by the first pass
+    del dataset
+    gc.collect()
+    assert not folders[0].exists()
