@@ -120,7 +120,7 @@ def test_shrinkage_keeps_the_scale_that_forecasts_validation_best_and_trains_at_
         [correction, base]))
     layer = model.get_layer("corrected_forecast")
     inputs = {"targets": np.arange(12, dtype="float32").reshape(3, 4, 1)}
-    signature = tf.function(lambda targets: {"forecast": model(targets)},
+    signature = tf.function(lambda targets: {"forecast": model({"targets": targets})},
                             input_signature=[tf.TensorSpec([None, 4, 1], tf.float32, name="targets")])
     last = inputs["targets"][:, -1:, :].repeat(2, axis=1)
     correction_values = inputs["targets"].sum(axis=(1, 2))[:, None, None].repeat(2, axis=1)
@@ -132,6 +132,6 @@ def test_shrinkage_keeps_the_scale_that_forecasts_validation_best_and_trains_at_
         score.on_epoch_end(0, logs)
         assert float(layer.scale.numpy()) == scale and logs["val_forecast_mae"] == pytest.approx(0.0, abs=1e-4)
     layer.scale.assign(0.0)
-    trained = model(inputs["targets"], training=True).numpy()  # training always learns the whole correction
+    trained = model(inputs, training=True).numpy()  # training always learns the whole correction
     np.testing.assert_allclose(trained, last + correction_values, rtol=1e-5)
-    np.testing.assert_allclose(model(inputs["targets"]).numpy(), last, rtol=1e-5)
+    np.testing.assert_allclose(model(inputs).numpy(), last, rtol=1e-5)
