@@ -27,6 +27,7 @@ The held-out splits are small enough to be plain columns.
 """
 
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -40,6 +41,7 @@ MANIFEST = "prepared.json"
 SAMPLE_ROWS = 100_000  # the training rows vocabularies and auto settings read
 MAX_HELDOUT_ROWS = 50_000  # about: each carved held-out split, so it fits in memory for evaluation
 SHARD_MEGABYTES = 64  # of source text per training shard
+ESTIMATE_ROWS = 1_000  # the first rows, whose mean size estimates the source's rows
 MAX_COVERED_VALUES = 1_000  # the sample holds a row of each value of the last column, if it has no more
 MAX_LABEL_CHARACTERS = 100  # ... and none longer (a longer value is text, not a label)
 PROGRESS_SECONDS = 10.0
@@ -168,8 +170,10 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
         splits: ``{"train": rows, "validation": rows, "test": rows}``: iterables of tuples
             whose values are str or (in the same columns in every row) lists of str; ``train``
             is the source the missing held-out splits are carved from.
-        estimated_rows: About how many rows ``splits["train"]`` holds (an upper bound: its
-            lines), for the carved fractions' cap and the progress line.
+        estimated_rows: An upper bound of the rows ``splits["train"]`` holds (its lines); the
+            estimate for the carved fractions' cap and the progress line is the source's
+            bytes over the mean size of its first :data:`ESTIMATE_ROWS` rows, at most this
+            (a CoNLL sentence is a row of many lines).
         fractions: ``{"validation": f, "test": f}`` carved from train for splits not given.
         seed: Seeds the held-out hash, the shard choice and the sample.
         sample_rows: Training rows kept in the sample.
@@ -228,6 +232,9 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
     import tensorflow as tf
 
     carved = {name: fraction for name, fraction in fractions.items() if name not in splits and fraction}
+    rows_in = iter(splits["train"])
+    first_rows = list(itertools.islice(rows_in, ESTIMATE_ROWS))
+    estimated_rows = _estimated_rows(first_rows, source_bytes, estimated_rows)
     if estimated_rows:  # each carved split takes its fraction, up to about max_heldout_rows rows
         carved = {name: min(fraction, max_heldout_rows / estimated_rows) for name, fraction in carved.items()}
     num_shards = max(1, math.ceil((source_bytes or 0) / (shard_megabytes * 2 ** 20)))
@@ -239,7 +246,7 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
     salt = str(seed).encode()
     started = last_report = time.monotonic()
     try:
-        for row in splits["train"]:
+        for row in itertools.chain(first_rows, rows_in):
             seen += 1
             if list_columns is None:  # the first row says which columns hold lists
                 list_columns = [name for name, value in zip(columns, row) if isinstance(value, (list, tuple))]
@@ -324,6 +331,17 @@ def _carved_split(key, carved, salt):
         if draw < bound:
             return name
     return None
+
+
+def _estimated_rows(first_rows, source_bytes, upper_bound):
+    """About how many rows the source holds: its bytes over its first rows' mean size (each value's
+    UTF-8 bytes and one separator), at most ``upper_bound`` (its lines); ``upper_bound`` without a size."""
+    if not first_rows or not source_bytes:
+        return upper_bound
+    mean_bytes = sum(len(item.encode("utf-8")) + 1 for row in first_rows for value in row
+                     for item in _values(value)) / len(first_rows)
+    estimate = max(len(first_rows), math.ceil(source_bytes / max(mean_bytes, 1.0)))
+    return min(estimate, upper_bound) if upper_bound else estimate
 
 
 def _key(value):

@@ -388,3 +388,15 @@ def test_a_file_cache_goes_with_its_dataset(tmp_path, monkeypatch):
     del dataset
     gc.collect()
     assert not folders[0].exists()
+
+
+def test_held_out_caps_count_rows_not_lines(tmp_path):
+    sentences = [([f"word{index}_{position}" for position in range(10)], ["O"] * 10) for index in range(4000)]
+    conll = "".join("".join(f"{token} {tag}\n" for token, tag in zip(*sentence)) + "\n" for sentence in sentences)
+    manifest = prepared.prepare(str(tmp_path / "sentences"), ("tokens", "tags"), {"train": iter(sentences)},
+                                estimated_rows=conll.count("\n") + 1, source_bytes=len(conll.encode("utf-8")),
+                                fractions={"test": 0.5, "validation": 0.5}, max_heldout_rows=200, sample_rows=10)
+    for name in ("validation", "test"):  # about 200 sentences each, not 200 of the 44,000 lines' worth
+        assert 100 <= manifest["splits"][name]["rows"] <= 400, manifest["splits"][name]
+    assert manifest["splits"]["train"]["rows"] + sum(
+        manifest["splits"][name]["rows"] for name in ("validation", "test")) == 4000
