@@ -39,6 +39,15 @@ def write_reviews(path, rows, seed=0, sorted_by_label=True, rare_label_rows=3):
     return examples
 
 
+def train_from_prepared(cli_in_process, task, folder, run, manifest, *settings):
+    """``train TASK --data FOLDER --set ...``; checks it streamed every training row; returns its metrics."""
+    result = cli_in_process("train", task, "--data", folder, "--output-dir", run,
+                            *(argument for setting in settings for argument in ("--set", setting)))
+    assert result.returncode == 0, result.stderr
+    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
+    return json.loads((run / "metrics.json").read_text())
+
+
 def test_prepare_then_train_streams_every_row_and_exports(tmp_path, cli_in_process):
     source = tmp_path / "reviews.csv"
     examples = write_reviews(source, 3000)
@@ -245,13 +254,9 @@ def test_ner_prepares_sentences_as_lists_and_trains_from_them(tmp_path, cli_in_p
     assert not in_train or any("I-MISC" in tags for tags in sample_tags)  # the sample holds every tag
 
     run = tmp_path / "run"
-    result = cli_in_process("train", "ner", "--data", output, "--output-dir", run, "--set", "train.epochs=3",
-                            "--set", "train.auto_settings=false", "--set", "model.units=16",
-                            "--set", "model.char_features=false", "--set", "train.learning_rate=0.01",
-                            "--set", "data.repair_tags=true")
-    assert result.returncode == 0, result.stderr
-    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = train_from_prepared(cli_in_process, "ner", output, run, manifest, "train.epochs=3",
+                                  "train.auto_settings=false", "model.units=16", "model.char_features=false",
+                                  "train.learning_rate=0.01", "data.repair_tags=true")
     assert metrics["model"]["micro"]["f1"] > 0.9  # names and places from their words, learnt from the stream
     answer = cli_in_process("predict", run, "Chen went to Oslo today")
     assert answer.returncode == 0, answer.stderr
@@ -282,13 +287,9 @@ def test_translation_prepares_cleaned_pairs_and_trains_from_them(tmp_path, cli_i
     assert manifest["columns"] == ["source", "target"] and manifest["list_columns"] == []
     assert sum(split["rows"] for split in manifest["splits"].values()) == 900  # the long pair dropped
     run = tmp_path / "run"
-    result = cli_in_process("train", "translation", "--data", output, "--output-dir", run,
-                            "--set", "train.epochs=1", "--set", "train.auto_settings=false",
-                            "--set", "model.units=16", "--set", "model.embedding_dim=8",
-                            "--set", "model.attention_units=16")
-    assert result.returncode == 0, result.stderr
-    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = train_from_prepared(cli_in_process, "translation", output, run, manifest, "train.epochs=1",
+                                  "train.auto_settings=false", "model.units=16", "model.embedding_dim=8",
+                                  "model.attention_units=16")
     assert metrics["num_examples"] == manifest["splits"]["test"]["rows"]
     answer = cli_in_process("predict", run, "two three")
     assert answer.returncode == 0, answer.stderr
@@ -330,13 +331,9 @@ def test_text_generation_prepares_pieces_and_trains_from_them(tmp_path, cli_in_p
     assert manifest["sample"]["rows"] == 10  # free text: no piece added for coverage
     assert len(manifest["splits"]["train"]["shards"]) >= 4
     run = tmp_path / "run"
-    result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", run,
-                            "--set", "train.epochs=2", "--set", "train.auto_settings=false",
-                            "--set", "model.units=32", "--set", "data.sequence_length=12",
-                            "--set", "data.tokenization=word")  # words: evaluation reads the sample by lines
-    assert result.returncode == 0, result.stderr
-    assert f"{manifest['splits']['train']['rows']:,} training rows" in result.stdout
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = train_from_prepared(cli_in_process, "text_generation", output, run, manifest, "train.epochs=2",
+                                  "train.auto_settings=false", "model.units=32", "data.sequence_length=12",
+                                  "data.tokenization=word")  # words: evaluation reads the sample by lines
     assert metrics["model"]["loss"] < metrics["baseline"]["loss"] + 0.5  # it learnt from the stream
     result = cli_in_process("train", "text_generation", "--data", output, "--output-dir", tmp_path / "stateful",
                             "--set", "train.stateful=true", "--set", "train.auto_settings=false")
