@@ -23,6 +23,7 @@ ends and a missing final newline.
 import codecs
 import csv
 import io
+import itertools
 import json
 import pathlib
 import re
@@ -915,7 +916,17 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
         line_labels = [f"line {position + 2}" for position in range(len(frame))
                        if not blank[position]]  # the header is line 1
         frame = frame.loc[~blank].reset_index(drop=True)
-    where = _RowLocator(path, line_labels)
+    return _timeseries_from_table(frame, _RowLocator(path, line_labels), path, time_column, time_columns,
+                                  value_columns, missing_values, time_format, setting_prefix, year_offset)
+
+
+def _timeseries_from_table(frame, where, path, time_column, time_columns, value_columns, missing_values,
+                           time_format, setting_prefix, year_offset, numeric_columns=None):
+    """:func:`read_timeseries` from the file's table of strings (``where`` names its rows).
+
+    ``numeric_columns``: the value columns that must hold numbers (a later chunk of a streamed
+    file, whose first chunk decided); None decides from the values.
+    """
     available = ", ".join(repr(name) for name in frame.columns)
     if (time_column is None) == (time_columns is None):
         raise errors.SeqTemplatesError(
@@ -961,7 +972,8 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
     missing_markers = {""} | {str(marker).strip() for marker in (missing_values or [])}
     result = pandas.DataFrame(index=pandas.DatetimeIndex(times, name="time"))
     for name in value_names:
-        result[name] = _convert_column(frame[name], name, missing_markers, where, setting_prefix)
+        result[name] = _convert_column(frame[name], name, missing_markers, where, setting_prefix,
+                                       None if numeric_columns is None else name in numeric_columns)
     return result
 
 
@@ -1004,6 +1016,12 @@ def _read_delimited_table(path, delimiter, encoding, setting_prefix):
     text = read_lines(path, encoding, setting_prefix)
     if not text.strip():
         raise errors.SeqTemplatesError(f"{path}: the file is empty; expected a header and rows.")
+    return _parse_delimited(text, path, delimiter)
+
+
+def _parse_delimited(text, path, delimiter, file_line=None):
+    """A header and rows of delimited text as a table of strings; ``file_line(n)`` is the file's line of
+    the text's line ``n`` (1-based; None: the same), for the error of a row with the wrong field count."""
     try:
         frame = pandas.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
                                 na_filter=False, skip_blank_lines=False)
@@ -1011,6 +1029,7 @@ def _read_delimited_table(path, delimiter, encoding, setting_prefix):
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
         if match:
             expected, line, found = match.groups()
+            line = file_line(int(line)) if file_line else line
             raise errors.SeqTemplatesError(
                 f"{path}:{line}: expected {expected} fields (as in the header), found {found}; "
                 "fix that line."
@@ -1018,6 +1037,83 @@ def _read_delimited_table(path, delimiter, encoding, setting_prefix):
         raise errors.SeqTemplatesError(f"{path}: malformed CSV ({error}).") from None
     frame.columns = [str(name).strip() for name in frame.columns]
     return frame
+
+
+def stream_timeseries(path, time_column=None, time_columns=None, value_columns=None, missing_values=None,
+                      time_format=None, file_format=None, encoding="utf-8", setting_prefix="data.",
+                      delimiter=None, year_offset=None, chunk_rows=100_000):
+    """Yields :func:`read_timeseries`'s frame of a file larger than memory, ``chunk_rows`` rows at a time.
+
+    The same formats, checks and one-line errors (file and line), read through
+    :func:`stream_lines` (local or ``gs://``-style paths; Parquet by row groups through
+    ``pyarrow``). The first chunk decides which value columns are numbers; a later text value
+    in one of them is an error naming its line. Time order is checked across chunks too.
+    A quoted CSV field must not span lines.
+
+    Raises:
+        SeqTemplatesError: As :func:`read_timeseries`, when the row at fault is reached.
+    """
+    file_format = file_format or infer_format(pathlib.Path(path), setting_prefix)
+    file_format = "csv" if file_format == "text" else file_format
+    if file_format not in TIMESERIES_FORMATS:
+        raise errors.SeqTemplatesError(
+            f"{path}: time series are read from {', '.join(TIMESERIES_FORMATS)} files, not "
+            f"{file_format}; set {setting_prefix}format to one of those.")
+    options = (time_column, time_columns, value_columns, missing_values, time_format, setting_prefix, year_offset)
+    numeric, previous = None, None  # the numeric columns; the last row read (its table row, its label)
+    for table, labels, carried in _table_chunks(path, file_format, delimiter, encoding, setting_prefix, chunk_rows):
+        if previous is not None and not carried:  # the last row again: time order is checked across chunks
+            table, labels = pandas.concat([previous[0], table], ignore_index=True), [previous[1], *labels]
+            carried = True
+        frame = _timeseries_from_table(table, _RowLocator(path, labels), path, *options, numeric_columns=numeric)
+        numeric = numeric if numeric is not None else {name for name in frame.columns if frame[name].dtype.kind == "f"}
+        previous = (table.iloc[-1:], labels[-1])
+        yield frame.iloc[1:] if carried else frame
+    if previous is None:
+        raise errors.SeqTemplatesError(f"{path}: no rows found; the file has only a header.")
+
+
+def _table_chunks(path, file_format, delimiter, encoding, setting_prefix, chunk_rows):
+    """Yields ``(table, labels, carried)``: :func:`stream_timeseries`'s rows as tables (strings from CSV/TSV,
+    blank lines left out), each row's ``line N`` (``row N`` for Parquet), and whether the first row is
+    the previous table's last (CSV/TSV chunks after the first)."""
+    if file_format == "parquet":
+        try:
+            import pyarrow.parquet
+        except ImportError:
+            raise errors.SeqTemplatesError(
+                f"{path}: reading Parquet needs pyarrow; run `pip install pyarrow`.") from None
+        with open_binary(path) as handle:
+            done = 0
+            for batch in pyarrow.parquet.ParquetFile(handle).iter_batches(batch_size=chunk_rows):
+                table = batch.to_pandas()
+                table.columns = [str(name).strip() for name in table.columns]
+                yield table, [f"row {done + position + 1}" for position in range(len(table))], False
+                done += len(table)
+        return
+    lines = stream_lines(path, encoding, setting_prefix)
+    header = next(lines, "")
+    if not header.strip():
+        raise errors.SeqTemplatesError(f"{path}: the file is empty or its first line is blank; expected a header "
+                                       "and rows.")
+    if delimiter is None:
+        delimiter = "\t" if file_format == "tsv" else ";" if ";" in header and "," not in header else ","
+    first_line, previous = 2, None  # the file's line of the chunk's first row; the last row read (line, text)
+    while chunk := list(itertools.islice(lines, chunk_rows)):
+        # The last row read comes first again (pandas reads a first row with a field too many as an index).
+        carried = [previous[1]] if previous else []
+        start = first_line - len(carried)
+        table = _parse_delimited(header + "".join(carried + chunk), path, delimiter,
+                                 lambda line, start=start: 1 if line == 1 else (
+                                     previous[0] if carried and line == 2 else start + line - 2))
+        blank = (table.apply(lambda column: column.str.strip()) == "").all(axis=1).to_numpy()
+        numbers = [previous[0] for _ in carried] + list(range(first_line, first_line + len(chunk)))
+        labels = [f"line {number}" for number, empty in zip(numbers, blank) if not empty]
+        first_line += len(chunk)
+        if len(labels) > len(carried):
+            last = int((~blank).nonzero()[0][-1])
+            previous = (numbers[last], (carried + chunk)[last])
+            yield table.loc[~blank].reset_index(drop=True), labels, bool(carried)
 
 
 def _read_parquet_table(path):
@@ -1163,16 +1259,18 @@ def _check_time_order(times, describe, where, time_names):
     )
 
 
-def _convert_column(column, name, missing_markers, where, setting_prefix):
-    """Returns a float column, or the strings of a non-numeric (categorical) one."""
-    if pandas.api.types.is_numeric_dtype(column) and not pandas.api.types.is_bool_dtype(column):
+def _convert_column(column, name, missing_markers, where, setting_prefix, numeric=None):
+    """Returns a float column, or the strings of a non-numeric (categorical) one (``numeric``: it
+    must be numbers (True) or is text (False); None decides: numbers where most values are)."""
+    if numeric is not False and pandas.api.types.is_numeric_dtype(column) and not pandas.api.types.is_bool_dtype(
+            column):
         return column.astype("float64").to_numpy()
     text = pandas.Series([_strip(value) for value in column.astype(object)], dtype=object)
     missing = text.isna().to_numpy() | text.isin(missing_markers).to_numpy()
     numbers = pandas.to_numeric(text.where(~missing, None), errors="coerce")
     unparsed = numbers.isna().to_numpy() & ~missing
     present = int((~missing).sum())
-    if present and unparsed.sum() * 2 < present:
+    if numeric or (numeric is None and present and unparsed.sum() * 2 < present):
         if unparsed.any():
             row = int(unparsed.nonzero()[0][0])
             raise errors.SeqTemplatesError(
