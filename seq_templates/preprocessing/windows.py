@@ -83,7 +83,7 @@ def season_length_for(frequency):
     return SEASON_BY_FREQUENCY.get(offset.name.split("-")[0], 1) if offset.n == 1 else 1
 
 
-def regularize(frame, frequency, source="data", setting="data.frequency"):
+def regularize(frame, frequency, source="data", setting="data.frequency", first_row=1):
     """Reindexes a time-indexed frame onto its full grid; gaps become rows of missing values.
 
     Args:
@@ -91,6 +91,7 @@ def regularize(frame, frequency, source="data", setting="data.frequency"):
         frequency: The grid's frequency alias.
         source: The file or dataset named in errors.
         setting: The frequency setting named in errors.
+        first_row: The data row of the frame's first row (a piece of a longer series).
 
     Returns:
         ``(frame, added)``: the regular frame and a boolean array marking the added rows.
@@ -103,13 +104,13 @@ def regularize(frame, frequency, source="data", setting="data.frequency"):
     if off_grid.any():
         row = int(off_grid.nonzero()[0][0])
         raise errors.SeqTemplatesError(
-            f"{source}: data row {row + 1} has time {frame.index[row]}, which is not a step of the "
+            f"{source}: data row {row + first_row} has time {frame.index[row]}, which is not a step of the "
             f"frequency '{frequency}' counted from {frame.index[0]}; set {setting} to the data's time step.")
     added = ~grid.isin(frame.index)
     return frame.reindex(grid), added
 
 
-def fill_missing(frame, policy, added=None, source="data", setting_prefix="data."):
+def fill_missing(frame, policy, added=None, source="data", setting_prefix="data.", first_row=1):
     """Applies the missing-value policy; returns ``(filled frame, report)``.
 
     Args:
@@ -118,6 +119,7 @@ def fill_missing(frame, policy, added=None, source="data", setting_prefix="data.
         added: Boolean array of rows :func:`regularize` added (gaps), or None.
         source: The file or dataset named in errors.
         setting_prefix: Prefix of the settings named in errors.
+        first_row: The data row of the frame's first row that is not a gap (a piece of a longer series).
 
     Returns:
         The filled frame and a report: ``{"policy", "rows_added_for_gaps", "filled_values": {column: count}}``.
@@ -142,7 +144,7 @@ def fill_missing(frame, policy, added=None, source="data", setting_prefix="data.
                 f"{source}: no row for time {frame.index[row]} (a gap after {frame.index[row - 1]}); add the "
                 f"row, or {fix}.")
         row, column = map(int, np.argwhere(missing.to_numpy())[0])
-        data_row = int((~added[:row]).sum()) + 1
+        data_row = int((~added[:row]).sum()) + first_row
         raise errors.SeqTemplatesError(
             f"{source}: data row {data_row} (time {frame.index[row]}) has no value in column "
             f"'{frame.columns[column]}'; fill it in the file, or {fix}.")
@@ -382,7 +384,7 @@ def select_columns(frame, target_columns, covariate_columns, source="data", sett
 
     Args:
         frame: The time-indexed frame read from the data.
-        target_columns: Names of the columns to forecast; empty takes the first column.
+        target_columns: Names of the columns to forecast; empty takes the first that is not a covariate.
         covariate_columns: Names of input-only columns (numbers or text).
         source: The file or dataset named in errors.
         setting_prefix: Prefix of the settings named in errors.
@@ -393,7 +395,12 @@ def select_columns(frame, target_columns, covariate_columns, source="data", sett
     Raises:
         SeqTemplatesError: A column does not exist, or a target is not numeric.
     """
-    targets = list(target_columns) or [frame.columns[0]]
+    covariates = [str(name) for name in covariate_columns]
+    targets = list(target_columns) or [name for name in frame.columns if name not in covariates][:1]
+    if not targets:
+        raise errors.SeqTemplatesError(
+            f"{source}: every column is a covariate ({setting_prefix}covariate_columns); leave one to forecast, or "
+            f"name it in {setting_prefix}target_columns.")
     for name in targets + list(covariate_columns):
         if name not in frame.columns or (name in targets and frame[name].dtype.kind != "f"):
             problem = "is not numeric" if name in frame.columns else "does not exist"
