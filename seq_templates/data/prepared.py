@@ -74,7 +74,7 @@ def is_prepared(path):
     """Whether ``path`` is a folder :func:`prepare` completed (it holds ``prepared.json``)."""
     import tensorflow as tf
 
-    return bool(path) and tf.io.gfile.exists(_join(str(path), MANIFEST))
+    return bool(path) and tf.io.gfile.exists(join(str(path), MANIFEST))
 
 
 def examples(split, seed=None):
@@ -122,10 +122,34 @@ def load(path, task):
     Raises:
         SeqTemplatesError: Not a prepared folder, another template's, or another version's.
     """
+    path = str(path)
+    manifest = read_manifest(path, task)
+    names, list_columns = manifest["columns"], manifest.get("list_columns", [])
+    splits = {}
+    for name in ("validation", "test"):
+        splits[name] = read_columns([join(path, shard) for shard in manifest["splits"][name]["shards"]], names,
+                                    list_columns)
+    train = manifest["splits"]["train"]
+    sample = read_columns([join(path, manifest["sample"]["file"])], names, list_columns)
+    splits["train"] = PreparedSplit(sample, [join(path, shard) for shard in train["shards"]], train["rows"],
+                                    names, list_columns)
+    if path not in _ANNOUNCED:  # once per process (auto settings read the folder before training does)
+        _ANNOUNCED.add(path)
+        print(f"Data: the prepared dataset {path}: {train['rows']:,} training rows in {len(train['shards'])} "
+              f"shards, streamed to training; vocabularies, auto settings and baselines read its seeded sample "
+              f"of {len(sample[0]):,} rows.", flush=True)
+    return splits
+
+
+def read_manifest(path, task):
+    """The manifest of the prepared folder ``path``, checked to be this version's and ``task``'s.
+
+    Raises:
+        SeqTemplatesError: Not readable, another version's, or another template's.
+    """
     import tensorflow as tf
 
-    path = str(path)
-    manifest_path = _join(path, MANIFEST)
+    manifest_path = join(str(path), MANIFEST)
     try:
         manifest = json.loads(tf.io.gfile.GFile(manifest_path, "r").read())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -139,21 +163,7 @@ def load(path, task):
         raise errors.SeqTemplatesError(
             f"{path} was prepared for the {manifest['task']} template, not {task}; train "
             f"{manifest['task']} on it, or prepare the source again with `seq-templates prepare {task}`.")
-    names, list_columns = manifest["columns"], manifest.get("list_columns", [])
-    splits = {}
-    for name in ("validation", "test"):
-        splits[name] = read_columns([_join(path, shard) for shard in manifest["splits"][name]["shards"]], names,
-                                    list_columns)
-    train = manifest["splits"]["train"]
-    sample = read_columns([_join(path, manifest["sample"]["file"])], names, list_columns)
-    splits["train"] = PreparedSplit(sample, [_join(path, shard) for shard in train["shards"]], train["rows"],
-                                    names, list_columns)
-    if path not in _ANNOUNCED:  # once per process (auto settings read the folder before training does)
-        _ANNOUNCED.add(path)
-        print(f"Data: the prepared dataset {path}: {train['rows']:,} training rows in {len(train['shards'])} "
-              f"shards, streamed to training; vocabularies, auto settings and baselines read its seeded sample "
-              f"of {len(sample[0]):,} rows.", flush=True)
-    return splits
+    return manifest
 
 
 def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1234, sample_rows=SAMPLE_ROWS,
@@ -187,6 +197,18 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
     Raises:
         SeqTemplatesError: ``output`` holds files, or the reader's error (what was written is removed).
     """
+    return write_folder(output, lambda folder: {
+        **_write(folder, tuple(columns), splits, estimated_rows, fractions or {}, seed, sample_rows,
+                 max_heldout_rows, shard_megabytes, source_bytes), "task": task, "source": source or {}})
+
+
+def write_folder(output, write):
+    """Creates the new folder ``output``, fills it with ``write(output)`` and writes the manifest that
+    returns last; on any error removes what was written. Returns the manifest.
+
+    Raises:
+        SeqTemplatesError: ``output`` is a file or holds files, a write failed, or ``write``'s error.
+    """
     import tensorflow as tf
 
     output = str(output).rstrip("/")
@@ -201,12 +223,10 @@ def prepare(output, columns, splits, estimated_rows=None, fractions=None, seed=1
         raise errors.SeqTemplatesError(f"Cannot create '{output}' ({error.message}); give --output a folder "
                                        "you can write.") from None
     try:
-        manifest = _write(output, tuple(columns), splits, estimated_rows, fractions or {}, seed, sample_rows,
-                          max_heldout_rows, shard_megabytes, source_bytes)
-        manifest.update({"task": task, "source": source or {}})
-        with tf.io.gfile.GFile(_join(output, MANIFEST + ".partial"), "w") as handle:
+        manifest = write(output)
+        with tf.io.gfile.GFile(join(output, MANIFEST + ".partial"), "w") as handle:
             handle.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        tf.io.gfile.rename(_join(output, MANIFEST + ".partial"), _join(output, MANIFEST), overwrite=True)
+        tf.io.gfile.rename(join(output, MANIFEST + ".partial"), join(output, MANIFEST), overwrite=True)
     except tf.errors.OpError as error:  # the file system refused a write (space, permission, ...)
         _remove_written(output, created)
         raise errors.SeqTemplatesError(f"Writing '{output}' failed ({error.message}); nothing was kept.") from None
@@ -224,7 +244,7 @@ def _remove_written(output, created):
         tf.io.gfile.rmtree(output)
     else:
         for name in tf.io.gfile.listdir(output):
-            tf.io.gfile.remove(_join(output, name))
+            tf.io.gfile.remove(join(output, name))
 
 
 def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows, max_heldout_rows,
@@ -239,7 +259,7 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
         carved = {name: min(fraction, max_heldout_rows / estimated_rows) for name, fraction in carved.items()}
     num_shards = max(1, math.ceil((source_bytes or 0) / (shard_megabytes * 2 ** 20)))
     shard_names = [f"train-{index:05d}-of-{num_shards:05d}.tfrecord" for index in range(num_shards)]
-    writers = [tf.io.TFRecordWriter(_join(output, name)) for name in shard_names]
+    writers = [tf.io.TFRecordWriter(join(output, name)) for name in shard_names]
     heldout = {name: [] for name in ("validation", "test")}
     chooser, sampler = random.Random(seed), random.Random(seed + 1)
     sample, seen, first_of_value, train_rows, list_columns = [], 0, {}, 0, None
@@ -298,11 +318,11 @@ def _write(output, columns, splits, estimated_rows, fractions, seed, sample_rows
         if not rows_of_split:
             raise errors.SeqTemplatesError(
                 f"The {name} split is empty; give data.{name}_path or a data.{name}_fraction above 0.")
-        _write_records(_join(output, f"{name}-00000-of-00001.tfrecord"), columns, rows_of_split)
+        _write_records(join(output, f"{name}-00000-of-00001.tfrecord"), columns, rows_of_split)
         manifest["splits"][name] = {"rows": len(rows_of_split), "shards": [f"{name}-00000-of-00001.tfrecord"],
                                     "how": (f"carved: rows whose seeded hash of '{columns[0]}' falls in {ranges[name]}"
                                             if name in carved else "its own file")}
-    _write_records(_join(output, "sample-train.tfrecord"), columns, sample)
+    _write_records(join(output, "sample-train.tfrecord"), columns, sample)
     elapsed = time.monotonic() - started
     print(f"prepare: {train_rows:,} training rows in {num_shards} shards, validation "
           f"{manifest['splits']['validation']['rows']:,}, test {manifest['splits']['test']['rows']:,}, sample "
@@ -403,5 +423,5 @@ def _feature_spec(names, list_columns=()):
             for name in names}
 
 
-def _join(folder, name):
+def join(folder, name):
     return f"{folder.rstrip('/')}/{name}"
