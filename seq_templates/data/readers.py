@@ -30,6 +30,7 @@ import re
 import sys
 import warnings
 
+import numpy as np
 import pandas
 
 from seq_templates import errors
@@ -1133,6 +1134,17 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
+def _stripped(column, as_text=False):
+    """A column's values as an object array, strings stripped (vectorized where every value is a string);
+    ``as_text``: other values but None as their ``str``."""
+    if pandas.api.types.is_string_dtype(column) and not column.isna().any():
+        return column.astype(str).str.strip().to_numpy(dtype=object)
+    array = np.empty(len(column), dtype=object)
+    array[:] = [value if value is None or not as_text else str(value)
+                for value in map(_strip, column.astype(object))]
+    return array
+
+
 def _checked_year_offset(year_offset, time_format, setting_prefix):
     """Returns ``year_offset`` as an int (or None), refusing a value or format it cannot work with."""
     if year_offset is None:
@@ -1174,7 +1186,7 @@ def _parse_times(frame, time_names, single, time_format, where, setting_prefix, 
     else:
         values = frame[time_names[0]]
         if not pandas.api.types.is_datetime64_any_dtype(values):
-            values = values.map(lambda value: value if value is None else str(_strip(value)))
+            values = pandas.Series(_stripped(values, as_text=True), index=values.index, dtype=object)
             for name in time_names[1:]:
                 values = values + " " + frame[name].map(lambda value: str(_strip(value)))
         shown = lambda row: repr(values.iloc[row])  # noqa: E731
@@ -1265,7 +1277,7 @@ def _convert_column(column, name, missing_markers, where, setting_prefix, numeri
     if numeric is not False and pandas.api.types.is_numeric_dtype(column) and not pandas.api.types.is_bool_dtype(
             column):
         return column.astype("float64").to_numpy()
-    text = pandas.Series([_strip(value) for value in column.astype(object)], dtype=object)
+    text = pandas.Series(_stripped(column), dtype=object)
     missing = text.isna().to_numpy() | text.isin(missing_markers).to_numpy()
     numbers = pandas.to_numeric(text.where(~missing, None), errors="coerce")
     unparsed = numbers.isna().to_numpy() & ~missing
