@@ -489,22 +489,24 @@ def series_windows(frame, target_columns, frequency, report=None, prefix="data."
         report: ``windows.fill_missing``'s report of reading it with interpolation, or None.
         prefix, model_prefix: The sections of the windowing and the network's keys.
     """
+    from seq_templates.data import prepared_series
     from seq_templates.preprocessing import windows as windows_module
 
     target = windows_module.column_groups(frame, target_columns)["targets"][0]
-    values = frame[target].to_numpy(dtype="float64")
-    steps, season = len(values), int(windows_module.season_length_for(frequency) or 1)
+    values = frame[target].to_numpy(dtype="float64")  # a prepared series' frame: its last steps
+    steps, season = prepared_series.steps(frame), int(windows_module.season_length_for(frequency) or 1)
     horizon = season if 2 <= season <= 24 else max(1, min(12, steps // 20))
     held_out = int(max(2 * horizon, min(round(0.1 * steps), 10 * horizon)))
-    train = values[:max(1, steps - 2 * held_out)]
-    width = int(max(1, min(max(2 * horizon, 2 * season), len(train) // 3)))
+    train = values[:max(1, len(values) - 2 * held_out)]  # (of a prepared series, the training steps kept)
+    train_steps = max(1, steps - 2 * held_out)
+    width = int(max(1, min(max(2 * horizon, 2 * season), train_steps // 3)))
     why = f"{steps} steps, season {season}"
     choices = [Choice(f"{prefix}season_length", season, "the frequency's usual season"),
                Choice(f"{prefix}horizon", horizon, f"one season ({why})" if 2 <= season <= 24 else why),
                Choice(f"{prefix}test_size", held_out, f"10 % of {steps} steps, 2 to 10 horizons"),
                Choice(f"{prefix}validation_size", held_out, f"10 % of {steps} steps, 2 to 10 horizons"),
                Choice(f"{prefix}input_width", width, f"two seasons or horizons, at most a third of the "
-                                                      f"{len(train)}-step training block")]
+                                                      f"{train_steps}-step training block")]
     filled = sum((report or {}).get("filled_values", {}).values())
     if filled:
         choices.append(Choice(f"{prefix}missing_policy", "interpolate",
@@ -521,9 +523,9 @@ def series_windows(frame, target_columns, frequency, report=None, prefix="data."
     trend, seasonal, aicc = _ets_form(train[-2000:], season, multiplicative=bool(np.all(train > 0)))
     choices += [Choice(f"{prefix}ets_trend", trend, f"lowest AICc on the training block ({aicc:.1f})"),
                 Choice(f"{prefix}ets_seasonal", seasonal, f"lowest AICc on the training block ({aicc:.1f})")]
-    windows = max(1, len(train) - width - horizon + 1)
-    return choices + recurrent_sizes([width] * windows, (f"{model_prefix}units",), dropout_key=None,
-                                     length_key=None, what="training values (window steps)")
+    windows = max(1, train_steps - width - horizon + 1)
+    return choices + recurrent_sizes([width] * min(windows, 10_000), (f"{model_prefix}units",), dropout_key=None,
+                                     length_key=None, what="training values (window steps)", rows=windows)
 
 
 def _naive_errors(train, horizon, season, width):

@@ -24,7 +24,7 @@ from seq_templates import errors
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130
 TENSORFLOW_VERBS = ("train", "tune", "prepare", "evaluate", "predict", "export", "serve")
-PREPARED_TEMPLATES = ("sentiment", "ner", "translation", "text_generation")  # the bundled apps with stream_examples
+PREPARED_TEMPLATES = ("sentiment", "ner", "translation", "text_generation", "forecasting")  # bundled apps that prepare
 
 
 def _import_tensorflow_quietly():
@@ -122,7 +122,7 @@ def _command_prepare(arguments):
     from seq_templates.data import prepared
 
     app = apps_loader.load_app(arguments.task)
-    if not hasattr(app, "stream_examples"):
+    if not hasattr(app, "stream_examples") and not hasattr(app, "prepare_data"):
         raise errors.SeqTemplatesError(
             f"The {app.TASK} template does not read prepared data yet ({', '.join(PREPARED_TEMPLATES)} do); "
             "train it on the file itself.")
@@ -141,12 +141,19 @@ def _command_prepare(arguments):
         app.CONFIG_SECTIONS, app.TASK, configs_folder=pathlib.Path(app.__file__).parent / "configs")
     data_config = parsed.config["data"]
     size, lines = prepared.measure(data_config.path)
+    print(f"prepare: reading {data_config.path} ({size / 2 ** 20:,.1f} MB, about {lines:,} lines) into "
+          f"{arguments.output}", flush=True)
+    if hasattr(app, "prepare_data"):  # an app that writes its own prepared data (a series: whole windows)
+        app.prepare_data(data_config, arguments.output, sample_rows=arguments.sample_rows,
+                         max_heldout_rows=arguments.max_heldout_rows, shard_megabytes=arguments.shard_mb,
+                         source_bytes=size)
+        print(f"Prepared: {arguments.output}; train with `seq-templates train {arguments.task} --data "
+              f"{arguments.output}`")
+        return 0
     splits = {"train": app.stream_examples(data_config, data_config.path)}
     for name in ("validation", "test"):
         if getattr(data_config, f"{name}_path"):
             splits[name] = app.stream_examples(data_config, getattr(data_config, f"{name}_path"))
-    print(f"prepare: reading {data_config.path} ({size / 2 ** 20:,.1f} MB, about {lines:,} lines) into "
-          f"{arguments.output}", flush=True)
     prepared.prepare(
         arguments.output, app.PREPARED_COLUMNS, splits,
         estimated_rows=-(-size // limits["row_bytes"]) if "row_bytes" in limits else lines,  # rows: lines, or pieces
@@ -444,11 +451,13 @@ def build_parser():
         description="Read --data (local or gs://...) one row at a time into sharded TFRecords under --output: "
                     "held-out splits carved by a seeded hash (or data.validation_path/test_path), a seeded sample "
                     "of training rows for vocabularies and auto settings, prepared.json last. Then `seq-templates "
-                    "train TASK --data OUTPUT` streams the training rows.")
+                    "train TASK --data OUTPUT` streams the training rows. forecasting reads a series a chunk of rows "
+                    "at a time onto its time grid and writes records of consecutive steps, its last steps whole "
+                    "(the held-out blocks) and a sample of steps (the normalization).")
     prepare.add_argument("task", metavar="TASK|APP.py")
     prepare.add_argument("--data", metavar="PATH", required=True,
                          help="the data file (sentiment: CSV/TSV/JSONL; ner: CoNLL; translation: source<TAB>target; "
-                              "text_generation: plain text)")
+                              "text_generation: plain text; forecasting: CSV/TSV/Parquet with a time column)")
     prepare.add_argument("--output", metavar="DIR", required=True, help="a new folder (local or gs://...)")
     prepare.add_argument("--config", metavar="FILE", action="append", default=[],
                          help="a config file whose data section says how to read the file; repeatable")
@@ -456,10 +465,11 @@ def build_parser():
                          help="a data setting (data.text_column=review, data.validation_fraction=0.01); repeatable")
     prepare.add_argument("--sample-rows", type=int, default=None,
                          help="training rows kept as the seeded sample vocabularies are adapted on (default 100000; "
-                              "text_generation: 1000 pieces of about 4 KB)")
+                              "text_generation: 1000 pieces of about 4 KB; forecasting: steps)")
     prepare.add_argument("--max-heldout-rows", type=int, default=None,
                          help="about the most rows a carved validation or test split takes (default 50000; "
-                              "translation: 5000 pairs; text_generation: 100 pieces)")
+                              "translation: 5000 pairs; text_generation: 100 pieces; forecasting: the last steps "
+                              "kept whole for the validation and test blocks)")
     prepare.add_argument("--shard-mb", type=float, default=64.0,
                          help="megabytes of source text per training shard (default 64)")
 

@@ -19,6 +19,7 @@ from seq_templates import errors
 from seq_templates import export
 from seq_templates import lifecycle
 from seq_templates import training
+from seq_templates.data import prepared_series
 from seq_templates.data import readers
 from seq_templates.data import registry
 from seq_templates.evaluation import forecasting
@@ -113,38 +114,42 @@ def auto_settings(config):
 
 def read_series(data_config, path=None):
     """The series (``path``, ``--data`` or a dataset): ``(frame, report, frequency, source)``."""
+    if not path and prepared_series.is_prepared(data_config.path):  # `seq-templates prepare`d
+        return prepared_series.read(data_config, TASK)  # (its last steps; training streams)
     if path or data_config.path:
         paths = [path] if path else [file for file in (
             data_config.path, data_config.validation_path, data_config.test_path) if file]
-        source = str(paths[0])
         options = {key: getattr(data_config, key) for key in (*TIME_OPTIONS, "missing_values")}
-        frames = [readers.read_timeseries(
-            file, value_columns={f"data.{key}": getattr(data_config, key) for key in COLUMN_KEYS},
+        frames, source = [readers.read_timeseries(
+            file, value_columns={f"data.{key}": getattr(data_config, key) for key in COLUMN_KEYS
+                                 if data_config.target_columns},  # none: all (the first target)
             file_format=data_config.format, encoding=data_config.encoding, **options)
-            for file in paths]
+            for file in paths], str(paths[0])
     elif data_config.dataset:
-        splits, _ = registry.read(data_config.dataset)
-        source = f"dataset '{data_config.dataset}'"
+        (splits, _), source = registry.read(data_config.dataset), f"dataset '{data_config.dataset}'"
         frames = [splits[name] for name in ("train", "all", "validation", "test") if name in splits]
     else:
         raise errors.SeqTemplatesError("No data: pass --data PATH or --dataset NAME.")
-    return (*windows.series_frame(frames, data_config.target_columns,
-                                  data_config.covariate_columns, data_config.frequency,
-                                  data_config.missing_policy, source), source)
+    return (*windows.series_frame(frames, data_config.target_columns, data_config.covariate_columns,
+            data_config.frequency, data_config.missing_policy, source), source)
+
+
+def prepare_data(data, output, **limits):  # `seq-templates prepare`: a chunk of rows at a time
+    return prepared_series.prepare(output, data, TASK, **limits)
 
 
 def load_raw_data(data_config):
     """Returns ``{"train"|"validation"|"test": windows.WindowSplit}``: blocks in time order."""
     frame, report, frequency, source = read_series(data_config)
+    steps = prepared_series.steps(frame)  # a prepared series' frame is its tail
     sizes = [getattr(data_config, f"{name}_size")  # steps, else a fraction of the series
-             or int(round(len(frame) * getattr(data_config, f"{name}_fraction")))
+             or int(round(steps * getattr(data_config, f"{name}_fraction")))
              for name in ("test", "validation")]
     evaluation = data_config.backtest_stride  # steps between the origins of held-out windows
-    return windows.split_windows(
+    return prepared_series.split_windows(  # a prepared series: training windows streamed
         frame, windows.column_groups(frame, data_config.target_columns),
-        windows.block_bounds(len(frame), *sizes, source), data_config.input_width,
-        data_config.horizon, strides={"train": data_config.stride, "validation": evaluation,
-                                      "test": evaluation},
+        windows.block_bounds(steps, *sizes, source), data_config.input_width, data_config.horizon,
+        strides={"train": data_config.stride, "validation": evaluation, "test": evaluation},
         max_origins={"train": data_config.max_train_samples, "test": data_config.backtest_origins},
         frequency=frequency, report=report, source=source,
         season_length=data_config.season_length or windows.season_length_for(frequency))
@@ -154,17 +159,16 @@ def load_raw_data(data_config):
 # region 2. preprocess
 def build_preprocessing(config, train_split):
     """Normalization (numbers) and category lookups adapted on the training block; columns too."""
-    block = train_split.block
-    groups = windows.column_groups(block, config["data"].target_columns)
+    groups = windows.column_groups(train_split.block, config["data"].target_columns)
     preprocessing = {}
     for name, layer in NORMALIZERS.items():
         if groups[name]:
             preprocessing[layer] = keras.layers.Normalization(axis=-1, name=layer)
-            preprocessing[layer].adapt(block[groups[name]].to_numpy(dtype="float32"))
+            preprocessing[layer].adapt(train_split.block[groups[name]].to_numpy(dtype="float32"))
     if groups["categories"]:
         preprocessing["category_lookup"] = keras.layers.StringLookup(name="category_lookup")
         preprocessing["category_lookup"].adapt(
-            tf.constant(block[groups["categories"]].to_numpy(dtype=str).ravel()))
+            tf.constant(train_split.block[groups["categories"]].to_numpy(dtype=str).ravel()))
     preprocessing["series_description"] = forecasting_layers.series_description(
         groups, train_split.frequency)
     return preprocessing
@@ -180,9 +184,8 @@ def featurize(preprocessing, inputs):
 
 def make_dataset(split, preprocessing, config, shuffle=False):
     """``(features, normalized future)`` batches."""
-    return forecasting_layers.window_dataset(
-        split.inputs, split.future, lambda raw, future: (
-            featurize(preprocessing, raw), preprocessing["target_normalizer"](future)),
+    return forecasting_layers.window_dataset(split, lambda raw, future: (  # or prepared shards
+        featurize(preprocessing, raw), preprocessing["target_normalizer"](future)),
         config["train"].batch_size, shuffle=shuffle, seed=config["train"].seed)
 # endregion
 
@@ -191,11 +194,12 @@ def make_dataset(split, preprocessing, config, shuffle=False):
 def build_model(config, preprocessing):
     """The compiled model: raw ``targets``[, ``covariates``, ``category_ids``] -> forecast."""
     model_config, data_config = config["model"], config["data"]
-    quantiles, name = model_config.quantiles, f"{TASK}_{config['model'].architecture}"
+    quantiles, name = model_config.quantiles, f"{TASK}_{model_config.architecture}"
     inputs, normalized, side = forecasting_layers.window_inputs(
-        data_config.input_width, *(preprocessing.get(name) for name in (*NORMALIZERS.values(),
-                                                                         "category_lookup")),
-        len(data_config.covariate_columns), model_config.category_embedding_dim)
+        data_config.input_width, *(preprocessing.get(key) for key in (*NORMALIZERS.values(),
+                                                                       "category_lookup")),
+        len(preprocessing["series_description"]["columns"]["categories"]),  # (the series' own)
+        model_config.category_embedding_dim)
     output = forecasting_layers.forecast_network(
         normalized, side, model_config.architecture, data_config.horizon, len(quantiles),
         model_config.cell, model_config.units, model_config.num_layers, model_config.bidirectional,
@@ -211,8 +215,7 @@ def build_model(config, preprocessing):
 
 # region 4. train
 def training_callbacks(preprocessing, config, raw_data):
-    """``val_forecast_mae`` after each epoch: validation MAE in the series' units (the monitor),
-    at the scale of the network's correction to its baseline that forecasts validation best."""
+    """``val_forecast_mae``, the monitor: validation MAE at the best scale of the correction."""
     validation = raw_data["validation"]
     return [forecasting_layers.shrinkage_score(
         "val_forecast_mae", lambda model: build_serving(model, preprocessing, config)[1][
@@ -222,8 +225,7 @@ def training_callbacks(preprocessing, config, raw_data):
 
 # region 5. evaluate
 def evaluate(predictors, raw_data, config, output_dir):
-    """A rolling-origin backtest of the test block beside naive, seasonal-naive, moving-average and
-    ETS forecasts; ``predictors["serving_default"]`` (region 6's, or the export's) forecasts."""
+    """A rolling-origin backtest of the test block beside naive, seasonal naive, MA and ETS."""
     data_config, quantiles, test = config["data"], config["model"].quantiles, raw_data["test"]
     outputs = predictors["serving_default"](test.inputs)
     metrics, baselines = forecasting.backtest(
@@ -249,10 +251,8 @@ def summary(metrics):
 
 # region 6. export
 def build_serving(model, preprocessing, config):
-    """Returns ``(archive, endpoints, assets)``: ``serving_default`` forecasts from raw windows in
-    the series' units; ``serving.json`` names each input's columns, the frequency, the horizon."""
+    """``(archive, endpoints, assets)``: raw windows -> forecasts in the series' units."""
     quantiles = config["model"].quantiles
-
     def forecast(**inputs):  # raw windows -> the model -> the series' units
         normalized = model(featurize(preprocessing, inputs), training=False)
         return forecasting_layers.forecast_outputs(normalized, preprocessing["target_normalizer"],
@@ -274,15 +274,14 @@ def example_inputs(raw_data, config):
 
 def read_prediction_file(path, config):
     """``predict --input-file``: its last ``input_width`` steps, read as training read them."""
-    data_config = config["data"]
+    data_config = prepared_series.source_settings(config["data"])  # a prepared source's
     if data_config.dataset and not data_config.path:  # a file like the recipe's: its options
         options = registry.reader_options(registry.get_recipe(data_config.dataset))
         data_config = dataclasses.replace(data_config, missing_values=options.get(
             "missing_values") or [], **{key: options.get(key) for key in TIME_OPTIONS})
-    frame, report, frequency, source = read_series(data_config, path=path)
-    return [(source, windows.prediction_record(frame, report, frequency, source, data_config.
-                                               target_columns, data_config.input_width,
-                                               data_config.horizon))]
+    series = read_series(data_config, path=path)  # (frame, report, frequency, source)
+    return [(series[3], windows.prediction_record(*series, data_config.target_columns,
+                                                  data_config.input_width, data_config.horizon))]
 
 
 def describe_prediction(record, config):

@@ -205,7 +205,7 @@ def covariate_features(normalized_covariates=None, category_ids=None, vocabulary
 
 
 def window_inputs(width, target_normalizer, covariate_normalizer=None, category_lookup=None,
-                  num_covariate_columns=0, embedding_dim=4):
+                  num_category_columns=0, embedding_dim=4):
     """The model's named inputs for windows of ``width`` steps, normalized, and their side features.
 
     Args:
@@ -213,7 +213,7 @@ def window_inputs(width, target_normalizer, covariate_normalizer=None, category_
         target_normalizer: The adapted ``Normalization`` of the targets.
         covariate_normalizer: The adapted ``Normalization`` of the numeric covariates, or None.
         category_lookup: The adapted ``StringLookup`` of the text covariates, or None.
-        num_covariate_columns: All covariate columns (numeric and text).
+        num_category_columns: The text covariate columns.
         embedding_dim: Embedding size per text column.
 
     Returns:
@@ -227,8 +227,7 @@ def window_inputs(width, target_normalizer, covariate_normalizer=None, category_
         inputs["covariates"] = keras.Input((width, numeric), name="covariates")
         covariates = covariate_normalizer(inputs["covariates"])
     if category_lookup is not None:
-        count = num_covariate_columns - (numeric if covariate_normalizer is not None else 0)
-        inputs["category_ids"] = keras.Input((width, count), dtype="int64", name="category_ids")
+        inputs["category_ids"] = keras.Input((width, num_category_columns), dtype="int64", name="category_ids")
     side = covariate_features(covariates, inputs.get("category_ids"),
                               category_lookup and category_lookup.vocabulary_size(), embedding_dim)
     return inputs, target_normalizer(inputs["targets"]), side
@@ -452,18 +451,25 @@ def serving_function(forecast, specs):
     return tf.function(functions[tuple(spec.name for spec in specs)], input_signature=specs)
 
 
-def window_dataset(inputs, future, transform, batch_size, shuffle=False, seed=None):
-    """Raw windows and their futures as a cached, batched ``tf.data.Dataset``.
+def window_dataset(split, transform, batch_size, shuffle=False, seed=None):
+    """A split's raw windows and their futures as a cached, batched ``tf.data.Dataset`` (a prepared
+    series' training windows, ``prepared_series.StreamedWindows``, streamed from its shards).
 
     Args:
-        inputs: ``{name: array}`` raw windows (object arrays of strings for categories).
-        future: ``(windows, horizon, targets)`` future values.
+        split: A ``windows.WindowSplit`` (``inputs``: ``{name: array}`` raw windows, object arrays of
+            strings for categories; ``future``: ``(windows, horizon, targets)``), or a
+            ``prepared_series.StreamedWindows``.
         transform: ``transform(raw inputs, future) -> (features, targets)`` on batches, run
             once (the pipeline is cached after it).
         batch_size: Windows per batch.
         shuffle: Reshuffle the windows every epoch (training).
         seed: The shuffle's seed.
     """
+    from seq_templates.data import prepared_series
+
+    if isinstance(split, prepared_series.StreamedWindows):
+        return prepared_series.window_dataset(split, transform, batch_size, shuffle, seed)
+    inputs, future = split.inputs, split.future
     inputs = {name: tf.constant(values.astype(str) if values.dtype == object else values)
               for name, values in inputs.items()}
     dataset = tf.data.Dataset.from_tensor_slices((inputs, future)).batch(1024).map(

@@ -165,7 +165,8 @@ def test_prepare_refuses_a_used_folder_and_other_templates(tmp_path, cli_in_proc
     assert result.returncode == 2 and "Cannot create" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     result = cli_in_process("prepare", "forecasting", "--data", source, "--output", tmp_path / "series")
-    assert result.returncode == 2 and "does not read prepared data" in result.stderr
+    assert result.returncode == 2 and "set data.time_column" in result.stderr  # a series needs its times
+    assert not (tmp_path / "series").exists() and len(result.stderr.strip().splitlines()) == 1
     result = cli_in_process("prepare", "ner", "--data", source, "--output", tmp_path / "ner")
     assert result.returncode == 2 and "reviews.csv:2: expected 1 columns" in result.stderr
     assert not (tmp_path / "ner").exists()
@@ -175,7 +176,7 @@ def test_prepare_refuses_a_used_folder_and_other_templates(tmp_path, cli_in_proc
     result = cli_in_process("train", "ner", "--data", output, "--output-dir", tmp_path / "run")
     assert result.returncode == 2 and "was prepared for the sentiment template, not ner" in result.stderr
     result = cli_in_process("train", "forecasting", "--data", output, "--output-dir", tmp_path / "run")
-    assert result.returncode == 2 and "prepared dataset" in result.stderr
+    assert result.returncode == 2 and "was prepared for the sentiment template, not forecasting" in result.stderr
     result = cli_in_process("train", "sentiment", "--data", output, "--output-dir", tmp_path / "run",
                             "--set", "data.max_train_samples=10")
     assert result.returncode == 2 and "data.max_train_samples" in result.stderr
@@ -347,11 +348,13 @@ def test_prepare_names_every_template_that_streams_and_only_those():
     from seq_templates import apps_loader
     from seq_templates import cli
 
-    streaming = {task for task in apps_loader.list_templates()
-                 if hasattr(apps_loader.load_app(task), "stream_examples")}
-    assert streaming == set(cli.PREPARED_TEMPLATES)
+    apps = {task: apps_loader.load_app(task) for task in apps_loader.list_templates()}
+    streaming = {task for task, app in apps.items() if hasattr(app, "stream_examples")}
+    writing = {task for task, app in apps.items() if hasattr(app, "prepare_data")}  # a series: its own records
+    assert streaming | writing == set(cli.PREPARED_TEMPLATES) and not streaming & writing
+    assert writing == {"forecasting"}
     for task in streaming:  # each names its columns for the records
-        assert apps_loader.load_app(task).PREPARED_COLUMNS
+        assert apps[task].PREPARED_COLUMNS
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-le", "latin-1"])
