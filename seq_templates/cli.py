@@ -146,7 +146,7 @@ def _command_prepare(arguments):
     if hasattr(app, "prepare_data"):  # an app that writes its own prepared data (a series: whole windows)
         app.prepare_data(data_config, arguments.output, sample_rows=arguments.sample_rows,
                          max_heldout_rows=arguments.max_heldout_rows, shard_megabytes=arguments.shard_mb,
-                         source_bytes=size)
+                         source_bytes=size, source_rows=lines)
         print(f"Prepared: {arguments.output}; train with `seq-templates train {arguments.task} --data "
               f"{arguments.output}`")
         return 0

@@ -39,6 +39,9 @@ CHUNK_ROWS = 100_000  # rows of the source read at a time
 TAIL_STEPS = prepared.MAX_HELDOUT_ROWS  # the last steps kept whole: held-out blocks, history, baselines' fit
 SAMPLE_ROWS = prepared.SAMPLE_ROWS  # steps the normalization and the category lookup adapt on
 SHUFFLE_WINDOWS = 32_768  # training windows shuffled together (from about 8 records)
+SHUFFLE_RECORD_BYTES = 128 * 2 ** 20  # records shuffled together before their windows are cut
+RECORDS_SIDE_BY_SIDE = 16  # records whose windows are taken in turn
+MAX_HELD_ROWS = 1_000_000  # rows interpolation may wait on for a column's next value
 TAIL_FILE, SAMPLE_FILE = "tail.csv", "sample.csv"
 ATTRIBUTE = "prepared_series"  # the tail frame's ``attrs`` entry: {"path", "steps", "first_step"}
 KIND = "series"
@@ -52,6 +55,7 @@ class StreamedWindows:
 
     Attributes:
         shards: The TFRecord files.
+        records: How many records they hold.
         chunk_steps: Steps each record starts windows at.
         groups: ``windows.column_groups`` of the series.
         origins: The training windows' origins as ``(first, last, stride)``.
@@ -61,6 +65,7 @@ class StreamedWindows:
     """
 
     shards: list
+    records: int
     chunk_steps: int
     groups: dict
     origins: tuple
@@ -83,7 +88,7 @@ def is_prepared(path):
 
 
 def prepare(output, data_config, task, sample_rows=SAMPLE_ROWS, max_heldout_rows=TAIL_STEPS,
-            shard_megabytes=prepared.SHARD_MEGABYTES, source_bytes=None, chunk_steps=CHUNK_STEPS):
+            shard_megabytes=prepared.SHARD_MEGABYTES, source_bytes=None, source_rows=None, chunk_steps=CHUNK_STEPS):
     """Writes the series of ``data_config``'s files into the prepared folder ``output``; returns its manifest.
 
     Args:
@@ -99,6 +104,9 @@ def prepare(output, data_config, task, sample_rows=SAMPLE_ROWS, max_heldout_rows
         max_heldout_rows: The last steps kept whole in ``tail.csv``.
         shard_megabytes: Source megabytes per shard (the count is fixed from ``source_bytes``).
         source_bytes: The source's size in bytes.
+        source_rows: About how many rows ``data.path`` holds (its lines): each shard then takes the
+            records of one stretch of time, so that reading shards side by side mixes distant
+            times; None: each record goes to a shard at random.
         chunk_steps: Steps each record starts windows at (windows up to ``chunk_steps + 1`` steps).
 
     Raises:
@@ -115,7 +123,7 @@ def prepare(output, data_config, task, sample_rows=SAMPLE_ROWS, max_heldout_rows
     return prepared.write_folder(output, lambda folder: {
         **_write(folder, chunks, targets, covariates, data_config.frequency, data_config.missing_policy,
                  data_config.split_seed, sample_rows, max_heldout_rows, shard_megabytes, source_bytes,
-                 str(data_config.path), chunk_steps),
+                 source_rows, str(data_config.path), chunk_steps),
         "task": task, "source": {"data": dataclasses.asdict(data_config)}})
 
 
@@ -130,7 +138,7 @@ def source_settings(data_config):
 
 
 def _write(output, frames, target_columns, covariate_columns, frequency, policy, seed, sample_rows, tail_steps,
-           shard_megabytes, source_bytes, source_name, chunk_steps):
+           shard_megabytes, source_bytes, source_rows, source_name, chunk_steps):
     import tensorflow as tf
 
     num_shards = max(1, math.ceil((source_bytes or 0) / (shard_megabytes * 2 ** 20)))
@@ -145,7 +153,9 @@ def _write(output, frames, target_columns, covariate_columns, frequency, policy,
         buffer = pandas.concat(state["buffer"]) if len(state["buffer"]) > 1 else state["buffer"][0]
         while len(buffer) >= 2 * chunk_steps or (final and len(buffer)):
             record = _serialize(state["buffer_start"], buffer.iloc[:2 * chunk_steps], groups)
-            writers[chooser.randrange(num_shards)].write(record)
+            shard = (min(num_shards - 1, state["buffer_start"] * num_shards // source_rows) if source_rows
+                     else chooser.randrange(num_shards))  # a stretch of time each, or at random
+            writers[shard].write(record)
             state["records"] += 1
             if final and len(buffer) <= chunk_steps:
                 break
@@ -153,7 +163,8 @@ def _write(output, frames, target_columns, covariate_columns, frequency, policy,
         state["buffer"] = [buffer]
 
     def take(piece):  # filled rows in order: records, tail, sample
-        nonlocal tail, sample, sample_steps
+        nonlocal tail, sample, sample_steps, groups
+        groups = groups or windows.column_groups(piece, target_columns)  # (a first chunk's blank column: filled)
         steps = np.arange(state["steps"], state["steps"] + len(piece))
         state["steps"] += len(piece)
         state["buffer"].append(piece)
@@ -169,7 +180,6 @@ def _write(output, frames, target_columns, covariate_columns, frequency, policy,
             frame = windows.select_columns(raw, target_columns, covariate_columns, source_name)
             windows.check_finite(frame, source_name)
             if pieces is None:
-                groups = windows.column_groups(frame, target_columns)
                 pieces = _FilledPieces(windows.infer_frequency(frame.index, frequency, source_name), policy,
                                        source_name)
             for piece in pieces.add(frame):
@@ -197,6 +207,7 @@ def _write(output, frames, target_columns, covariate_columns, frequency, policy,
     return {"format": prepared.FORMAT, "version": prepared.VERSION, "kind": KIND, "seed": seed,
             "groups": groups, "frequency": pieces.frequency, "steps": state["steps"], "report": pieces.report,
             "chunk_steps": chunk_steps, "shards": shard_names, "records": state["records"],
+            "shard_order": "a stretch of time each" if source_rows else f"at random, seeded {seed}",
             "tail": {"file": TAIL_FILE, "steps": len(tail), "first_step": state["steps"] - len(tail)},
             "sample": {"file": SAMPLE_FILE, "rows": len(sampled), "how": f"reservoir sampling seeded {seed + 1}"}}
 
@@ -240,11 +251,18 @@ class _FilledPieces:
 
     def _fill(self, final):
         regular, added = self.held, self.held_added
-        if self.policy == "error" or final:
-            end = len(regular)
+        if self.policy == "error" or final or (self.policy == "ffill" and self.carry is not None):
+            end = len(regular)  # (ffill needs no later value once a filled row is before it)
         else:
             complete = (~regular.isna().any(axis=1)).to_numpy().nonzero()[0]
             end = int(complete[-1]) + 1 if len(complete) else 0
+        if len(regular) - end > MAX_HELD_ROWS:
+            row = regular.iloc[end]
+            name = next(name for name in regular.columns if pandas.isna(row[name]))
+            raise errors.SeqTemplatesError(
+                f"{self.source}: column '{name}' has no value for {len(regular) - end:,} rows from "
+                f"{regular.index[end]} on, which data.missing_policy={self.policy} would fill from the value after "
+                "them; fill the column, leave it out of data.covariate_columns, or set data.missing_policy=ffill.")
         if end == 0:
             return []
         piece, piece_added = regular.iloc[:end], added[:end]
@@ -303,12 +321,12 @@ def _write_text(path, text):
         handle.write(text)
 
 
-def _read_csv(path, index_column, times=False):
+def _read_csv(path, index_column, text_columns=(), times=False):
     import tensorflow as tf
 
-    with tf.io.gfile.GFile(path, "r") as handle:
+    with tf.io.gfile.GFile(path, "r") as handle:  # text columns as written ("01" stays "01")
         frame = pandas.read_csv(io.StringIO(handle.read()), index_col=index_column, keep_default_na=False,
-                                na_values=[""])
+                                na_values=[""], dtype={name: str for name in text_columns})
     if times:
         frame.index = pandas.DatetimeIndex(pandas.to_datetime(frame.index), name="time")
     return frame
@@ -331,7 +349,7 @@ def read(data_config, task):
     for setting, asked, kept in (("target_columns", data_config.target_columns, groups["targets"]),
                                  ("covariate_columns", data_config.covariate_columns,
                                   groups["covariates"] + groups["categories"])):
-        if asked and list(asked) != list(kept):
+        if asked and (list(asked) != list(kept) if setting == "target_columns" else set(asked) != set(kept)):
             raise errors.SeqTemplatesError(
                 f"data.{setting}={list(asked)} differs from the columns prepared in {path} ({kept}); remove the "
                 "setting, or prepare the source again with it.")
@@ -340,7 +358,7 @@ def read(data_config, task):
             raise errors.SeqTemplatesError(
                 f"data.{setting} cannot be added to the prepared series {path}: `seq-templates prepare` reads "
                 "every file of a series; prepare them together, or remove the setting.")
-    frame = _read_csv(prepared.join(path, manifest["tail"]["file"]), "time", times=True)
+    frame = _read_csv(prepared.join(path, manifest["tail"]["file"]), "time", groups["categories"], times=True)
     frame = frame[groups["targets"] + groups["covariates"] + groups["categories"]]
     for name in groups["categories"]:
         frame[name] = frame[name].astype(object)
@@ -376,24 +394,24 @@ def split_windows(frame, groups, bounds, input_width, horizon, strides=None, max
         return windows.split_windows(frame, groups, bounds, input_width, horizon, strides, max_origins, **options)
     where = frame.attrs[ATTRIBUTE]
     offset, train_stop = where["first_step"], bounds["train"][1]
-    needed = where["steps"] - train_stop + max(input_width + horizon, options.get("season_length") or 1)
+    needed = where["steps"] - train_stop + max(input_width + horizon, 2 * (options.get("season_length") or 1))
     if needed > len(frame):
         raise errors.SeqTemplatesError(
             f"{where['path']} keeps its last {len(frame):,} steps whole, fewer than the held-out blocks "
-            f"({where['steps'] - train_stop:,} steps) and a window or season before them need ({needed:,}); lower "
+            f"({where['steps'] - train_stop:,} steps) and a window or two seasons before them need ({needed:,}); lower "
             f"data.test_size and data.validation_size, or prepare the source again with --max-heldout-rows {needed}.")
     local = {name: (max(start - offset, 0), stop - offset) for name, (start, stop) in bounds.items()}
     splits = windows.split_windows(frame, groups, local, input_width, horizon, strides,
                                    {**max_origins, "train": 1}, **options)
     manifest = json.loads(_read_text(prepared.join(where["path"], prepared.MANIFEST)))  # read checked it
-    sample = _read_csv(prepared.join(where["path"], manifest["sample"]["file"]), "step")
+    sample = _read_csv(prepared.join(where["path"], manifest["sample"]["file"]), "step", groups["categories"])
     block = sample.loc[sample.index < train_stop, list(frame.columns)]
     for name in groups["categories"]:
         block[name] = block[name].astype(object)
     origins = windows.window_origins(0, train_stop, input_width, horizon, strides.get("train") or 1, 0,
                                      max_origins.get("train"))
     splits["train"] = StreamedWindows(
-        shards=[prepared.join(where["path"], name) for name in manifest["shards"]],
+        shards=[prepared.join(where["path"], name) for name in manifest["shards"]], records=manifest["records"],
         chunk_steps=manifest["chunk_steps"], groups=groups,
         origins=(int(origins[0]), int(origins[-1]), strides.get("train") or 1), input_width=input_width,
         horizon=horizon, block=block, train_size=train_stop, frequency=splits["validation"].frequency,
@@ -415,8 +433,9 @@ def _read_text(path):
 def window_dataset(split, transform, batch_size, shuffle=False, seed=None):
     """A :class:`StreamedWindows`' windows as batches: ``transform(raw inputs, future)`` on each record's.
 
-    Records are read from the shards in a seeded order (reshuffled each pass when ``shuffle``) and
-    their windows shuffled :data:`SHUFFLE_WINDOWS` at a time; never the whole block in memory.
+    Records are read from the shards in a seeded order (reshuffled each pass when ``shuffle``, with
+    the records, the windows of :data:`RECORDS_SIDE_BY_SIDE` records taken in turn, and the windows
+    :data:`SHUFFLE_WINDOWS` at a time); never the whole block in memory.
     """
     import tensorflow as tf
 
@@ -448,7 +467,16 @@ def window_dataset(split, transform, batch_size, shuffle=False, seed=None):
         files = files.shuffle(len(split.shards), seed=seed, reshuffle_each_iteration=True)
     records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(split.shards), 16),
                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = records.map(record_windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    if shuffle:
-        dataset = dataset.shuffle(SHUFFLE_WINDOWS, seed=seed, reshuffle_each_iteration=True)
+    if not shuffle:
+        return records.map(record_windows, num_parallel_calls=tf.data.AUTOTUNE).unbatch().batch(
+            batch_size).prefetch(tf.data.AUTOTUNE)
+    # Shuffled: records of distant times (the shards, stretches of time, read side by side) are
+    # shuffled, then the windows of 16 records taken in turn, then shuffled again.
+    record_bytes = 2 * split.chunk_steps * (4 * num_numbers + 16 * len(groups["categories"]))
+    records = records.shuffle(max(1, min(split.records, SHUFFLE_RECORD_BYTES // record_bytes)), seed=seed,
+                              reshuffle_each_iteration=True)
+    dataset = records.interleave(lambda serialized: tf.data.Dataset.from_tensor_slices(record_windows(serialized)),
+                                 cycle_length=RECORDS_SIDE_BY_SIDE, block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                                 deterministic=True)
+    dataset = dataset.shuffle(SHUFFLE_WINDOWS, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

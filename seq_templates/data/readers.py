@@ -922,11 +922,12 @@ def read_timeseries(path, time_column=None, time_columns=None, value_columns=Non
 
 
 def _timeseries_from_table(frame, where, path, time_column, time_columns, value_columns, missing_values,
-                           time_format, setting_prefix, year_offset, numeric_columns=None):
+                           time_format, setting_prefix, year_offset, decided=None, guessed_format=None):
     """:func:`read_timeseries` from the file's table of strings (``where`` names its rows).
 
-    ``numeric_columns``: the value columns that must hold numbers (a later chunk of a streamed
-    file, whose first chunk decided); None decides from the values.
+    For a chunk of a streamed file: ``decided`` maps the value columns an earlier chunk decided
+    to whether they hold numbers (None: the values decide; a column with no value yet is numbers);
+    ``guessed_format`` is the time format the first chunk's first time was read with.
     """
     available = ", ".join(repr(name) for name in frame.columns)
     if (time_column is None) == (time_columns is None):
@@ -968,13 +969,13 @@ def _timeseries_from_table(frame, where, path, time_column, time_columns, value_
     if frame.empty:
         raise errors.SeqTemplatesError(f"{path}: no rows found; the file has only a header.")
     times, describe = _parse_times(frame, time_names, single, time_format, where, setting_prefix,
-                                   _checked_year_offset(year_offset, time_format, setting_prefix))
+                                   _checked_year_offset(year_offset, time_format, setting_prefix), guessed_format)
     _check_time_order(times, describe, where, time_names)
     missing_markers = {""} | {str(marker).strip() for marker in (missing_values or [])}
     result = pandas.DataFrame(index=pandas.DatetimeIndex(times, name="time"))
     for name in value_names:
         result[name] = _convert_column(frame[name], name, missing_markers, where, setting_prefix,
-                                       None if numeric_columns is None else name in numeric_columns)
+                                       None if decided is None else decided.get(name, "undecided"))
     return result
 
 
@@ -1061,17 +1062,37 @@ def stream_timeseries(path, time_column=None, time_columns=None, value_columns=N
             f"{path}: time series are read from {', '.join(TIMESERIES_FORMATS)} files, not "
             f"{file_format}; set {setting_prefix}format to one of those.")
     options = (time_column, time_columns, value_columns, missing_values, time_format, setting_prefix, year_offset)
-    numeric, previous = None, None  # the numeric columns; the last row read (its table row, its label)
+    decided, previous, guessed = {}, None, None  # numbers or not, by column; the last row read; the time format
     for table, labels, carried in _table_chunks(path, file_format, delimiter, encoding, setting_prefix, chunk_rows):
         if previous is not None and not carried:  # the last row again: time order is checked across chunks
             table, labels = pandas.concat([previous[0], table], ignore_index=True), [previous[1], *labels]
             carried = True
-        frame = _timeseries_from_table(table, _RowLocator(path, labels), path, *options, numeric_columns=numeric)
-        numeric = numeric if numeric is not None else {name for name in frame.columns if frame[name].dtype.kind == "f"}
+        if previous is None and time_format is None and year_offset is None:  # as pandas reads a whole file
+            guessed = _guessed_time_format(table, time_column, time_columns)
+        frame = _timeseries_from_table(table, _RowLocator(path, labels), path, *options, decided=decided,
+                                       guessed_format=guessed)
+        for name in frame.columns:  # a column decides with its first chunk that has a value
+            if name not in decided and frame[name].notna().any():
+                decided[name] = frame[name].dtype.kind == "f"
         previous = (table.iloc[-1:], labels[-1])
         yield frame.iloc[1:] if carried else frame
     if previous is None:
         raise errors.SeqTemplatesError(f"{path}: no rows found; the file has only a header.")
+
+
+def _guessed_time_format(table, time_column, time_columns):
+    """The format pandas would read a whole file's times with: guessed from the first time (None: unit
+    columns, a first time it cannot guess, or times that are not text)."""
+    from pandas.tseries.api import guess_datetime_format
+
+    names = [str(time_column)] if time_column is not None else [str(name) for name in time_columns or []]
+    units = [name.lower() for name in names]
+    if (len(names) > 1 and "year" in units and all(unit in TIME_UNITS for unit in units)) or not len(table) or any(
+            name not in table.columns or not isinstance(table[name].iloc[0], str) for name in names):
+        return None
+    with warnings.catch_warnings():  # (pandas' note on day-first formats)
+        warnings.simplefilter("ignore", UserWarning)
+        return guess_datetime_format(" ".join(str(_strip(table[name].iloc[0])) for name in names))
 
 
 def _table_chunks(path, file_format, delimiter, encoding, setting_prefix, chunk_rows):
@@ -1160,7 +1181,8 @@ def _checked_year_offset(year_offset, time_format, setting_prefix):
     return year_offset
 
 
-def _parse_times(frame, time_names, single, time_format, where, setting_prefix, year_offset=None):
+def _parse_times(frame, time_names, single, time_format, where, setting_prefix, year_offset=None,
+                 guessed_format=None):
     """Returns ``(times, describe)``: a ``DatetimeIndex`` and ``describe(row)``, the time as written.
 
     With ``year_offset``, the year a time starts with (or the ``year`` unit column)
@@ -1197,7 +1219,7 @@ def _parse_times(frame, time_names, single, time_format, where, setting_prefix, 
             _refuse_times_without_a_year(frame, values, time_names, where, setting_prefix)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            times = pandas.to_datetime(values, format=time_format, errors="coerce")
+            times = pandas.to_datetime(values, format=time_format or guessed_format, errors="coerce")
     bad = times.isna().to_numpy().nonzero()[0]
     if len(bad):
         row = int(bad[0])
@@ -1275,13 +1297,15 @@ def _convert_column(column, name, missing_markers, where, setting_prefix, numeri
     """Returns a float column, or the strings of a non-numeric (categorical) one (``numeric``: it
     must be numbers (True) or is text (False); None decides: numbers where most values are)."""
     if numeric is not False and pandas.api.types.is_numeric_dtype(column) and not pandas.api.types.is_bool_dtype(
-            column):
+            column):  # (Parquet's numbers)
         return column.astype("float64").to_numpy()
     text = pandas.Series(_stripped(column), dtype=object)
     missing = text.isna().to_numpy() | text.isin(missing_markers).to_numpy()
     numbers = pandas.to_numeric(text.where(~missing, None), errors="coerce")
     unparsed = numbers.isna().to_numpy() & ~missing
     present = int((~missing).sum())
+    if numeric == "undecided":  # a chunk of a streamed file: its values decide; none yet, numbers
+        numeric = None if present else True
     if numeric or (numeric is None and present and unparsed.sum() * 2 < present):
         if unparsed.any():
             row = int(unparsed.nonzero()[0][0])

@@ -15,7 +15,6 @@ import pytest
 from seq_templates import apps_loader
 from seq_templates.data import prepared_series
 from seq_templates.data import readers
-from seq_templates.preprocessing import windows
 
 
 def write_series(path, steps=1500, gaps=(), missing=(), seed=0, line_end="\r\n", bom=True):
@@ -71,8 +70,8 @@ def test_streamed_errors_name_the_line_the_whole_reader_names(tmp_path, chunk_ro
 
 def data_config(path, **settings):
     app = apps_loader.load_app("forecasting")
-    return dataclasses.replace(app.DataConfig(), path=str(path), dataset=None, time_column="time",
-                               covariate_columns=["temp", "day"], **settings)
+    settings = {"covariate_columns": ["temp", "day"], **settings}
+    return dataclasses.replace(app.DataConfig(), path=str(path), dataset=None, time_column="time", **settings)
 
 
 def records(folder):
@@ -203,6 +202,8 @@ def test_prepared_settings_that_cannot_apply_are_refused(tmp_path, cli_in_proces
                             "data.time_column=time", "--set", "data.covariate_columns=[temp,day]",
                             "--max-heldout-rows", "100")
     assert result.returncode == 0, result.stderr
+    app = apps_loader.load_app("forecasting")  # the covariates in another order are the same columns
+    assert app.read_series(data_config(folder, covariate_columns=["day", "temp"]))[0].columns[0] == "load"
     for setting, expected in (("data.target_columns=[temp]", "differs from the columns prepared"),
                               (f"data.test_path={path}", "cannot be added to the prepared series"),
                               ("data.test_size=80", "--max-heldout-rows")):
@@ -237,3 +238,73 @@ def test_prepare_train_predict_through_the_cli(tmp_path, cli_in_process):
     assert result.returncode == 0, result.stderr
     forecast = json.loads(result.stdout.strip().splitlines()[-1])["forecast"]
     assert len(forecast) == metrics["horizon"] and forecast[0]["time"] == "2021-03-25 08:00:00"
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 8, 9, 1000])
+def test_streamed_chunks_read_day_first_dates_and_late_numbers_as_the_whole_file(tmp_path, chunk_rows):
+    times = pandas.date_range("2000-07-30", periods=60, freq="D")
+    rows = [f"{time:%d/%m/%Y},{'' if index < 20 else index * 1.5},{index}" for index, time in enumerate(times)]
+    path = tmp_path / "daily.csv"
+    path.write_text("day,rain,load\n" + "\n".join(rows) + "\n")  # 07/08/2000 alone would read as July 8
+    whole = readers.read_timeseries(path, time_column="day")
+    streamed = pandas.concat(readers.stream_timeseries(path, time_column="day", chunk_rows=chunk_rows))
+    pandas.testing.assert_frame_equal(streamed, whole)
+    assert streamed.index[8] == pandas.Timestamp("2000-08-07") and streamed["rain"].dtype.kind == "f"
+
+
+def test_category_codes_that_look_like_numbers_stay_text(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepared_series, "CHUNK_ROWS", 50)
+    path = write_series(tmp_path / "series.csv", steps=400)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    codes = [f"{line.rsplit(',', 1)[0]},{'AB'[index % 2] if index < 250 else f'0{index % 3}'}"  # text, then codes
+             for index, line in enumerate(lines[1:])]
+    path.write_text("\n".join(lines[:1] + codes) + "\n")
+    settings = {"input_width": 24, "horizon": 12, "test_size": 24, "validation_size": 24}
+    app = apps_loader.load_app("forecasting")
+    in_memory = app.load_raw_data(data_config(path, **settings))
+    folder = tmp_path / "prepared"
+    prepared_series.prepare(folder, data_config(path, **settings), "forecasting", max_heldout_rows=150, chunk_steps=64)
+    streamed = app.load_raw_data(data_config(folder, **settings))
+    assert set(in_memory["test"].inputs["categories"].ravel()) == {"00", "01", "02"}  # the tail holds only codes
+    np.testing.assert_array_equal(streamed["test"].inputs["categories"], in_memory["test"].inputs["categories"])
+    assert set(streamed["train"].block["day"]) == {"A", "B", "00", "01", "02"}
+
+
+def test_shuffled_batches_mix_distant_times_and_shards_hold_stretches_of_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepared_series, "SHUFFLE_WINDOWS", 128)  # only the record shuffle can mix
+    path = tmp_path / "ramp.csv"
+    times = pandas.date_range("2020-01-01", periods=3000, freq="h")
+    path.write_text("time,load\n" + "".join(f"{time:%Y-%m-%d %H:%M},{index}\n" for index, time in enumerate(times)))
+    config = dataclasses.replace(data_config(path), covariate_columns=[], input_width=8, horizon=4,
+                                 test_size=40, validation_size=40)
+    folder = tmp_path / "prepared"
+    prepared_series.prepare(folder, config, "forecasting", chunk_steps=64, source_rows=3001, shard_megabytes=0.01,
+                            source_bytes=path.stat().st_size)
+    manifest, _, _, _ = records(folder)
+    import tensorflow as tf
+
+    for index, shard in enumerate(manifest["shards"]):  # each shard: one stretch of time
+        starts = [int(tf.io.parse_single_example(record, {"start": tf.io.FixedLenFeature([], tf.int64)})["start"])
+                  for record in tf.data.TFRecordDataset(str(folder / shard))]
+        assert starts and all(index * 3000 // len(manifest["shards"]) <= start + 64 for start in starts)
+        assert all(start < (index + 1) * 3001 // len(manifest["shards"]) for start in starts)
+    app = apps_loader.load_app("forecasting")
+    train = app.load_raw_data(dataclasses.replace(config, path=str(folder)))["train"]
+    from seq_templates.layers import forecasting as forecasting_layers
+
+    batch = next(iter(forecasting_layers.window_dataset(train, lambda raw, future: (raw, future), 64, True, 5)))
+    positions = batch[1].numpy()[:, 0, 0]  # each window's first future value is its origin
+    assert positions.max() - positions.min() > 1000, positions
+
+
+def test_interpolation_waits_a_bounded_number_of_rows_for_a_value(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepared_series, "CHUNK_ROWS", 20)
+    monkeypatch.setattr(prepared_series, "MAX_HELD_ROWS", 50)
+    path = write_series(tmp_path / "series.csv", steps=400, missing=[(row, "temp") for row in range(100, 200)])
+    folder = tmp_path / "prepared"
+    with pytest.raises(Exception, match="column 'temp' has no value for .* rows from 2021-01-05 04:00:00 on"):
+        prepared_series.prepare(folder, data_config(path, missing_policy="interpolate"), "forecasting")
+    assert not folder.exists()
+    prepared_series.prepare(folder, data_config(path, missing_policy="ffill"), "forecasting")  # needs no later value
+    _, numbers, _, _ = records(folder)
+    assert (numbers[100:200, 1] == numbers[99, 1]).all()
