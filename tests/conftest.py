@@ -135,22 +135,36 @@ def trained_app_runs(tmp_path_factory):
 
     Returns a function ``train(name) -> (app module, run directory)``, named as in
     ``tests/apps/test_app_contract.py``'s ``APPS``, trained with its ``QUICK`` overrides. The run
-    directory is shared by every test that asks for it: copy what you change.
+    directory is shared by every test that asks for it, in every pytest-xdist worker of the session
+    (the first worker to ask trains it, under a file lock; the others wait and reuse it): copy what
+    you change.
     """
+    import fcntl
+    import shutil
+
     from seq_templates import apps_loader
     from tests.apps import test_app_contract
 
     runs = {}
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "trained_app_runs"
+    shared.mkdir(exist_ok=True)
 
     def train(name):
         if name not in test_app_contract.QUICK:
             pytest.skip(f"{name} has no quick settings in tests/apps/test_app_contract.py QUICK yet")
         if name not in runs:
             app = apps_loader.load_app(str(test_app_contract.APPS[name]))
-            output_dir = tmp_path_factory.mktemp(name) / "run"
-            overrides = sum((["--set", item] for item in test_app_contract.QUICK[name]["overrides"]), [])
-            assert app.main(["--output-dir", str(output_dir), *overrides]) == 0
-            runs[name] = (app, output_dir)
+            folder = shared / name
+            with open(shared / f"{name}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                if not (folder / "trained").exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    folder.mkdir()
+                    overrides = sum((["--set", item] for item in test_app_contract.QUICK[name]["overrides"]), [])
+                    assert app.main(["--output-dir", str(folder / "run"), *overrides]) == 0
+                    (folder / "trained").write_text("")
+            runs[name] = (app, folder / "run")
         return runs[name]
 
     return train
