@@ -13,9 +13,10 @@ One function per part of the issue's measurements, each returning a dict of figu
   ``os.wait4``), with the output's line count checked;
 - (d) :func:`beam_part`: ``python -m seq_templates.beam`` (RunInference) on the DirectRunner on the
   same file, the same figures, when apache-beam is installed (else the reason it was skipped);
-- (e) :func:`other_templates_part`: ner, translation and text_generation through ``prepare`` and
-  ``train`` on generated files of ``--other-gb`` GB each (CoNLL, source<TAB>target, plain text):
-  seconds and peak RSS of each step, training samples/s and the test headline.
+- (e) :func:`other_templates_part`: ner, translation, text_generation and forecasting through ``prepare``
+  and ``train`` on generated files of ``--other-gb`` GB each (CoNLL, source<TAB>target, plain text, an
+  hourly CSV): seconds and peak RSS of each step, training samples/s and the test headline; for
+  forecasting also samples/s streamed beside in memory on a series that fits (:func:`forecasting_fits_part`).
 
 Usage:
     flock /tmp/seq_cpu.lock python benchmarks/scaling.py [--parts b c d] [--run RUN] [--sentences 1000000]
@@ -226,10 +227,19 @@ OTHER_OVERRIDES = {  # fixed small settings, auto settings off: the figures are 
     "translation": ["model.units=32", "model.embedding_dim=32", "model.attention_units=32", "data.level=word",
                     "train.batch_size=64"],
     "text_generation": ["model.units=64", "data.sequence_length=64", "train.batch_size=64"],
+    "forecasting": ["model.units=32", "data.input_width=48", "data.horizon=24", "data.season_length=144",
+                    "data.test_size=240", "data.validation_size=240", "train.batch_size=64",
+                    "data.ets=false"],  # (Holt-Winters with a 144-step season fits for many minutes)
 }
-HEADLINES = {"ner": ("entity F1", lambda metrics: metrics["model"]["micro"]["f1"]),
-             "translation": ("BLEU", lambda metrics: metrics["model"]["bleu"]),
-             "text_generation": ("loss (nats/char)", lambda metrics: metrics["model"]["loss"])}
+PREPARE_SETTINGS = {  # how prepare reads each file; the held-out fractions are carved (a series: steps, at train)
+    "forecasting": ["data.time_column=time", "data.covariate_columns=[temperature]"],
+}
+HEADLINES = {"ner": ("entity F1", lambda metrics: f"{metrics['model']['micro']['f1']:.4g}"),
+             "translation": ("BLEU", lambda metrics: f"{metrics['model']['bleu']:.4g}"),
+             "text_generation": ("loss (nats/char)", lambda metrics: f"{metrics['model']['loss']:.4g}"),
+             "forecasting": ("MAE", lambda metrics: f"{metrics['model']['mae']:.4g} (seasonal naive "
+                                                    f"{metrics['baselines']['seasonal_naive']['mae']:.4g})")}
+FITS_STEPS = 200_000  # (e) forecasting: the series that fits, trained in memory and prepared
 
 
 def write_generated(path, task, gigabytes, seed=0, pool=20_000):
@@ -238,6 +248,8 @@ def write_generated(path, task, gigabytes, seed=0, pool=20_000):
     from seq_templates.data import synthetic
 
     generator = random.Random(seed)
+    if task == "forecasting":
+        return write_series(path, gigabytes=gigabytes, seed=seed)
     if task == "ner":
         sentences = [synthetic.ner_sentence(generator) for _ in range(pool)]
         examples = ["".join(f"{token} {tag}\n" for token, tag in zip(*sentence)) + "\n" for sentence in sentences]
@@ -255,10 +267,57 @@ def write_generated(path, task, gigabytes, seed=0, pool=20_000):
     return written
 
 
+def write_series(path, gigabytes=None, steps=None, seed=0, block=1_000_000):
+    """A CSV ``time,load,temperature`` every 10 minutes (1990 on: 0.25 GB reaches the 2150s, within pandas'
+    dates) of ``gigabytes`` GB (or ``steps`` rows): a daily and a weekly season, a slow trend, a
+    temperature covariate that moves the load, noise; returns its rows."""
+    import numpy as np
+    import pandas
+
+    generator, written, size = np.random.default_rng(seed), 0, 0
+    limit = int(gigabytes * 2 ** 30) if gigabytes else None
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("time,load,temperature\n")
+        while (limit and size < limit) or (steps and written < steps):
+            count = block if not steps else min(block, steps - written)
+            days = np.arange(written, written + count) / 144  # 144 steps a day
+            temperature = 12 + 8 * np.sin(2 * np.pi * (days - 0.375)) + generator.normal(0, 2, count)
+            load = (100 + 20 * np.sin(2 * np.pi * days) + 10 * (days % 7 < 5) + days * 1e-3
+                    + 0.8 * temperature + generator.normal(0, 3, count))
+            times = pandas.Timestamp("1990-01-01") + pandas.to_timedelta(np.arange(written, written + count) * 10,
+                                                                         unit="min")
+            text = pandas.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M"), "load": load.round(2),
+                                     "temperature": temperature.round(1)}).to_csv(index=False, header=False)
+            handle.write(text)
+            size += len(text)
+            written += count
+    return written
+
+
+def forecasting_fits_part(work_dir, overrides):
+    """(e) forecasting on a series that fits: samples/s in memory and streamed from its prepared folder."""
+    source = work_dir / "series-fits.csv"
+    write_series(source, steps=FITS_STEPS, seed=1)
+    folder = work_dir / "series-fits-prepared"
+    measure([sys.executable, "-m", "seq_templates.cli", "prepare", "forecasting", "--data", str(source), "--output",
+             str(folder), *sum((["--set", item] for item in PREPARE_SETTINGS["forecasting"]), [])])
+    rates = {}
+    for name, data, settings in (("in_memory", source, PREPARE_SETTINGS["forecasting"]), ("prepared", folder, [])):
+        settings = [*settings, *overrides, "train.epochs=3", "train.max_minutes=30", "train.early_stopping_patience=0"]
+        finished = subprocess.run([sys.executable, "-m", "seq_templates.cli", "train", "forecasting", "--data",
+                                   str(data), "--output-dir", str(work_dir / f"series-fits-run-{name}"),
+                                   *sum((["--set", item] for item in settings), [])],
+                                  cwd=REPOSITORY, env=ENVIRONMENT, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"training on {data} exited {finished.returncode}: {finished.stderr[-2000:]}")
+        rates[name] = epoch_samples_per_second(finished.stdout, 64)
+    return {"steps": FITS_STEPS, "samples_per_second": rates, "ratio": round(rates["prepared"] / rates["in_memory"], 2)}
+
+
 def other_templates_part(arguments, work_dir):
     """(e) ``prepare`` then ``train`` (one epoch cut by ``--prepared-minutes``) for each of ``--other-tasks``."""
     results = {}
-    extensions = {"ner": "conll", "translation": "tsv", "text_generation": "txt"}
+    extensions = {"ner": "conll", "translation": "tsv", "text_generation": "txt", "forecasting": "csv"}
     for task in arguments.other_tasks:
         source = work_dir / f"{task}.{extensions[task]}"
         started = time.perf_counter()
@@ -268,10 +327,12 @@ def other_templates_part(arguments, work_dir):
         folder = work_dir / f"{task}-prepared"
         seconds, peak, _ = measure([sys.executable, "-m", "seq_templates.cli", "prepare", task, "--data", str(source),
                                     "--output", str(folder), "--set", "data.validation_fraction=0.05",
-                                    "--set", "data.test_fraction=0.05"])
+                                    "--set", "data.test_fraction=0.05",
+                                    *sum((["--set", item] for item in PREPARE_SETTINGS.get(task, [])), [])])
         manifest = json.loads((folder / "prepared.json").read_text())
-        result["prepare"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak),
-                             "rows": {name: split["rows"] for name, split in manifest["splits"].items()}}
+        result["prepare"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak), "rows": (
+            {"steps": manifest["steps"], "records": manifest["records"], "shards": len(manifest["shards"])}
+            if task == "forecasting" else {name: split["rows"] for name, split in manifest["splits"].items()})}
         source.unlink()
         run = work_dir / f"{task}-run"
         overrides = ["train.auto_settings=false", "train.epochs=1", f"train.max_minutes={arguments.prepared_minutes}",
@@ -285,10 +346,15 @@ def other_templates_part(arguments, work_dir):
         metrics = json.loads((run / "metrics.json").read_text())
         result["train"] = {"seconds": round(seconds, 1), "peak_rss_mb": round(peak), "settings": " ".join(overrides),
                            "samples_per_second": epoch_samples_per_second(output, 64, skip_first=False),
-                           "test": f"{name} {headline(metrics):.4g}"}
+                           "test": f"{name} {headline(metrics)}"}
         import shutil
         shutil.rmtree(folder)
         shutil.rmtree(run)
+        if task == "forecasting":
+            print(json.dumps({"e": {task: result}}), flush=True)
+            result["fits_in_memory"] = forecasting_fits_part(work_dir, OTHER_OVERRIDES[task] + [
+                "train.auto_settings=false", "train.tensorboard=false", "train.verbose=2",
+                "train.backup_every_steps=0"])
         results[task] = result
         print(json.dumps({"e": {task: result}}), flush=True)
     return results
@@ -466,7 +532,7 @@ def main(argv=None):
     parser.add_argument("--fit-rows", type=int, default=100_000, help="(a) rows of the file that fits in memory")
     parser.add_argument("--other-gb", type=float, default=2.0, help="(e) each generated file's size in GB")
     parser.add_argument("--other-tasks", nargs="+", default=["ner", "translation", "text_generation"],
-                        choices=["ner", "translation", "text_generation"], help="(e) the templates")
+                        choices=["ner", "translation", "text_generation", "forecasting"], help="(e) the templates")
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="scaling-benchmark-") as folder:
         work_dir = pathlib.Path(folder)

@@ -95,7 +95,9 @@ def examples(split, seed=None):
     import tensorflow as tf
 
     if not isinstance(split, PreparedSplit):
-        return tuple(_ragged(column) if column and isinstance(column[0], (list, tuple))
+        from seq_templates.preprocessing import text
+
+        return tuple(text.ragged_strings(column) if column and isinstance(column[0], (list, tuple))
                      else tf.constant(column, dtype=tf.string) for column in split)
     names = split.column_names
     files = tf.data.Dataset.from_tensor_slices(split.shards).shuffle(len(split.shards), seed=seed,
@@ -106,14 +108,6 @@ def examples(split, seed=None):
     return records.batch(1024).map(
         lambda batch: tuple(tf.io.parse_example(batch, features)[name] for name in names),
         num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-
-
-def _ragged(lists):
-    """Lists of strings as a ragged ``(rows, None)`` string tensor, from one flat constant (fast)."""
-    import tensorflow as tf
-
-    flat = tf.constant([item for items in lists for item in items], tf.string)
-    return tf.RaggedTensor.from_row_lengths(flat, [len(items) for items in lists])
 
 
 def load(path, task):

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from seq_templates.layers import crf
 from seq_templates.preprocessing import tag_schemes
+from seq_templates.preprocessing import text
 
 NO_ENTITY = "O"
 
@@ -110,12 +111,9 @@ def entity_confusion(reference_tags, predicted_tags):
 
 
 def ragged_sentences(lists):
-    """Lists of tokens (or tags), one per sentence, as a ragged ``(sentences, None)`` string tensor.
-
-    Built from one flat constant: ``tf.ragged.constant`` takes minutes on a large split.
-    """
-    flat = tf.constant([item for items in lists for item in items], tf.string)
-    return tf.RaggedTensor.from_row_lengths(flat, [len(items) for items in lists])
+    """Lists of tokens (or tags), one per sentence, as a ragged ``(sentences, None)`` string tensor
+    (``text.ragged_strings``)."""
+    return text.ragged_strings(lists)
 
 
 def padded_tokens(token_lists):
